@@ -1,0 +1,1 @@
+"""What users write: workflows, nodes, policies and the render context. No I/O here."""

@@ -1,0 +1,1 @@
+"""The run loop: render → plan → schedule → execute → persist. Read ``loop.py`` first."""

@@ -1,0 +1,418 @@
+"""The run loop. Read this file first.
+
+    render(ctx) ─> plan ─> schedule ─> execute ─> persist ─┐
+       ^                                                   │
+       └───── re-render when an output the render read changed
+
+One asyncio task drives everything: it renders, starts every ready task at once (no waves),
+waits for the first completion, timeout or wake-up, persists what happened, and repeats.
+Static tasks complete inline; compute and agent attempts run as asyncio tasks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import signal
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel
+
+from ..authoring.context import Ctx, TaskContext
+from ..authoring.workflow import Workflow
+from ..errors import (
+    ErrorCode, HeartbeatTimeoutError, InvalidOutputError, LeaseLostError, RenderError, RunError, TaskTimeoutError,
+)
+from ..storage.lease import Owner, release_run, renew_lease
+from ..storage.store import Store, now_ms
+from .execute import run_agent, run_compute, run_static
+from .persist import Persister, error_info
+from .plan import Plan
+from .render import Rendered, render
+from .schedule import take_startable
+from .state import RunState
+from .tree import TaskDescriptor
+
+MAINTENANCE_EVERY = 0.25  # seconds: lease heartbeat, cancel polling, task heartbeat flush
+YIELD_EVERY = 0.02  # seconds of inline (static) work before letting other coroutines run
+EXIT_SIGNALS = {signal.SIGINT: "SIGINT", signal.SIGTERM: "SIGTERM"}
+
+
+@dataclass(eq=False)
+class Running:
+    desc: TaskDescriptor
+    attempt: int
+    tc: TaskContext
+    task: asyncio.Task[Any]
+    deadline: float | None
+    failed_as: BaseException | None = None  # set when the loop cancels it for a timeout
+    beats_flushed: int = 0
+    info: dict[str, Any] | None = None
+
+
+class RunLoop:
+    def __init__(
+        self, *, store: Store, run_id: str, workflow: Workflow, input_value: Any, owner: Owner, state: RunState,
+        max_concurrency: int, cwd: str, handle_signals: bool = False,
+    ) -> None:
+        self.store = store
+        self.run_id = run_id
+        self.workflow = workflow
+        self.input_value = input_value
+        self.owner = owner
+        self.state = state
+        self.persist = Persister(store, run_id, owner.id, state)
+        self.max_concurrency = max_concurrency
+        self.cwd = cwd
+        self.handle_signals = handle_signals
+        self.running: dict[tuple[str, int], Running] = {}
+        self.plan: Plan | None = None
+        self.rendered: Rendered | None = None
+        self.needs_render = True
+        self.changed_since_render = False
+        self.failure: dict[str, Any] | None = None
+        self.cancel_reason: str | None = None
+        self.exit_signal: int | None = None
+        self.wake = asyncio.Event()
+        self.next_maintenance = 0.0
+        self.rng = random.Random()
+
+    # -- the loop ------------------------------------------------------------------------
+
+    async def run(self) -> str:
+        """Drive the run until it finishes, fails or is cancelled. Returns the final status."""
+        loop = asyncio.get_running_loop()
+        if self.handle_signals:
+            for sig, name in EXIT_SIGNALS.items():
+                loop.add_signal_handler(sig, self._on_signal, sig, name)
+        try:
+            return await self._drive()
+        except LeaseLostError:
+            self._abandon_running()
+            return "lease-lost"
+        finally:
+            if self.handle_signals:
+                for sig in EXIT_SIGNALS:
+                    loop.remove_signal_handler(sig)
+            release_run(self.store, self.run_id, self.owner)
+
+    async def _drive(self) -> str:
+        while True:
+            self._maintenance()
+            if self.cancel_reason is not None:
+                return await self._cancel(self.cancel_reason)
+            if self.needs_render and self.failure is None:
+                self._render()                                          # ① render + ② plan
+            if self._advance_loops():
+                continue
+            started = await self._start_ready() if self.failure is None else None  # ③ schedule + ④ execute
+            if self.needs_render:
+                continue
+            if not self.running:
+                outcome = self._settle(started)
+                if outcome is not None:
+                    return outcome
+                if self.needs_render:
+                    continue
+            await self._wait(started)                                   # ⑤ persist what finished
+
+    def _settle(self, wake_at_ms: int | None) -> str | None:
+        """Nothing is running: decide whether the run failed, finished, or waits for a retry."""
+        assert self.plan is not None
+        if self.failure is not None or self.plan.blocked_failures:
+            error = self.failure or self._blocked_error()
+            self.persist.run_status("failed", "RunFailed", error=error, finished=True)
+            return "failed"
+        if self.plan.finished:
+            if self.changed_since_render:  # confirm with one fresh render that nothing new mounts
+                self.needs_render = True
+                return None
+            self.persist.run_status("finished", "RunFinished", finished=True)
+            return "finished"
+        if wake_at_ms is None and not self.plan.ready and not self.plan.ready_loops:
+            error = {"type": "Stalled", "code": "TASK_FAILED", "message": "nothing can run and nothing is running; the plan is stuck"}
+            self.persist.run_status("failed", "RunFailed", error=error, finished=True)
+            return "failed"
+        return None
+
+    # -- ① render, ② plan ----------------------------------------------------------------
+
+    def _render(self) -> None:
+        for _ in range(3):
+            self.state.unresolved.clear()
+            ctx = Ctx(input=self.input_value, run_id=self.run_id, reader=self.state)
+            rendered = render(self.workflow, ctx, self.state.loop_state)
+            new_models = {t: m for t, m in rendered.models.items() if self.state.models.get(t) is not m}
+            self.state.models.update(rendered.models)
+            if not self.state.unresolved or not new_models:
+                break
+        if self.state.unresolved:
+            raise RenderError(
+                f"cannot read the output of {', '.join(sorted(self.state.unresolved))}: its model is not known to this workflow",
+                hint="define or import the output model in the workflow file",
+            )
+        self.persist.commit_render(rendered.root, rendered.tasks)
+        by_key = {d.key: d for d in rendered.tasks}
+        for running in self.running.values():  # running tasks keep their slot in the new plan's groups
+            fresh = by_key.get(running.desc.key)
+            if fresh is not None:
+                running.desc = fresh
+                for group in fresh.groups:
+                    group.in_flight += 1
+        self.rendered = rendered
+        self.plan = Plan(rendered.root, self.state.status_of)
+        self.needs_render = False
+        self.changed_since_render = False
+
+    def _advance_loops(self) -> bool:
+        """Loops whose pass finished (or whose ``until`` holds) move on. Returns whether one did."""
+        assert self.plan is not None
+        advanced = False
+        while self.plan.ready_loops and self.failure is None:
+            loop = self.plan.ready_loops.pop()
+            if loop.done or loop.loop_id is None:
+                continue
+            if loop.until:
+                self.persist.set_loop(loop.loop_id, loop.iteration, True)
+            elif loop.iteration + 1 >= loop.max_iterations:
+                if loop.on_max_reached == "fail":
+                    self.failure = {
+                        "type": "LoopMaxReached", "code": str(ErrorCode.LOOP_MAX_REACHED),
+                        "message": f"loop {loop.loop_id!r} reached max_iterations={loop.max_iterations} without its until condition",
+                    }
+                    return True
+                self.persist.set_loop(loop.loop_id, loop.iteration, True)
+            else:
+                self.persist.set_loop(loop.loop_id, loop.iteration + 1, False)
+            loop.done = True
+            advanced = self.needs_render = True
+        return advanced
+
+    # -- ③ schedule, ④ execute -----------------------------------------------------------
+
+    async def _start_ready(self) -> int | None:
+        """Start every ready task the limits allow. Static tasks complete inline. Returns the
+        next retry wake-up (epoch ms) if some ready task is backing off."""
+        assert self.plan is not None
+        plan, state = self.plan, self.state
+        yield_at = time.monotonic() + YIELD_EVERY
+        while True:
+            free = self.max_concurrency - len(self.running)
+            batch, wake = take_startable(plan, status_of=state.status_of, retry_at_of=state.retry_at_of, free_slots=max(free, 1) if free > 0 else 0, now_ms=now_ms())
+            if not batch:
+                return wake
+            for desc in batch:
+                if desc.task.skip_if:
+                    self.persist.skip(desc)
+                    self._release_groups(desc)
+                    self._terminal(desc)
+                elif desc.mode == "static":
+                    self._complete_static(desc)
+                else:
+                    self._spawn(desc)
+            if self.needs_render or self.failure is not None:
+                return wake
+            if time.monotonic() >= yield_at:
+                await asyncio.sleep(0)
+                self._maintenance()
+                if self.cancel_reason is not None:
+                    return wake
+                yield_at = time.monotonic() + YIELD_EVERY
+
+    def _complete_static(self, desc: TaskDescriptor) -> None:
+        self._release_groups(desc)
+        try:
+            value = run_static(desc)
+        except InvalidOutputError as err:
+            attempt = self.state.nodes[desc.key].attempts + 1
+            self._failed(desc, attempt, err, static=True)
+            return
+        self.persist.finish_static(desc, value)
+        self._finished(desc)
+
+    def _spawn(self, desc: TaskDescriptor) -> None:
+        attempt = self.persist.start_attempt(desc)
+        tc = TaskContext(
+            run_id=self.run_id, node_id=desc.node_id, iteration=desc.iteration, attempt=attempt,
+            last_heartbeat=self.store.last_heartbeat(self.run_id, desc.node_id, desc.iteration) if attempt > 1 else None,
+            cwd=self.cwd,
+        )
+        if desc.mode == "agent":
+            coro = self._agent_attempt(desc, tc)
+        else:
+            coro = run_compute(desc, tc)
+        task = asyncio.ensure_future(coro)
+        task.add_done_callback(lambda _t: self.wake.set())
+        deadline = time.monotonic() + desc.task.timeout if desc.task.timeout else None
+        self.running[desc.key] = Running(desc=desc, attempt=attempt, tc=tc, task=task, deadline=deadline)
+
+    async def _agent_attempt(self, desc: TaskDescriptor, tc: TaskContext) -> BaseModel:
+        def on_event(event: Any) -> None:
+            tc.heartbeat()
+            with self.persist.tx() as tx:
+                tx.event("AgentEvent", node_id=desc.node_id, iteration=desc.iteration, attempt=tc.attempt, kind=event.kind, data=event.data)
+
+        value, info = await run_agent(desc, tc, on_event)
+        running = self.running.get(desc.key)
+        if running is not None:
+            running.info = info
+        return value
+
+    # -- waiting and ⑤ persisting outcomes ------------------------------------------------
+
+    async def _wait(self, wake_at_ms: int | None) -> None:
+        now = time.monotonic()
+        timeout = max(self.next_maintenance - now, 0.0)
+        for running in self.running.values():
+            for deadline in (running.deadline, self._heartbeat_deadline(running)):
+                if deadline is not None:
+                    timeout = min(timeout, max(deadline - now, 0.0))
+        if wake_at_ms is not None:
+            timeout = min(timeout, max((wake_at_ms - now_ms()) / 1000, 0.0))
+        if not any(r.task.done() for r in self.running.values()) and self.cancel_reason is None:
+            self.wake.clear()
+            try:
+                await asyncio.wait_for(self.wake.wait(), timeout)
+            except TimeoutError:
+                pass
+        self._enforce_deadlines()
+        for key, running in list(self.running.items()):
+            if running.task.done():
+                del self.running[key]
+                self._collect(running)
+
+    def _heartbeat_deadline(self, running: Running) -> float | None:
+        limit = running.desc.task.heartbeat_timeout
+        return running.tc._heartbeat_at + limit if limit else None
+
+    def _enforce_deadlines(self) -> None:
+        now = time.monotonic()
+        for running in self.running.values():
+            if running.task.done() or running.failed_as is not None:
+                continue
+            if running.deadline is not None and now >= running.deadline:
+                running.failed_as = TaskTimeoutError(
+                    f"task {running.desc.node_id!r} attempt {running.attempt} timed out after {running.desc.task.timeout:g}s"
+                )
+            else:
+                hb = self._heartbeat_deadline(running)
+                if hb is not None and now >= hb:
+                    running.failed_as = HeartbeatTimeoutError(
+                        f"task {running.desc.node_id!r} attempt {running.attempt} sent no heartbeat for "
+                        f"{running.desc.task.heartbeat_timeout:g}s"
+                    )
+            if running.failed_as is not None:
+                running.task.cancel()
+
+    def _collect(self, running: Running) -> None:
+        desc = running.desc
+        self._release_groups(desc)
+        task = running.task
+        if running.failed_as is not None:
+            self._failed(desc, running.attempt, running.failed_as, heartbeat_json=running.tc._heartbeat_json)
+            return
+        if task.cancelled():
+            return  # cancelled by the run's own cancel path, which records it
+        err = task.exception()
+        if err is None:
+            self.persist.finish_success(desc, running.attempt, task.result(), running.info)
+            self._finished(desc)
+        else:
+            self._failed(desc, running.attempt, err, heartbeat_json=running.tc._heartbeat_json)
+
+    def _finished(self, desc: TaskDescriptor) -> None:
+        self.changed_since_render = True
+        if self.rendered is not None and desc.node_id in self.rendered.reads:
+            self.needs_render = True
+        self._terminal(desc)
+
+    def _terminal(self, desc: TaskDescriptor) -> None:
+        if self.plan is not None and desc.node is not None:
+            self.plan.task_terminal(desc)
+
+    def _failed(self, desc: TaskDescriptor, attempt: int, err: BaseException, *, heartbeat_json: str | None = None, static: bool = False) -> None:
+        node = self.state.nodes[desc.key]
+        retryable = getattr(err, "retryable", True) and not static
+        retry_at = None
+        if retryable and node.failures < desc.retries and self.failure is None:
+            retry_at = now_ms() + int(desc.retry.delay(node.failures + 1, self.rng) * 1000)
+        will_retry = self.persist.finish_failure(desc, attempt, err, retry_at_ms=retry_at, heartbeat_json=heartbeat_json, static=static)
+        self.changed_since_render = True
+        if will_retry:
+            assert self.plan is not None
+            self.plan.push(desc)
+        elif desc.task.continue_on_fail:
+            self._terminal(desc)
+        elif self.failure is None:
+            info = error_info(err)
+            self.failure = {
+                "type": info["type"], "code": info.get("code", str(ErrorCode.TASK_FAILED)),
+                "message": f"task {desc.node_id!r} failed: {info['message']}", "node_id": desc.node_id, "iteration": desc.iteration,
+            }
+
+    def _release_groups(self, desc: TaskDescriptor) -> None:
+        for group in desc.groups:
+            group.in_flight = max(group.in_flight - 1, 0)
+
+    def _blocked_error(self) -> dict[str, Any]:
+        assert self.plan is not None
+        desc = self.plan.blocked_failures[0]
+        return {"type": "TaskFailed", "code": str(ErrorCode.TASK_FAILED), "message": f"task {desc.node_id!r} failed", "node_id": desc.node_id}
+
+    # -- maintenance, cancellation ---------------------------------------------------------
+
+    def _maintenance(self) -> None:
+        now = time.monotonic()
+        if now < self.next_maintenance:
+            return
+        self.next_maintenance = now + MAINTENANCE_EVERY
+        ours, cancel_requested = renew_lease(self.store, self.run_id, self.owner)
+        if not ours:
+            raise LeaseLostError(f"run {self.run_id}: another process took over this run")
+        if cancel_requested and self.cancel_reason is None:
+            self.cancel_reason = "cancel requested"
+        beats = []
+        for running in self.running.values():
+            tc = running.tc
+            if tc._beats != running.beats_flushed:
+                running.beats_flushed = tc._beats
+                at = now_ms() - int((time.monotonic() - tc._heartbeat_at) * 1000)
+                beats.append((running.desc, running.attempt, at, tc._heartbeat_json))
+        if beats:
+            self.persist.save_heartbeats(beats)
+
+    def _on_signal(self, sig: int, name: str) -> None:
+        if self.cancel_reason is None:
+            self.cancel_reason = name
+            self.exit_signal = sig
+        self.wake.set()
+
+    def request_cancel(self, reason: str) -> None:
+        self.cancel_reason = reason
+        self.wake.set()
+
+    async def _cancel(self, reason: str) -> str:
+        running = list(self.running.values())
+        for r in running:
+            r.task.cancel()
+        if running:
+            await asyncio.wait([r.task for r in running], timeout=2.0)
+        self.running.clear()
+        self.persist.cancel_attempts([(r.desc, r.attempt) for r in running], reason)
+        self.persist.run_status("cancelled", "RunCancelled", finished=True, reason=reason)
+        return "cancelled"
+
+    def _abandon_running(self) -> None:
+        for r in self.running.values():
+            r.task.cancel()
+        self.running.clear()
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, default=str)
+
+
+__all__ = ["RunLoop", "RunError"]

@@ -1,0 +1,187 @@
+"""⑤ Persist: one transaction per state change, with its events (and frame) inside it.
+
+Each method commits, then mirrors the change into the in-memory ``RunState``; if the commit
+fails nothing in memory changes. A process killed between two lines of this file leaves
+either a whole transition or none of it.
+"""
+
+from __future__ import annotations
+
+import json
+import traceback
+from typing import Any
+
+from pydantic import BaseModel
+
+from ..errors import RunError, SmithersError
+from ..storage.frames import KEYFRAME_EVERY, Entries, diff
+from ..storage.store import Store
+from .state import NodeState, RunState
+from .tree import PlanNode, TaskDescriptor
+
+
+def error_info(err: BaseException) -> dict[str, Any]:
+    """What an attempt records about its failure: type, message, traceback, code, retryable."""
+    info: dict[str, Any] = {
+        "type": type(err).__name__,
+        "message": str(err) if not isinstance(err, SmithersError) else err.message,
+        "traceback": "".join(traceback.format_exception(type(err), err, err.__traceback__)),
+    }
+    if isinstance(err, SmithersError):
+        info["code"] = str(err.code)
+        if err.details:
+            info["details"] = err.details
+    info["retryable"] = getattr(err, "retryable", True)
+    return info
+
+
+class Persister:
+    def __init__(self, store: Store, run_id: str, owner_id: str, state: RunState) -> None:
+        self.store = store
+        self.run_id = run_id
+        self.owner_id = owner_id
+        self.state = state
+        self.frame_no = store.frame_count(run_id)
+        self._last_entries: Entries | None = None
+
+    def tx(self) -> Any:
+        return self.store.tx(self.run_id, owner_id=self.owner_id)
+
+    # -- renders -------------------------------------------------------------------------
+
+    def commit_render(self, root: PlanNode, tasks: list[TaskDescriptor]) -> None:
+        """Insert newly mounted tasks as pending and store the frame if the plan changed."""
+        entries = _entries(root)
+        changed = entries != self._last_entries
+        new_nodes = [d for d in tasks if d.key not in self.state.nodes]
+        if not changed and not new_nodes:
+            return
+        with self.tx() as tx:
+            for desc in new_nodes:
+                if tx.insert_pending_node(desc.node_id, desc.iteration, desc.mode, desc.table, desc.task.label):
+                    tx.event("NodePending", node_id=desc.node_id, iteration=desc.iteration)
+            if changed:
+                keyframe = self._last_entries is None or self.frame_no % KEYFRAME_EVERY == 0
+                data = {"put": list(entries.values()), "del": []} if keyframe else diff(self._last_entries or {}, entries)
+                tx.event("FrameCommitted", frame=self.frame_no, tasks=len(tasks))
+                tx.add_frame(self.frame_no, keyframe, data)
+        for desc in new_nodes:
+            self.state.nodes[desc.key] = NodeState(status="pending", table=desc.table, kind=desc.mode)
+        if changed:
+            self.frame_no += 1
+            self._last_entries = entries
+
+    # -- attempts ------------------------------------------------------------------------
+
+    def start_attempt(self, desc: TaskDescriptor) -> int:
+        node = self.state.nodes[desc.key]
+        attempt = node.attempts + 1
+        with self.tx() as tx:
+            tx.start_attempt(desc.node_id, desc.iteration, attempt, {"mode": desc.mode})
+            tx.set_node(desc.node_id, desc.iteration, "running", attempts=attempt)
+            tx.event("NodeStarted", node_id=desc.node_id, iteration=desc.iteration, attempt=attempt)
+        node.status, node.attempts, node.retry_at_ms = "running", attempt, None
+        return attempt
+
+    def finish_static(self, desc: TaskDescriptor, value: BaseModel) -> None:
+        """A static task's whole life (start, output, finish) in one transaction."""
+        node = self.state.nodes[desc.key]
+        attempt = node.attempts + 1
+        table = self.store.output_table(desc.model)
+        with self.tx() as tx:
+            tx.start_attempt(desc.node_id, desc.iteration, attempt, {"mode": "static"})
+            tx.event("NodeStarted", node_id=desc.node_id, iteration=desc.iteration, attempt=attempt)
+            tx.write_output(table, desc.node_id, desc.iteration, value)
+            tx.finish_attempt(desc.node_id, desc.iteration, attempt, "finished")
+            tx.set_node(desc.node_id, desc.iteration, "finished", attempts=attempt)
+            tx.event("NodeFinished", node_id=desc.node_id, iteration=desc.iteration, attempt=attempt)
+        node.attempts = attempt
+        self.state.mark_finished(desc.key, value)
+
+    def finish_success(self, desc: TaskDescriptor, attempt: int, value: BaseModel, meta: dict[str, Any] | None = None) -> None:
+        table = self.store.output_table(desc.model)
+        with self.tx() as tx:
+            tx.write_output(table, desc.node_id, desc.iteration, value)
+            tx.finish_attempt(desc.node_id, desc.iteration, attempt, "finished")
+            if meta:
+                tx.execute(
+                    "UPDATE _smithers_attempts SET meta_json = ? WHERE run_id = ? AND node_id = ? AND iteration = ? AND attempt = ?",
+                    (json.dumps(meta, default=str), self.run_id, desc.node_id, desc.iteration, attempt),
+                )
+            tx.set_node(desc.node_id, desc.iteration, "finished")
+            tx.event("NodeFinished", node_id=desc.node_id, iteration=desc.iteration, attempt=attempt)
+        self.state.mark_finished(desc.key, value)
+
+    def finish_failure(
+        self, desc: TaskDescriptor, attempt: int, err: BaseException, *, retry_at_ms: int | None, heartbeat_json: str | None = None,
+        static: bool = False,
+    ) -> bool:
+        """Record a failed attempt. Returns whether the task will be retried."""
+        node = self.state.nodes[desc.key]
+        failures = node.failures + 1
+        info = error_info(err)
+        will_retry = retry_at_ms is not None
+        with self.tx() as tx:
+            if static:
+                tx.start_attempt(desc.node_id, desc.iteration, attempt, {"mode": desc.mode})
+                tx.event("NodeStarted", node_id=desc.node_id, iteration=desc.iteration, attempt=attempt)
+            tx.finish_attempt(desc.node_id, desc.iteration, attempt, "failed", error=info, heartbeat_json=heartbeat_json)
+            status = "pending" if will_retry else "failed"
+            tx.set_node(desc.node_id, desc.iteration, status, attempts=attempt, failures=failures, retry_at_ms=retry_at_ms, error=info)
+            tx.event(
+                "NodeFailed", node_id=desc.node_id, iteration=desc.iteration, attempt=attempt,
+                error={"type": info["type"], "message": info["message"], "code": info.get("code")}, will_retry=will_retry,
+            )
+            if will_retry:
+                tx.event("NodeRetrying", node_id=desc.node_id, iteration=desc.iteration, attempt=attempt + 1, retry_at_ms=retry_at_ms)
+        node.status, node.attempts, node.failures, node.retry_at_ms = status, attempt, failures, retry_at_ms
+        return will_retry
+
+    def cancel_attempts(self, running: list[tuple[TaskDescriptor, int]], reason: str) -> None:
+        if not running:
+            return
+        with self.tx() as tx:
+            for desc, attempt in running:
+                tx.finish_attempt(desc.node_id, desc.iteration, attempt, "cancelled", error={"type": "Cancelled", "message": reason})
+                tx.set_node(desc.node_id, desc.iteration, "cancelled")
+                tx.event("NodeCancelled", node_id=desc.node_id, iteration=desc.iteration, attempt=attempt, reason=reason)
+        for desc, _ in running:
+            self.state.nodes[desc.key].status = "cancelled"
+
+    def skip(self, desc: TaskDescriptor) -> None:
+        with self.tx() as tx:
+            tx.set_node(desc.node_id, desc.iteration, "skipped")
+            tx.event("NodeSkipped", node_id=desc.node_id, iteration=desc.iteration, reason="skip_if")
+        self.state.nodes[desc.key].status = "skipped"
+
+    def save_heartbeats(self, beats: list[tuple[TaskDescriptor, int, int, str | None]]) -> None:
+        with self.tx() as tx:
+            for desc, attempt, at_ms, data in beats:
+                tx.save_heartbeat(desc.node_id, desc.iteration, attempt, at_ms, data)
+
+    # -- loops and the run ---------------------------------------------------------------
+
+    def set_loop(self, loop_id: str, iteration: int, done: bool) -> None:
+        with self.tx() as tx:
+            tx.set_loop(loop_id, iteration, done)
+            tx.event("LoopIteration" if not done else "LoopFinished", loop_id=loop_id, loop_iteration=iteration)
+        self.state.loops[loop_id] = (iteration, done)
+
+    def run_status(self, status: str, event: str, *, error: dict[str, Any] | None = None, finished: bool = False, **payload: Any) -> None:
+        with self.tx() as tx:
+            tx.set_run(status, error=error, finished=finished)
+            tx.event(event, status=status, **({"error": error} if error else {}), **payload)
+
+
+def _entries(root: PlanNode) -> Entries:
+    out: Entries = {}
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        out[node.key] = node.describe()
+        stack.extend(reversed(node.children))
+    return out
+
+
+def run_error(message: str, **kwargs: Any) -> RunError:
+    return RunError(message, **kwargs)

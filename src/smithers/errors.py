@@ -1,0 +1,143 @@
+"""The error hierarchy: one base, stable codes, split by who is at fault.
+
+Every error carries a stable ``code`` (never reused), a ``message`` that names the
+file, id or field at fault, and a ``hint`` that says what to do next. The CLI maps
+:class:`UserError` to exit code 4; :class:`RunError` is recorded on the attempt or run.
+
+>>> try:
+...     raise RenderError("duplicate task id 'greet'", hint="give each task a unique id")
+... except SmithersError as err:
+...     err.code
+'RENDER_ERROR'
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any
+
+
+class ErrorCode(StrEnum):
+    """Stable error codes. Add new ones; never change or reuse an existing value."""
+
+    INVALID_INPUT = "INVALID_INPUT"
+    WORKFLOW_LOAD = "WORKFLOW_LOAD"
+    RENDER_ERROR = "RENDER_ERROR"
+    UNKNOWN_RUN = "UNKNOWN_RUN"
+    UNKNOWN_NODE = "UNKNOWN_NODE"
+    RUN_EXISTS = "RUN_EXISTS"
+    RUN_OWNED = "RUN_OWNED"
+    INPUT_CHANGED = "INPUT_CHANGED"
+    SOURCE_CHANGED = "SOURCE_CHANGED"
+    USAGE = "USAGE"
+    SCHEMA_CONFLICT = "SCHEMA_CONFLICT"
+    MISSING_OUTPUT = "MISSING_OUTPUT"
+    TASK_FAILED = "TASK_FAILED"
+    TASK_TIMEOUT = "TASK_TIMEOUT"
+    HEARTBEAT_TIMEOUT = "HEARTBEAT_TIMEOUT"
+    INVALID_OUTPUT = "INVALID_OUTPUT"
+    LOOP_MAX_REACHED = "LOOP_MAX_REACHED"
+    LEASE_LOST = "LEASE_LOST"
+    STORAGE = "STORAGE"
+    AGENT_ERROR = "AGENT_ERROR"
+
+
+class SmithersError(Exception):
+    """Base of every error smithers raises on purpose."""
+
+    code: ErrorCode = ErrorCode.TASK_FAILED
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        hint: str | None = None,
+        details: dict[str, Any] | None = None,
+        code: ErrorCode | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+        self.details = details or {}
+        if code is not None:
+            self.code = code
+
+    def __str__(self) -> str:
+        return self.message if not self.hint else f"{self.message}\n  hint: {self.hint}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"code": str(self.code), "message": self.message, "hint": self.hint, "details": self.details}
+
+
+class UserError(SmithersError):
+    """The user's input, workflow file or command is wrong. CLI exit code 4."""
+
+    code = ErrorCode.USAGE
+
+
+class InputError(UserError):
+    code = ErrorCode.INVALID_INPUT
+
+
+class WorkflowLoadError(UserError):
+    code = ErrorCode.WORKFLOW_LOAD
+
+
+class RenderError(UserError):
+    code = ErrorCode.RENDER_ERROR
+
+
+class UnknownRunError(UserError):
+    code = ErrorCode.UNKNOWN_RUN
+
+
+class UnknownNodeError(UserError):
+    code = ErrorCode.UNKNOWN_NODE
+
+
+class RunOwnedError(UserError):
+    code = ErrorCode.RUN_OWNED
+
+
+class SchemaConflictError(RenderError):
+    code = ErrorCode.SCHEMA_CONFLICT
+
+
+class MissingOutputError(RenderError):
+    code = ErrorCode.MISSING_OUTPUT
+
+
+class RunError(SmithersError):
+    """Something failed while a run was executing; recorded on the attempt or run."""
+
+    code = ErrorCode.TASK_FAILED
+
+    def __init__(self, message: str, *, retryable: bool = True, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.retryable = retryable
+
+
+class TaskTimeoutError(RunError):
+    code = ErrorCode.TASK_TIMEOUT
+
+
+class HeartbeatTimeoutError(RunError):
+    code = ErrorCode.HEARTBEAT_TIMEOUT
+
+
+class InvalidOutputError(RunError):
+    code = ErrorCode.INVALID_OUTPUT
+
+
+class AgentError(RunError):
+    code = ErrorCode.AGENT_ERROR
+
+
+class StorageError(SmithersError):
+    code = ErrorCode.STORAGE
+
+
+class LeaseLostError(StorageError):
+    """Another process took over this run; this process must stop writing to it."""
+
+    code = ErrorCode.LEASE_LOST

@@ -1,0 +1,32 @@
+"""Every committed event, one JSON object a line, in ``.smithers/runs/<run_id>/events.ndjson``.
+
+Lines are written after the commit, so the database is the source of truth; a crash can lose
+the last unflushed lines of the log but never an event from the database.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+
+def run_dir(db_path: Path, run_id: str) -> Path:
+    return db_path.parent / ".smithers" / "runs" / run_id
+
+
+class NdjsonSink:
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._file = path.open("a", encoding="utf-8")
+
+    def __call__(self, events: list[dict[str, Any]]) -> None:
+        for event in events:
+            self._file.write(json.dumps(event, separators=(",", ":"), default=str) + "\n")
+
+    def flush(self) -> None:
+        self._file.flush()
+
+    def close(self) -> None:
+        self._file.close()

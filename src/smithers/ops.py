@@ -1,0 +1,264 @@
+"""Verbs for every front end (CLI today, HTTP later): start, resume, cancel, list, inspect.
+
+Each verb validates everything it can before it writes anything, so bad input leaves no
+partial run behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .authoring.context import Ctx
+from .authoring.loader import LoadedWorkflow, load_workflow, source_fingerprint
+from .engine.loop import RunLoop
+from .engine.recovery import recover
+from .engine.render import render
+from .engine.state import RunState
+from .errors import ErrorCode, InputError, RunOwnedError, SmithersError, UnknownRunError, UserError
+from .events.ndjson import NdjsonSink, run_dir
+from .storage.lease import Owner, owner_alive
+from .storage.store import Store, now_ms
+
+EventCallback = Callable[[list[dict[str, Any]]], None]
+
+
+@dataclass
+class RunOutcome:
+    run_id: str
+    status: str
+    error: dict[str, Any] | None = None
+    exit_signal: int | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def new_run_id() -> str:
+    return time.strftime("%Y%m%d-%H%M%S", time.gmtime()) + "-" + secrets.token_hex(3)
+
+
+def parse_input(raw: str | None) -> dict[str, Any] | None:
+    """``--input`` is JSON text or ``@file.json``."""
+    if raw is None:
+        return None
+    source = "--input"
+    text = raw
+    if raw.startswith("@"):
+        path = Path(raw[1:]).expanduser()
+        source = str(path)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as err:
+            raise InputError(f"cannot read input file {path}: {err.strerror}") from None
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise InputError(
+            f"{source} is not valid JSON: {err.msg} at line {err.lineno} column {err.colno}",
+            hint="""pass a JSON object, e.g. --input '{"name": "world"}' or --input @input.json""",
+        ) from None
+    if not isinstance(value, dict):
+        raise InputError(f"{source} must be a JSON object, got {type(value).__name__}")
+    return value
+
+
+def open_store(db: str | Path | None) -> Store:
+    from .storage.store import default_db_path
+
+    return Store.open(Path(db) if db else default_db_path())
+
+
+def get_run(store: Store, run_id: str) -> dict[str, Any]:
+    run = store.get_run(run_id)
+    if run is None:
+        raise UnknownRunError(f"no run {run_id!r} in {store.path}", hint="list runs with: smithers ps")
+    return run
+
+
+def check_first_render(loaded: LoadedWorkflow, input_value: Any, store: Store) -> None:
+    """Render once against an empty run so render errors exit 4 before a run exists."""
+    state = RunState(store, "\x00no-run", loaded.models)
+    ctx = Ctx(input=input_value, run_id="(not yet created)", reader=state)
+    render(loaded.workflow, ctx, state.loop_state)
+
+
+def start_run(
+    spec: str,
+    *,
+    store: Store,
+    raw_input: dict[str, Any] | None,
+    run_id: str | None = None,
+    resume: bool = False,
+    max_concurrency: int | None = None,
+    allow_source_change: bool = False,
+    on_events: EventCallback | None = None,
+    on_started: Callable[[str], None] | None = None,
+    handle_signals: bool = False,
+) -> RunOutcome:
+    """``smithers up``: validate, create the run, and drive it to the end."""
+    loaded = load_workflow(spec)
+    if run_id is not None and store.get_run(run_id) is not None:
+        if not resume:
+            raise UserError(
+                f"run {run_id!r} already exists in {store.path}",
+                hint=f"resume it with: smithers up {spec} --run-id {run_id} --resume   (or: smithers resume {run_id})",
+            )
+        return resume_run(
+            run_id, store=store, raw_input=raw_input, loaded=loaded, max_concurrency=max_concurrency,
+            allow_source_change=allow_source_change, on_events=on_events, on_started=on_started, handle_signals=handle_signals,
+        )
+    if resume and run_id is None:
+        raise UserError("--resume needs --run-id RUN_ID", hint="or use: smithers resume RUN_ID")
+    input_value, input_json = loaded.workflow.validate_input(raw_input)
+    check_first_render(loaded, input_value, store)
+    if max_concurrency is not None and max_concurrency < 1:
+        raise UserError(f"--max-concurrency must be at least 1, got {max_concurrency}")
+    run_id = run_id or new_run_id()
+    if len(run_id) > 256 or not run_id.strip():
+        raise UserError("--run-id must be 1 to 256 characters")
+    owner = Owner.this_process()
+    concurrency = max_concurrency or loaded.workflow.max_concurrency
+    with store.tx(run_id) as tx:
+        ts = tx.ts
+        tx.execute(
+            "INSERT INTO _smithers_runs (run_id, workflow, workflow_spec, status, input_json, source_json, cwd, max_concurrency, "
+            "created_at_ms, updated_at_ms, owner_id, owner_host, owner_pid, heartbeat_at_ms) "
+            "VALUES (?, ?, ?, 'running', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                run_id, loaded.workflow.name, loaded.spec, json.dumps(input_json), json.dumps(source_fingerprint(loaded.path)),
+                os.getcwd(), concurrency, ts, ts, owner.id, owner.host, owner.pid, ts,
+            ),
+        )
+        tx.event("RunStarted", workflow=loaded.workflow.name, resumed=False, owner_pid=owner.pid)
+    return _drive(store, run_id, loaded, input_value, owner, concurrency, on_events, on_started, handle_signals)
+
+
+def resume_run(
+    run_id: str,
+    *,
+    store: Store,
+    raw_input: dict[str, Any] | None = None,
+    loaded: LoadedWorkflow | None = None,
+    max_concurrency: int | None = None,
+    allow_source_change: bool = False,
+    on_events: EventCallback | None = None,
+    on_started: Callable[[str], None] | None = None,
+    handle_signals: bool = False,
+) -> RunOutcome:
+    """``smithers resume``: check input and source are unchanged, take the lease, continue."""
+    run = get_run(store, run_id)
+    loaded = loaded or load_workflow(run["workflow_spec"])
+    stored_input = json.loads(run["input_json"])
+    input_value, input_json = loaded.workflow.validate_input(stored_input if raw_input is None else raw_input)
+    if raw_input is not None and input_json != stored_input:
+        raise InputError(
+            f"run {run_id} was started with different input; a run's input never changes",
+            hint=f"drop --input to resume with the stored input, or start a new run. Stored: {json.dumps(stored_input)[:200]}",
+            code=ErrorCode.INPUT_CHANGED,
+        )
+    if not allow_source_change:
+        before = json.loads(run["source_json"])
+        after = source_fingerprint(loaded.path)
+        changed = sorted(p for p in set(before) | set(after) if before.get(p) != after.get(p))
+        if changed:
+            raise UserError(
+                f"the workflow source changed since run {run_id} started: {', '.join(changed)}",
+                hint="pass --allow-source-change to resume with the new code anyway",
+                details={"changed": changed},
+                code=ErrorCode.SOURCE_CHANGED,
+            )
+    owner = Owner.this_process()
+    recover(store, run_id, owner)
+    concurrency = max_concurrency or run["max_concurrency"]
+    return _drive(store, run_id, loaded, input_value, owner, concurrency, on_events, on_started, handle_signals)
+
+
+def _drive(
+    store: Store, run_id: str, loaded: LoadedWorkflow, input_value: Any, owner: Owner, concurrency: int,
+    on_events: EventCallback | None, on_started: Callable[[str], None] | None, handle_signals: bool,
+) -> RunOutcome:
+    sink = NdjsonSink(run_dir(store.path, run_id) / "events.ndjson")
+    listeners = [sink] + ([on_events] if on_events else [])
+    store.commit_listeners.extend(listeners)
+    if on_started:
+        on_started(run_id)
+    state = RunState(store, run_id, loaded.models)
+    engine = RunLoop(
+        store=store, run_id=run_id, workflow=loaded.workflow, input_value=input_value, owner=owner, state=state,
+        max_concurrency=concurrency, cwd=str(loaded.path.parent), handle_signals=handle_signals,
+    )
+    try:
+        try:
+            status = asyncio.run(engine.run())
+        except SmithersError as err:
+            error = err.to_dict()
+            _fail_run(store, run_id, owner, error)
+            return RunOutcome(run_id=run_id, status="failed", error=error)
+        row = store.get_run(run_id) or {}
+        error = json.loads(row["error_json"]) if row.get("error_json") else None
+        return RunOutcome(run_id=run_id, status=status, error=error, exit_signal=engine.exit_signal)
+    finally:
+        for listener in listeners:
+            store.commit_listeners.remove(listener)
+        sink.close()
+
+
+def _fail_run(store: Store, run_id: str, owner: Owner, error: dict[str, Any]) -> None:
+    """A render error after the first render fails the run, keeping every finished row."""
+    try:
+        with store.tx(run_id) as tx:
+            tx.set_run("failed", error=error, finished=True)
+            tx.event("RunFailed", status="failed", error=error)
+    finally:
+        store.conn.execute("UPDATE _smithers_runs SET owner_id = NULL WHERE run_id = ? AND owner_id = ?", (run_id, owner.id))
+
+
+def request_cancel(store: Store, run_id: str) -> str:
+    """Cancel a run. A live owner stops within a second; without one the run is marked at once."""
+    run = get_run(store, run_id)
+    if run["status"] in ("finished", "failed", "cancelled"):
+        return run["status"]
+    with store.tx(run_id) as tx:
+        fresh = tx.execute("SELECT owner_id, owner_host, owner_pid, heartbeat_at_ms FROM _smithers_runs WHERE run_id = ?", (run_id,)).fetchone()
+        current = dict(zip(("owner_id", "owner_host", "owner_pid", "heartbeat_at_ms"), fresh, strict=True))
+        if owner_alive(current):
+            tx.execute("UPDATE _smithers_runs SET cancel_requested_at_ms = ? WHERE run_id = ?", (tx.ts, run_id))
+            tx.event("RunCancelRequested")
+            return "cancelling"
+        running = tx.execute(
+            "SELECT node_id, iteration, attempt FROM _smithers_attempts WHERE run_id = ? AND status = 'running'", (run_id,)
+        ).fetchall()
+        for node_id, iteration, attempt in running:
+            tx.execute(
+                "UPDATE _smithers_attempts SET status = 'cancelled', finished_at_ms = ? WHERE run_id = ? AND node_id = ? AND iteration = ? AND attempt = ?",
+                (tx.ts, run_id, node_id, iteration, attempt),
+            )
+            tx.execute("UPDATE _smithers_nodes SET status = 'cancelled' WHERE run_id = ? AND node_id = ? AND iteration = ?", (run_id, node_id, iteration))
+            tx.event("NodeCancelled", node_id=node_id, iteration=iteration, attempt=attempt, reason="cancel requested")
+        tx.set_run("cancelled", finished=True)
+        tx.event("RunCancelled", status="cancelled", reason="cancel requested")
+    return "cancelled"
+
+
+def wait_for_status(store: Store, run_id: str, statuses: set[str], timeout: float) -> str:
+    deadline = time.monotonic() + timeout
+    while True:
+        status = get_run(store, run_id)["status"]
+        if status in statuses or time.monotonic() > deadline:
+            return status
+        time.sleep(0.05)
+
+
+def ensure_not_owned(store: Store, run_id: str) -> None:
+    run = get_run(store, run_id)
+    if owner_alive(run):
+        raise RunOwnedError(f"run {run_id} is being run by pid {run['owner_pid']}")
+
+
+__all__ = ["RunOutcome", "start_run", "resume_run", "request_cancel", "parse_input", "open_store", "get_run", "now_ms"]

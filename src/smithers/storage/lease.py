@@ -1,0 +1,103 @@
+"""Run ownership: one live owner per run, proven by a heartbeat lease.
+
+An owner on this host is alive while its process exists (pid *and* start time match, so a
+recycled pid is not mistaken for it). An owner on another host is alive until its lease is
+older than the stale threshold.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..errors import RunOwnedError
+from .store import Store, now_ms
+
+DEFAULT_STALE_MS = 30_000
+
+
+def _process_start(pid: int) -> str | None:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # the command name (field 2) may contain spaces; fields after the closing paren are fixed
+    return stat.rsplit(")", 1)[1].split()[19]
+
+
+@dataclass(frozen=True)
+class Owner:
+    id: str
+    host: str
+    pid: int
+
+    @classmethod
+    def this_process(cls) -> Owner:
+        pid = os.getpid()
+        start = _process_start(pid) or "0"
+        return cls(id=f"{socket.gethostname()}:{pid}:{start}:{uuid.uuid4().hex[:8]}", host=socket.gethostname(), pid=pid)
+
+
+def owner_alive(run: dict[str, Any], *, stale_ms: int = DEFAULT_STALE_MS, now: int | None = None) -> bool:
+    """Whether the run's recorded owner is still running it."""
+    owner_id = run.get("owner_id")
+    if not owner_id:
+        return False
+    if run.get("owner_host") == socket.gethostname():
+        pid = int(run["owner_pid"])
+        recorded_start = owner_id.split(":")[2] if owner_id.count(":") >= 3 else None
+        start = _process_start(pid)
+        if start is None:
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                return False
+            except PermissionError:
+                return True
+            return True
+        return recorded_start in (None, "0") or start == recorded_start
+    heartbeat = run.get("heartbeat_at_ms") or 0
+    return ((now or now_ms()) - heartbeat) < stale_ms
+
+
+def claim_run(store: Store, run_id: str, owner: Owner, *, stale_ms: int = DEFAULT_STALE_MS) -> dict[str, Any]:
+    """Take the run's lease in one transaction; refuse (exit 4) while another owner is alive."""
+    with store.tx(run_id) as tx:
+        row = tx.execute("SELECT * FROM _smithers_runs WHERE run_id = ?", (run_id,))
+        names = [d[0] for d in row.description]
+        values = row.fetchone()
+        run = dict(zip(names, values, strict=True))
+        if run["owner_id"] and run["owner_id"] != owner.id and owner_alive(run, stale_ms=stale_ms, now=tx.ts):
+            raise RunOwnedError(
+                f"run {run_id} is being run by another process (pid {run['owner_pid']} on {run['owner_host']})",
+                hint=f"wait for it, or stop it with: smithers cancel {run_id}",
+            )
+        tx.execute(
+            "UPDATE _smithers_runs SET owner_id = ?, owner_host = ?, owner_pid = ?, heartbeat_at_ms = ?, "
+            "cancel_requested_at_ms = NULL WHERE run_id = ?",
+            (owner.id, owner.host, owner.pid, tx.ts, run_id),
+        )
+    return run
+
+
+def renew_lease(store: Store, run_id: str, owner: Owner) -> tuple[bool, bool]:
+    """Heartbeat the lease. Returns (still ours, cancel requested)."""
+    with store._lock:
+        cur = store.conn.execute(
+            "UPDATE _smithers_runs SET heartbeat_at_ms = ? WHERE run_id = ? AND owner_id = ?", (now_ms(), run_id, owner.id)
+        )
+        ours = cur.rowcount == 1
+        row = store.conn.execute("SELECT cancel_requested_at_ms FROM _smithers_runs WHERE run_id = ?", (run_id,)).fetchone()
+    return ours, bool(row and row[0])
+
+
+def release_run(store: Store, run_id: str, owner: Owner) -> None:
+    with store._lock:
+        store.conn.execute(
+            "UPDATE _smithers_runs SET owner_id = NULL, owner_pid = NULL, owner_host = NULL WHERE run_id = ? AND owner_id = ?",
+            (run_id, owner.id),
+        )

@@ -1,0 +1,96 @@
+"""Internal tables (``_smithers_*``) as numbered migrations, recorded in ``_smithers_migrations``.
+
+Portable SQL only: integer epoch-millisecond timestamps, JSON as TEXT, no dialect extensions.
+"""
+
+from __future__ import annotations
+
+MIGRATIONS: list[tuple[int, str, list[str]]] = [
+    (
+        1,
+        "initial",
+        [
+            """CREATE TABLE _smithers_runs (
+                run_id TEXT PRIMARY KEY,
+                workflow TEXT NOT NULL,
+                workflow_spec TEXT NOT NULL,
+                status TEXT NOT NULL,
+                input_json TEXT NOT NULL,
+                source_json TEXT NOT NULL,
+                cwd TEXT NOT NULL,
+                max_concurrency INTEGER NOT NULL,
+                created_at_ms INTEGER NOT NULL,
+                updated_at_ms INTEGER NOT NULL,
+                finished_at_ms INTEGER,
+                owner_id TEXT,
+                owner_host TEXT,
+                owner_pid INTEGER,
+                heartbeat_at_ms INTEGER,
+                cancel_requested_at_ms INTEGER,
+                error_json TEXT
+            )""",
+            "CREATE INDEX _smithers_runs_status ON _smithers_runs (status, created_at_ms)",
+            """CREATE TABLE _smithers_nodes (
+                run_id TEXT NOT NULL,
+                node_id TEXT NOT NULL,
+                iteration INTEGER NOT NULL,
+                status TEXT NOT NULL,
+                kind TEXT NOT NULL,
+                output_table TEXT NOT NULL,
+                label TEXT,
+                attempts INTEGER NOT NULL DEFAULT 0,
+                failures INTEGER NOT NULL DEFAULT 0,
+                retry_at_ms INTEGER,
+                updated_at_ms INTEGER NOT NULL,
+                error_json TEXT,
+                PRIMARY KEY (run_id, node_id, iteration)
+            )""",
+            """CREATE TABLE _smithers_attempts (
+                run_id TEXT NOT NULL,
+                node_id TEXT NOT NULL,
+                iteration INTEGER NOT NULL,
+                attempt INTEGER NOT NULL,
+                status TEXT NOT NULL,
+                started_at_ms INTEGER NOT NULL,
+                finished_at_ms INTEGER,
+                error_json TEXT,
+                heartbeat_at_ms INTEGER,
+                heartbeat_json TEXT,
+                meta_json TEXT,
+                PRIMARY KEY (run_id, node_id, iteration, attempt)
+            )""",
+            """CREATE TABLE _smithers_events (
+                run_id TEXT NOT NULL,
+                seq INTEGER NOT NULL,
+                type TEXT NOT NULL,
+                ts_ms INTEGER NOT NULL,
+                node_id TEXT,
+                iteration INTEGER,
+                attempt INTEGER,
+                payload_json TEXT,
+                PRIMARY KEY (run_id, seq)
+            )""",
+            """CREATE TABLE _smithers_frames (
+                run_id TEXT NOT NULL,
+                frame_no INTEGER NOT NULL,
+                is_keyframe INTEGER NOT NULL,
+                data_json TEXT NOT NULL,
+                event_seq INTEGER NOT NULL,
+                created_at_ms INTEGER NOT NULL,
+                PRIMARY KEY (run_id, frame_no)
+            )""",
+            """CREATE TABLE _smithers_loops (
+                run_id TEXT NOT NULL,
+                loop_id TEXT NOT NULL,
+                iteration INTEGER NOT NULL,
+                done INTEGER NOT NULL DEFAULT 0,
+                PRIMARY KEY (run_id, loop_id)
+            )""",
+            """CREATE TABLE _smithers_output_tables (
+                table_name TEXT PRIMARY KEY,
+                model_name TEXT NOT NULL,
+                columns_json TEXT NOT NULL
+            )""",
+        ],
+    ),
+]
