@@ -136,7 +136,7 @@ def start_run(
             ),
         )
         tx.event("RunStarted", workflow=loaded.workflow.name, resumed=False, owner_pid=owner.pid)
-    return _drive(store, run_id, loaded, input_value, owner, concurrency, on_events, on_started, handle_signals)
+    return _drive(store, run_id, loaded, input_value, owner, concurrency, on_events, on_started, handle_signals, 0)
 
 
 def resume_run(
@@ -174,20 +174,28 @@ def resume_run(
                 code=ErrorCode.SOURCE_CHANGED,
             )
     owner = Owner.this_process()
+    seen = _last_seq(store, run_id)
     recover(store, run_id, owner)
     concurrency = max_concurrency or run["max_concurrency"]
-    return _drive(store, run_id, loaded, input_value, owner, concurrency, on_events, on_started, handle_signals)
+    return _drive(store, run_id, loaded, input_value, owner, concurrency, on_events, on_started, handle_signals, seen)
+
+
+def _last_seq(store: Store, run_id: str) -> int:
+    return store.conn.execute("SELECT COALESCE(MAX(seq), 0) FROM _smithers_events WHERE run_id = ?", (run_id,)).fetchone()[0]
 
 
 def _drive(
     store: Store, run_id: str, loaded: LoadedWorkflow, input_value: Any, owner: Owner, concurrency: int,
-    on_events: EventCallback | None, on_started: Callable[[str], None] | None, handle_signals: bool,
+    on_events: EventCallback | None, on_started: Callable[[str], None] | None, handle_signals: bool, replay_after: int,
 ) -> RunOutcome:
     sink = NdjsonSink(run_dir(store.path, run_id) / "events.ndjson")
     listeners = [sink] + ([on_events] if on_events else [])
-    store.commit_listeners.extend(listeners)
     if on_started:
         on_started(run_id)
+    already = store.events(run_id, after_seq=replay_after)  # committed before the listeners were attached
+    for listener in listeners:
+        listener(already)
+    store.commit_listeners.extend(listeners)
     state = RunState(store, run_id, loaded.models)
     engine = RunLoop(
         store=store, run_id=run_id, workflow=loaded.workflow, input_value=input_value, owner=owner, state=state,

@@ -1,0 +1,1 @@
+"""The ``smithers`` command. Commands are thin: they parse, call ``smithers.ops``, print."""

@@ -1,0 +1,187 @@
+"""Commands that start or change runs: init, up, resume, cancel."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from .app import EXIT_FAILED, EXIT_SIGINT, EXIT_SIGTERM, EXIT_USAGE, STATUS_EXIT, DbOption, JsonOption, app
+
+InputOption = Annotated[
+    str | None, typer.Option("--input", "-i", help="Run input: a JSON object, or @file.json.", show_default=False)
+]
+
+
+@app.command()
+def init(force: Annotated[bool, typer.Option("--force", help="Overwrite files that already exist.")] = False) -> int:
+    """Scaffold .smithers/ with a working hello workflow in the current project.
+
+    Example: smithers init && smithers up .smithers/workflows/hello.py --input '{"name": "world"}'
+    """
+    from importlib.resources import files
+
+    target = Path.cwd() / ".smithers" / "workflows" / "hello.py"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    source = files("smithers.templates").joinpath("hello.py").read_text(encoding="utf-8")
+    if target.exists() and not force:
+        typer.echo(f"kept {target.relative_to(Path.cwd())} (it exists; --force overwrites it)")
+    else:
+        target.write_text(source, encoding="utf-8")
+        typer.echo(f"wrote {target.relative_to(Path.cwd())}")
+    typer.echo("next: smithers up .smithers/workflows/hello.py --input '{\"name\": \"world\"}'")
+    return 0
+
+
+@app.command()
+def up(
+    file: Annotated[str, typer.Argument(help="Workflow file, or file.py:name when it has several workflows.")],
+    input: InputOption = None,
+    run_id: Annotated[str | None, typer.Option("--run-id", help="Use this run id (default: a new one).")] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue the existing run given by --run-id.")] = False,
+    max_concurrency: Annotated[int | None, typer.Option("--max-concurrency", help="Tasks running at once (default 4).")] = None,
+    db: DbOption = None,
+    detach: Annotated[bool, typer.Option("--detach", help="Run in the background; print the run id and return.")] = False,
+    allow_source_change: Annotated[bool, typer.Option("--allow-source-change", help="Resume even if the workflow source changed.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the outcome.")] = False,
+    json_out: JsonOption = False,
+) -> int:
+    """Run a workflow to the end (or until it fails, is cancelled or waits).
+
+    Example: smithers up workflow.py --input '{"repo": "."}'
+    """
+    from .. import ops
+
+    raw_input = ops.parse_input(input)
+    store = ops.open_store(db)
+    if detach:
+        return _detach(file, raw_input, run_id, resume, max_concurrency, store.path, allow_source_change, json_out)
+    from .views import make_view
+
+    view = make_view(quiet=quiet or json_out)
+    try:
+        outcome = ops.start_run(
+            file, store=store, raw_input=raw_input, run_id=run_id, resume=resume, max_concurrency=max_concurrency,
+            allow_source_change=allow_source_change, on_events=view.on_events, on_started=view.started, handle_signals=True,
+        )
+    finally:
+        view.close()
+    return _report_outcome(outcome, json_out)
+
+
+@app.command()
+def resume(
+    run_id: Annotated[str, typer.Argument(help="The run to continue.")],
+    db: DbOption = None,
+    max_concurrency: Annotated[int | None, typer.Option("--max-concurrency", help="Tasks running at once.")] = None,
+    allow_source_change: Annotated[bool, typer.Option("--allow-source-change", help="Resume even if the workflow source changed.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the outcome.")] = False,
+    json_out: JsonOption = False,
+) -> int:
+    """Continue a run after a crash, a failure or a cancel; the workflow file is found from the run.
+
+    Example: smithers resume 20261203-101500-ab12cd
+    """
+    from .. import ops
+    from .views import make_view
+
+    store = ops.open_store(db)
+    view = make_view(quiet=quiet or json_out)
+    try:
+        outcome = ops.resume_run(
+            run_id, store=store, max_concurrency=max_concurrency, allow_source_change=allow_source_change,
+            on_events=view.on_events, on_started=view.started, handle_signals=True,
+        )
+    finally:
+        view.close()
+    return _report_outcome(outcome, json_out)
+
+
+@app.command()
+def cancel(run_id: Annotated[str, typer.Argument(help="The run to cancel.")], db: DbOption = None, json_out: JsonOption = False) -> int:
+    """Cancel a run: a running owner stops within a second and marks in-flight attempts cancelled.
+
+    Example: smithers cancel 20261203-101500-ab12cd
+    """
+    from .. import ops
+
+    store = ops.open_store(db)
+    status = ops.request_cancel(store, run_id)
+    if status == "cancelling":
+        status = ops.wait_for_status(store, run_id, {"cancelled", "finished", "failed"}, timeout=5.0)
+    if json_out:
+        typer.echo(json.dumps({"run_id": run_id, "status": status}))
+    else:
+        typer.echo(f"run {run_id}: {status}")
+    return 0 if status == "cancelled" else EXIT_USAGE if status in ("finished", "failed") else EXIT_FAILED
+
+
+def _report_outcome(outcome: object, json_out: bool) -> int:
+    from ..ops import RunOutcome
+
+    assert isinstance(outcome, RunOutcome)
+    if json_out:
+        typer.echo(json.dumps({"run_id": outcome.run_id, "status": outcome.status, "error": outcome.error}))
+    else:
+        line = f"run {outcome.run_id} {outcome.status}"
+        if outcome.error:
+            line += f": {outcome.error.get('message')}"
+        typer.echo(line)
+        if outcome.status in ("failed", "cancelled"):
+            typer.echo(f"  continue it with: smithers resume {outcome.run_id}    (see why: smithers why {outcome.run_id})")
+    if outcome.exit_signal is not None:
+        return EXIT_SIGINT if outcome.exit_signal == 2 else EXIT_SIGTERM
+    return STATUS_EXIT.get(outcome.status, EXIT_FAILED)
+
+
+def _detach(
+    file: str, raw_input: dict | None, run_id: str | None, resume: bool, max_concurrency: int | None, db_path: Path,
+    allow_source_change: bool, json_out: bool,
+) -> int:
+    """Validate here (so errors still exit 4), then run in a new session in the background."""
+    from .. import ops
+    from ..authoring.loader import load_workflow
+    from ..events.ndjson import run_dir
+
+    store = ops.open_store(db_path)
+    loaded = load_workflow(file)
+    if not (resume and run_id):
+        input_value, _ = loaded.workflow.validate_input(raw_input)
+        ops.check_first_render(loaded, input_value, store)
+        if run_id is not None and store.get_run(run_id) is not None:
+            raise ops.UserError(f"run {run_id!r} already exists", hint=f"resume it with: smithers resume {run_id}")
+    run_id = run_id or ops.new_run_id()
+    log_path = run_dir(db_path, run_id) / "output.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    argv = [sys.executable, "-m", "smithers", "up", file, "--run-id", run_id, "--db", str(db_path), "--quiet"]
+    if raw_input is not None:
+        argv += ["--input", json.dumps(raw_input)]
+    if resume:
+        argv.append("--resume")
+    if max_concurrency:
+        argv += ["--max-concurrency", str(max_concurrency)]
+    if allow_source_change:
+        argv.append("--allow-source-change")
+    with open(log_path, "ab") as log, open(os.devnull, "rb") as devnull:
+        child = subprocess.Popen(argv, stdin=devnull, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        run = store.get_run(run_id)
+        if run is not None and run["owner_pid"] == child.pid or (run is not None and run["status"] != "running"):
+            break
+        if child.poll() is not None:
+            typer.echo(f"error: the background run exited with code {child.returncode}; see {log_path}", err=True)
+            return child.returncode or EXIT_FAILED
+        time.sleep(0.05)
+    if json_out:
+        typer.echo(json.dumps({"run_id": run_id, "pid": child.pid, "log": str(log_path)}))
+    else:
+        typer.echo(f"run {run_id} started in the background (pid {child.pid}, output in {log_path})")
+        typer.echo(f"  watch it: smithers logs {run_id} -f")
+    return 0

@@ -1,0 +1,1 @@
+"""Files that ``smithers init`` writes."""

@@ -1,0 +1,87 @@
+"""Shared fixtures: a project folder with its own database, and the real CLI as a subprocess."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from smithers.storage.store import Store
+
+
+@dataclass
+class Project:
+    """A folder with a smithers.db, a way to write workflow files and to run `smithers`."""
+
+    root: Path
+
+    @property
+    def db(self) -> Path:
+        return self.root / "smithers.db"
+
+    def write(self, name: str, source: str) -> Path:
+        path = self.root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(source), encoding="utf-8")
+        return path
+
+    def env(self, **extra: str) -> dict[str, str]:
+        env = dict(os.environ)
+        env["SMITHERS_DB"] = str(self.db)
+        env.pop("COLUMNS", None)
+        env.update(extra)
+        return env
+
+    def cli(self, *args: str, timeout: float = 60, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+        """Run the real `smithers` CLI in this project and wait for it."""
+        return subprocess.run(
+            [sys.executable, "-m", "smithers", *args], cwd=self.root, env=env or self.env(), capture_output=True, text=True,
+            timeout=timeout, stdin=subprocess.DEVNULL,
+        )
+
+    def popen(self, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+        """Start the real `smithers` CLI in the background (its own process group)."""
+        return subprocess.Popen(
+            [sys.executable, "-m", "smithers", *args], cwd=self.root, env=env or self.env(), stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL, start_new_session=True,
+        )
+
+    def json(self, *args: str) -> object:
+        result = self.cli(*args, "--json")
+        assert result.returncode == 0, result.stderr
+        return json.loads(result.stdout)
+
+    def store(self) -> Store:
+        return Store.open(self.db)
+
+    def query(self, sql: str, params: tuple = ()) -> list[tuple]:
+        store = Store.open(self.db)
+        try:
+            return store.conn.execute(sql, params).fetchall()
+        finally:
+            store.close()
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Project:
+    return Project(tmp_path)
+
+
+@pytest.fixture
+def run_id_of() -> Callable[[str], str]:
+    """The run id from `smithers up` output ('run <id> <status>' on the last line)."""
+
+    def parse(stdout: str) -> str:
+        for line in reversed(stdout.strip().splitlines()):
+            if line.startswith("run "):
+                return line.split()[1]
+        raise AssertionError(f"no run id in output:\n{stdout}")
+
+    return parse
