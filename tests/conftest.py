@@ -85,3 +85,52 @@ def run_id_of() -> Callable[[str], str]:
         raise AssertionError(f"no run id in output:\n{stdout}")
 
     return parse
+
+
+# -- helpers for the engine, durability and output-table tests ------------------------------
+
+
+def _counts_of(log: Path) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    if log.exists():
+        for line in log.read_text().splitlines():
+            if line.strip():
+                name = line.split()[0]
+                counts[name] = counts.get(name, 0) + 1
+    return counts
+
+
+@pytest.fixture
+def start_counts() -> Callable[[Path], dict[str, int]]:
+    """How often each task wrote its start line (first word of each line) to a log file."""
+    return _counts_of
+
+
+@dataclass
+class InProcess:
+    """Run a workflow file in this process with ``smithers.ops.start_run`` on the project's db."""
+
+    project: Project
+
+    def up(self, name: str = "wf.py", raw_input: dict | None = None, **kwargs: object):
+        from smithers.ops import start_run
+
+        store = Store.open(self.project.db)
+        try:
+            return start_run(str(self.project.root / name), store=store, raw_input=raw_input, **kwargs)  # type: ignore[arg-type]
+        finally:
+            store.close()
+
+    def resume(self, run_id: str, **kwargs: object):
+        from smithers.ops import resume_run
+
+        store = Store.open(self.project.db)
+        try:
+            return resume_run(run_id, store=store, **kwargs)  # type: ignore[arg-type]
+        finally:
+            store.close()
+
+
+@pytest.fixture
+def inproc(project: Project) -> InProcess:
+    return InProcess(project)

@@ -7,18 +7,58 @@
 >>> @workflow
 ... def hello(ctx):
 ...     return Sequence(Task("greet", output=Greeting, value={"message": "hello"}))
+
+The names below are imported lazily, so ``smithers --help`` does not pay for pydantic.
 """
 
-from .agents.base import AgentEvent, AgentRequest, AgentResult
-from .authoring.context import Ctx, TaskContext
-from .authoring.nodes import Branch, Loop, Parallel, Sequence, Task
-from .authoring.policies import Retry
-from .authoring.workflow import Workflow, workflow
-from .errors import ErrorCode, RenderError, RunError, SmithersError, UserError
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "AgentEvent", "AgentRequest", "AgentResult", "Branch", "Ctx", "ErrorCode", "Loop", "Parallel", "RenderError", "Retry",
-    "RunError", "Sequence", "SmithersError", "Task", "TaskContext", "UserError", "Workflow", "workflow",
-]
+_EXPORTS = {
+    "AgentEvent": "smithers.agents.base",
+    "AgentRequest": "smithers.agents.base",
+    "AgentResult": "smithers.agents.base",
+    "Branch": "smithers.authoring.nodes",
+    "Ctx": "smithers.authoring.context",
+    "ErrorCode": "smithers.errors",
+    "Loop": "smithers.authoring.nodes",
+    "Parallel": "smithers.authoring.nodes",
+    "RenderError": "smithers.errors",
+    "Retry": "smithers.authoring.policies",
+    "RunError": "smithers.errors",
+    "Sequence": "smithers.authoring.nodes",
+    "SmithersError": "smithers.errors",
+    "Task": "smithers.authoring.nodes",
+    "TaskContext": "smithers.authoring.context",
+    "UserError": "smithers.errors",
+    "Workflow": "smithers.authoring.workflow",
+    "workflow": "smithers.authoring.workflow",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'smithers' has no attribute {name!r}")
+    value = getattr(import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *__all__])
+
+
+if TYPE_CHECKING:
+    from .agents.base import AgentEvent, AgentRequest, AgentResult
+    from .authoring.context import Ctx, TaskContext
+    from .authoring.nodes import Branch, Loop, Parallel, Sequence, Task
+    from .authoring.policies import Retry
+    from .authoring.workflow import Workflow, workflow
+    from .errors import ErrorCode, RenderError, RunError, SmithersError, UserError

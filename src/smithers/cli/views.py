@@ -43,8 +43,9 @@ class PlainView:
         self.quiet = quiet
 
     def started(self, run_id: str) -> None:
-        self.out.write(f"run {run_id}\n")
-        self.out.flush()
+        if not self.quiet:
+            self.out.write(f"run {run_id} started\n")
+            self.out.flush()
 
     def on_events(self, events: list[dict[str, Any]]) -> None:
         if self.quiet:

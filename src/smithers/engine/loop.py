@@ -204,15 +204,16 @@ class RunLoop:
             batch, wake = take_startable(plan, status_of=state.status_of, retry_at_of=state.retry_at_of, free_slots=max(free, 1) if free > 0 else 0, now_ms=now_ms())
             if not batch:
                 return wake
-            for desc in batch:
-                if desc.task.skip_if:
-                    self.persist.skip(desc)
-                    self._release_groups(desc)
-                    self._terminal(desc)
-                elif desc.mode == "static":
-                    self._complete_static(desc)
-                else:
-                    self._spawn(desc)
+            with self.store.batch(self.run_id, owner_id=self.owner.id):
+                for desc in batch:
+                    if desc.task.skip_if:
+                        self.persist.skip(desc)
+                        self._release_groups(desc)
+                        self._terminal(desc)
+                    elif desc.mode == "static":
+                        self._complete_static(desc)
+                    else:
+                        self._spawn(desc)
             if self.needs_render or self.failure is not None:
                 return wake
             if time.monotonic() >= yield_at:
@@ -279,10 +280,12 @@ class RunLoop:
             except TimeoutError:
                 pass
         self._enforce_deadlines()
-        for key, running in list(self.running.items()):
-            if running.task.done():
-                del self.running[key]
-                self._collect(running)
+        done = [(key, running) for key, running in self.running.items() if running.task.done()]
+        if done:
+            with self.store.batch(self.run_id, owner_id=self.owner.id):
+                for key, running in done:
+                    del self.running[key]
+                    self._collect(running)
 
     def _heartbeat_deadline(self, running: Running) -> float | None:
         limit = running.desc.task.heartbeat_timeout

@@ -191,6 +191,7 @@ class Store:
         self.path = path
         self._lock = threading.RLock()
         self._tables: dict[str, OutputTable] = {}
+        self._open_tx: Tx | None = None
         self.commit_listeners: list[Any] = []
 
     @classmethod
@@ -234,8 +235,15 @@ class Store:
     def tx(self, run_id: str | None = None, *, owner_id: str | None = None) -> Iterator[Tx]:
         """One write transaction. With ``owner_id`` it first checks that this process still owns
         the run (fencing): if another process took the lease, nothing is written and
-        :class:`LeaseLostError` is raised."""
+        :class:`LeaseLostError` is raised.
+
+        Inside :meth:`batch`, the transaction joins the batch's: several state changes then
+        share one commit, each still all-or-nothing."""
         with self._lock:
+            joined = self._open_tx
+            if joined is not None and joined.run_id == run_id:
+                yield joined
+                return
             begin_write(self.conn)
             tx = Tx(self.conn, run_id)
             try:
@@ -253,6 +261,17 @@ class Store:
         for listener in self.commit_listeners:
             listener(tx.events)
 
+    @contextmanager
+    def batch(self, run_id: str, *, owner_id: str | None = None) -> Iterator[None]:
+        """Group the transactions opened inside into one commit (used for a burst of task
+        starts or completions, so a fan-out does not pay one commit per task)."""
+        with self.tx(run_id, owner_id=owner_id) as tx:
+            self._open_tx = tx
+            try:
+                yield
+            finally:
+                self._open_tx = None
+
     # -- output tables -------------------------------------------------------------------
 
     def output_table(self, model: type[BaseModel]) -> OutputTable:
@@ -263,7 +282,9 @@ class Store:
             return table
         table = OutputTable.for_model(model)
         with self._lock:
-            begin_write(self.conn)
+            nested = self.conn.in_transaction  # inside a batch: DDL joins it (SQLite DDL is transactional)
+            if not nested:
+                begin_write(self.conn)
             try:
                 self.conn.execute(table.ddl())
                 existing = {r[1] for r in self.conn.execute(f'PRAGMA table_info("{table.name}")')}
@@ -276,9 +297,11 @@ class Store:
                     "ON CONFLICT (table_name) DO UPDATE SET model_name = excluded.model_name, columns_json = excluded.columns_json",
                     (table.name, model.__name__, json.dumps(sorted(existing | {c for c, _ in table.columns}))),
                 )
-                self.conn.execute("COMMIT")
+                if not nested:
+                    self.conn.execute("COMMIT")
             except BaseException:
-                self.conn.execute("ROLLBACK")
+                if not nested:
+                    self.conn.execute("ROLLBACK")
                 raise
         self._tables[key] = table
         return table
