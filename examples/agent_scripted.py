@@ -62,8 +62,9 @@ def fenced(value: dict, preface: str) -> str:
 
 
 def triage_answer(prompt: str) -> str:
+    title = next((line[len("Title: "):] for line in prompt.splitlines() if line.startswith("Title: ")), "")
     crash = "crash" in prompt.lower()
-    verdict = {"label": "bug" if crash else "question", "priority": 1 if crash else 3, "summary": prompt.splitlines()[0][:80]}
+    verdict = {"label": "bug" if crash else "question", "priority": 1 if crash else 3, "summary": title[:80]}
     return fenced(verdict, "I read the issue. It describes a crash, so it is a bug." if crash else "Looks like a question.")
 
 

@@ -54,7 +54,7 @@ def write_draft(topic: str, previous: Draft | None, feedback: Review | None):
 def review_draft(draft: Draft):
     def run() -> Review:
         missing = [name for name in REQUIRED if name not in draft.sections]
-        comment = "ready to publish" if not missing else f"please add a {missing[0]} section"
+        comment = "ready to publish" if not missing else f"missing section: {missing[0]}"
         return Review(approved=not missing, missing=missing, comment=comment)
 
     return run

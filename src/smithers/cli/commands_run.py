@@ -64,7 +64,7 @@ def up(
         return _detach(file, raw_input, run_id, resume, max_concurrency, store.path, allow_source_change, json_out)
     from .views import make_view
 
-    view = make_view(quiet=quiet or json_out)
+    view = make_view(quiet=quiet or json_out, store=store)
     try:
         outcome = ops.start_run(
             file, store=store, raw_input=raw_input, run_id=run_id, resume=resume, max_concurrency=max_concurrency,
@@ -92,7 +92,7 @@ def resume(
     from .views import make_view
 
     store = ops.open_store(db)
-    view = make_view(quiet=quiet or json_out)
+    view = make_view(quiet=quiet or json_out, store=store)
     try:
         outcome = ops.resume_run(
             run_id, store=store, max_concurrency=max_concurrency, allow_source_change=allow_source_change,

@@ -57,14 +57,19 @@ class PlainView:
 
 
 class LiveView:
-    """A live table of nodes (status, attempt, elapsed), redrawn a few times a second."""
+    """A live tree of nodes (status, attempt, elapsed), redrawn a few times a second.
 
-    def __init__(self) -> None:
+    The structure comes from the run's latest frame; statuses from the events. When the tree
+    is taller than the terminal, the rows around the first unfinished node are shown."""
+
+    def __init__(self, store: Any = None) -> None:
         from rich.console import Console
         from rich.live import Live
 
         self.console = Console(stderr=False)
+        self.store = store
         self.nodes: dict[tuple[str, int], dict[str, Any]] = {}
+        self.layout: list[tuple[int, dict[str, Any]]] = []  # (depth, frame entry) in document order
         self.run_id = ""
         self.status = "running"
         self.live = Live(console=self.console, refresh_per_second=8, transient=False, get_renderable=self._render)
@@ -84,8 +89,43 @@ class LiveView:
                     node.update(status=kind[4:].lower(), end=event["ts_ms"])
                 elif kind == "NodeFailed":
                     node.update(status="retrying" if (event.get("payload") or {}).get("will_retry") else "failed", end=event["ts_ms"])
+            elif kind == "FrameCommitted":
+                self._load_layout((event.get("payload") or {}).get("frame"))
             elif kind.startswith("Run") and kind not in ("RunStarted", "RunCancelRequested"):
                 self.status = kind[3:].lower()
+
+    def _load_layout(self, frame_no: int | None) -> None:
+        if self.store is None or frame_no is None:
+            return
+        import json
+
+        from ..storage.frames import as_tree, rebuild
+
+        tree = as_tree(rebuild(self.store.frames(self.run_id, upto=frame_no), frame_no, json.loads))
+        layout: list[tuple[int, dict[str, Any]]] = []
+        stack = [(0, tree)] if tree else []
+        while stack:
+            depth, entry = stack.pop()
+            if entry["t"] != "workflow":
+                layout.append((depth, entry))
+            stack.extend((depth + (entry["t"] != "workflow"), child) for child in reversed(entry.get("children", [])))
+        self.layout = layout
+
+    def _rows(self) -> list[tuple[str, str, dict[str, Any] | None]]:
+        """(indented label, iteration, node state or None for containers)."""
+        if not self.layout:
+            return [(node_id, str(it), state) for (node_id, it), state in self.nodes.items()]
+        rows = []
+        for depth, entry in self.layout:
+            indent = "  " * depth
+            if entry["t"] == "task":
+                state = self.nodes.get((entry["id"], entry["it"]), {"status": "pending", "attempt": 0, "start": None, "end": None})
+                rows.append((f"{indent}{entry.get('label') or entry['id']}", str(entry["it"]), state))
+            elif entry["t"] == "loop":
+                rows.append((f"{indent}loop {entry['id']} (pass {entry['it']}{', done' if entry.get('done') else ''})", "", None))
+            else:
+                rows.append((f"{indent}{entry['t']}", "", None))
+        return rows
 
     def _render(self) -> Any:
         from rich.table import Table
@@ -97,18 +137,19 @@ class LiveView:
         table.add_column("attempt", justify="right")
         table.add_column("elapsed", justify="right")
         now = time.time() * 1000
-        rows = list(self.nodes.items())
+        rows = self._rows()
         limit = max(self.console.size.height - 6, 5)
-        if len(rows) > limit:  # keep what is moving: running first, then the most recent
-            running = [r for r in rows if r[1]["status"] == "running"]
-            rest = [r for r in rows if r[1]["status"] != "running"]
-            rows = (running + rest[-(limit - len(running)):])[:limit] if len(running) < limit else running[:limit]
-        for (node_id, iteration), node in rows:
-            elapsed = ""
-            if node["start"]:
-                elapsed = f"{((node['end'] or now) - node['start']) / 1000:.1f}s"
+        if len(rows) > limit:  # show the window that is moving: from just before the first unfinished node
+            first_open = next((i for i, r in enumerate(rows) if r[2] is not None and r[2]["status"] not in ("finished", "skipped")), len(rows) - 1)
+            start = max(min(first_open - 2, len(rows) - limit), 0)
+            rows = rows[start : start + limit]
+        for label, iteration, node in rows:
+            if node is None:
+                table.add_row(f"[bold]{label}[/]", "", "", "", "")
+                continue
+            elapsed = f"{((node['end'] or now) - node['start']) / 1000:.1f}s" if node["start"] else ""
             style = STATUS_STYLE.get(node["status"], "")
-            table.add_row(node_id, str(iteration), f"[{style}]{node['status']}[/]", str(node["attempt"] or ""), elapsed)
+            table.add_row(label, iteration, f"[{style}]{node['status']}[/]", str(node["attempt"] or ""), elapsed)
         return table
 
     def close(self) -> None:
@@ -116,7 +157,7 @@ class LiveView:
             self.live.stop()
 
 
-def make_view(*, quiet: bool = False) -> PlainView | LiveView:
+def make_view(*, quiet: bool = False, store: Any = None) -> PlainView | LiveView:
     if sys.stdout.isatty() and not quiet:
-        return LiveView()
+        return LiveView(store)
     return PlainView(quiet=quiet)
