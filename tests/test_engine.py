@@ -99,10 +99,10 @@ def test_compute_sync_and_async_with_and_without_task_context(project, run_id_of
 class Info(BaseModel):
     kind: str
     attempt: int = 0
-    node_id: str = ""
-    iteration: int = -1
+    node: str = ""
+    iter: int = -1
     key: str = ""
-    run_id: str = ""
+    rid: str = ""
     cwd: str = ""
     thread: str = ""
 
@@ -110,8 +110,8 @@ def sync_plain():
     return {"kind": "sync-plain", "thread": threading.current_thread().name}
 
 def sync_tc(tc: TaskContext):
-    return Info(kind="sync-tc", attempt=tc.attempt, node_id=tc.node_id, iteration=tc.iteration,
-                key=tc.idempotency_key, run_id=tc.run_id, cwd=tc.cwd)
+    return Info(kind="sync-tc", attempt=tc.attempt, node=tc.node_id, iter=tc.iteration,
+                key=tc.idempotency_key, rid=tc.run_id, cwd=tc.cwd)
 
 async def async_plain():
     await asyncio.sleep(0.01)
@@ -119,8 +119,8 @@ async def async_plain():
 
 async def async_tc(tc):
     await asyncio.sleep(0.01)
-    return {"kind": "async-tc", "attempt": tc.attempt, "node_id": tc.node_id, "key": tc.idempotency_key,
-            "run_id": tc.run_id, "iteration": tc.iteration, "cwd": tc.cwd}
+    return {"kind": "async-tc", "attempt": tc.attempt, "node": tc.node_id, "key": tc.idempotency_key,
+            "rid": tc.run_id, "iter": tc.iteration, "cwd": tc.cwd}
 
 @workflow
 def compute(ctx):
@@ -135,13 +135,13 @@ def compute(ctx):
     result = project.cli("up", "wf.py")
     assert result.returncode == 0, result.stderr
     run_id = run_id_of(result.stdout)
-    rows = {r[0]: r[1:] for r in project.query("SELECT node_id, kind, attempt, iteration, key, run_id, cwd, thread FROM info")}
+    rows = {r[0]: r[1:] for r in project.query("SELECT node_id, kind, attempt, iter, key, rid, cwd, thread FROM info")}
     assert rows["sp"][0] == "sync-plain" and rows["sp"][6] != "MainThread"  # sync functions run off the loop thread
     assert rows["ap"][0] == "async-plain" and rows["ap"][6] == "MainThread"
     assert rows["lam"][0] == "lambda"
     for node in ("st", "at"):
         kind, attempt, iteration, key, rid, cwd, _ = rows[node]
-        assert attempt == 1 and iteration == 0 and rid == run_id
+        assert attempt == 1 and iteration == 0 and rid == run_id and kind.endswith("-tc")
         assert key == f"{run_id}:{node}:0"
         assert cwd == str(project.root.resolve())
     assert {r[0] for r in project.query("SELECT status FROM _smithers_nodes")} == {"finished"}

@@ -40,6 +40,7 @@ class ErrorCode(StrEnum):
     LEASE_LOST = "LEASE_LOST"
     STORAGE = "STORAGE"
     AGENT_ERROR = "AGENT_ERROR"
+    AGENT_CONFIG = "AGENT_CONFIG"
 
 
 class SmithersError(Exception):
@@ -130,7 +131,20 @@ class InvalidOutputError(RunError):
 
 
 class AgentError(RunError):
+    """An agent failed in a way a retry may fix (a crash, a timeout, a 5xx)."""
+
     code = ErrorCode.AGENT_ERROR
+
+
+class AgentConfigError(AgentError):
+    """An agent cannot work as configured (binary missing, 401/403, unknown model): never
+    retried with the same agent; a fallback chain skips it for the rest of the run."""
+
+    code = ErrorCode.AGENT_CONFIG
+
+    def __init__(self, message: str, **kwargs: Any) -> None:
+        kwargs["retryable"] = False
+        super().__init__(message, **kwargs)
 
 
 class StorageError(SmithersError):

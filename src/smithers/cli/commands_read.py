@@ -1,1 +1,456 @@
+"""Commands that read runs: ps, inspect, node, events, logs, why, graph.
+
+They never change a run and never create a database: pointed at a folder without one, ``ps``
+lists nothing and the others report the unknown run (exit 4). The verbs live in
+:mod:`smithers.inspect`; this module only prints.
+"""
+
 from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from .app import EXIT_FAILED, DbOption, JsonOption, app
+
+if TYPE_CHECKING:
+    from ..storage.store import Store
+
+RunArg = Annotated[str, typer.Argument(help="The run id (see: smithers ps).", show_default=False)]
+GRAPH_FORMATS = ("tree", "mermaid", "json")
+FOLLOW_POLL_S = 0.2
+DEAD_OWNER_POLLS = 5  # `logs -f` gives up after the owner has been gone this many polls in a row
+
+
+# -- shared helpers --------------------------------------------------------------------------
+
+
+def _db_path(db: str | None) -> Path:
+    from ..storage.store import default_db_path
+
+    return Path(db).expanduser().resolve() if db else default_db_path()
+
+
+def _open(db: str | None) -> Store | None:
+    """The store, or None when there is no database file (a read never creates one)."""
+    from ..storage.store import Store
+
+    path = _db_path(db)
+    return Store.open(path) if path.is_file() else None
+
+
+def _open_for_run(db: str | None, run_id: str) -> Store:
+    store = _open(db)
+    if store is None:
+        from ..errors import UnknownRunError
+
+        raise UnknownRunError(
+            f"no run {run_id!r}: there is no database at {_db_path(db)}",
+            hint="run smithers from your project folder, or pass --db / set SMITHERS_DB",
+        )
+    return store
+
+
+def _emit(text: str) -> None:
+    """Write to stdout; a closed pipe (``smithers events X | head``) ends output quietly."""
+    try:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        raise typer.Exit(0) from None
+
+
+def _lines(lines: list[str]) -> None:
+    if lines:
+        _emit("".join(line + "\n" for line in lines))
+
+
+def _json(value: Any) -> None:
+    _emit(json.dumps(value, indent=2, default=str) + "\n")
+
+
+def _when(ms: int | None) -> str:
+    if ms is None:
+        return "-"
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ms / 1000))
+
+
+def _clock(ms: int | None) -> str:
+    return "-" if ms is None else time.strftime("%H:%M:%S", time.localtime(ms / 1000))
+
+
+def _took(start: int | None, end: int | None) -> str:
+    if start is None or end is None:
+        return ""
+    seconds = (end - start) / 1000
+    if seconds < 60:
+        return f"{seconds:.1f}s" if seconds >= 0.1 else f"{end - start}ms"
+    minutes, sec = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{sec:02d}s"
+
+
+def _table(headers: list[str], rows: list[list[str]]) -> list[str]:
+    """Plain aligned columns: readable in a terminal, a pipe and a log file alike."""
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
+    out = []
+    for row in [headers, *rows]:
+        cells = [cell.ljust(widths[i]) if i < len(row) - 1 else cell for i, cell in enumerate(row)]
+        out.append("  ".join(cells).rstrip())
+    return out
+
+
+def _short(value: Any, width: int = 60) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, default=str, ensure_ascii=False)
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _error_text(error: Any) -> str:
+    if not isinstance(error, dict):
+        return "" if error is None else str(error)
+    kind = error.get("type")
+    message = error.get("message") or ""
+    return f"{kind}: {message}" if kind and kind not in ("RunError",) else message
+
+
+# -- ps --------------------------------------------------------------------------------------
+
+
+@app.command()
+def ps(
+    status: Annotated[str | None, typer.Option("--status", help="Only runs with this status (e.g. running, failed).", show_default=False)] = None,
+    all_runs: Annotated[bool, typer.Option("--all", "-a", help="All runs, not only the 20 newest.")] = False,
+    db: DbOption = None,
+    json_out: JsonOption = False,
+) -> int:
+    """List runs, newest first (the 20 newest unless --all).
+
+    Example: smithers ps --status failed
+    """
+    from .. import inspect as verbs
+
+    store = _open(db)
+    if store is None:
+        verbs.check_run_status(status)  # still refuse an unknown status
+        runs: list[dict[str, Any]] = []
+        more = False
+    else:
+        runs = verbs.list_runs(store, status=status, limit=None if all_runs else 21)
+        more = not all_runs and len(runs) > 20
+        runs = runs[:20] if more else runs
+    if json_out:
+        _json(runs)
+        return 0
+    if not runs:
+        where = f"with status {status} " if status else ""
+        _lines([f"no runs {where}in {_db_path(db)}", "start one with: smithers up WORKFLOW.py"])
+        return 0
+    rows = [
+        [r["run_id"], r["workflow"], r["status"], _when(r["created_at_ms"]), _took(r["created_at_ms"], r["updated_at_ms"])]
+        for r in runs
+    ]
+    lines = _table(["RUN ID", "WORKFLOW", "STATUS", "CREATED", "ELAPSED"], rows)
+    if more:
+        lines.append("(the 20 newest; --all shows every run)")
+    _lines(lines)
+    return 0
+
+
+# -- inspect ---------------------------------------------------------------------------------
+
+
+@app.command("inspect")
+def inspect_run(run_id: RunArg, db: DbOption = None, json_out: JsonOption = False) -> int:
+    """Show a run: its status, input, error, and every node with its attempts and output.
+
+    Example: smithers inspect 20261203-101500-ab12cd --json
+    """
+    from .. import inspect as verbs
+
+    detail = verbs.run_detail(_open_for_run(db, run_id), run_id)
+    if json_out:
+        _json(detail)
+        return 0
+    lines = [
+        f"run {detail['run_id']}",
+        f"  workflow  {detail['workflow']}",
+        f"  status    {detail['status']}",
+        f"  created   {_when(detail['created_at_ms'])}",
+        f"  input     {_short(detail['input'], 100)}",
+    ]
+    if detail["error"]:
+        lines.append(f"  error     {_error_text(detail['error'])}")
+    if detail["nodes"]:
+        rows = []
+        for node in detail["nodes"]:
+            last = node["attempts"][-1] if node["attempts"] else None
+            if node["output"] is not None:
+                shown = _short(node["output"])
+            elif last and last["error"]:
+                shown = _short(_error_text(last["error"]))
+            else:
+                shown = ""
+            took = _took(last["started_at_ms"], last["finished_at_ms"]) if last else ""
+            rows.append([node["id"], str(node["iteration"]), node["status"], str(len(node["attempts"])), took, shown])
+        lines.append("")
+        lines.extend(_table(["NODE", "ITER", "STATUS", "ATTEMPTS", "TOOK", "OUTPUT / ERROR"], rows))
+    else:
+        lines.append("  (no nodes yet)")
+    _lines(lines)
+    return 0
+
+
+# -- node ------------------------------------------------------------------------------------
+
+
+@app.command()
+def node(
+    run_id: RunArg,
+    node_id: Annotated[str, typer.Argument(help="The node (task) id.", show_default=False)],
+    db: DbOption = None,
+    json_out: JsonOption = False,
+) -> int:
+    """Show one node of a run: every iteration, every attempt with its error and traceback, and the output.
+
+    Example: smithers node 20261203-101500-ab12cd review
+    """
+    from .. import inspect as verbs
+
+    detail = verbs.node_detail(_open_for_run(db, run_id), run_id, node_id)
+    if json_out:
+        _json(detail)
+        return 0
+    label = f" ({detail['label']})" if detail["label"] else ""
+    lines = [f"node {detail['id']}{label} in run {run_id}: {detail['kind']} task → table {detail['output_table']}"]
+    for it in detail["iterations"]:
+        count = len(it["attempts"])
+        lines.append(f"iteration {it['iteration']}: {it['status']} ({count} attempt{'s' if count != 1 else ''})")
+        if it["retry_at_ms"]:
+            lines.append(f"  next retry at {_when(it['retry_at_ms'])}")
+        for a in it["attempts"]:
+            took = _took(a["started_at_ms"], a["finished_at_ms"])
+            lines.append(
+                f"  attempt {a['attempt']}  {a['status']:<9}  {_clock(a['started_at_ms'])} → {_clock(a['finished_at_ms'])}"
+                + (f"  ({took})" if took else "")
+            )
+            error = a["error"]
+            if error:
+                lines.append(f"    error: {_error_text(error)}")
+                tb = error.get("traceback") if isinstance(error, dict) else None
+                if tb:
+                    lines.extend("      " + line for line in tb.rstrip().splitlines())
+        if it["output"] is not None:
+            lines.append("  output:")
+            lines.extend("    " + line for line in json.dumps(it["output"], indent=2, default=str, ensure_ascii=False).splitlines())
+        else:
+            lines.append("  output: none")
+    _lines(lines)
+    return 0
+
+
+# -- events and logs -------------------------------------------------------------------------
+
+
+@app.command()
+def events(
+    run_id: RunArg,
+    type_: Annotated[str | None, typer.Option("--type", "-t", help="An event type (NodeFinished) or a prefix (Node).", show_default=False)] = None,
+    node_id: Annotated[str | None, typer.Option("--node", "-n", help="Only events of this node.", show_default=False)] = None,
+    after: Annotated[int, typer.Option("--after", help="Only events with seq greater than this.")] = 0,
+    db: DbOption = None,
+    json_out: JsonOption = False,
+) -> int:
+    """Print a run's events in order; --json prints NDJSON (one event object per line).
+
+    Example: smithers events 20261203-101500-ab12cd --type Node --json
+    """
+    from .. import inspect as verbs
+    from .views import describe_event
+
+    found = verbs.events(_open_for_run(db, run_id), run_id, type=type_, node_id=node_id, after_seq=after)
+    if json_out:
+        _lines([json.dumps(e, separators=(",", ":"), default=str) for e in found])
+    else:
+        _lines([f"{e['seq']:>5}  {describe_event(e)}" for e in found])
+    return 0
+
+
+@app.command()
+def logs(
+    run_id: RunArg,
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing new events until the run ends.")] = False,
+    db: DbOption = None,
+    json_out: JsonOption = False,
+) -> int:
+    """Print a run's progress as readable lines; -f follows a live run until it finishes, fails or is cancelled.
+
+    Example: smithers logs 20261203-101500-ab12cd -f
+    """
+    from .. import inspect as verbs
+    from .views import describe_event
+
+    store = _open_for_run(db, run_id)
+    verbs.get_run(store, run_id)
+
+    def show(batch: list[dict[str, Any]], last: int) -> int:
+        if json_out:
+            _lines([json.dumps(e, separators=(",", ":"), default=str) for e in batch])
+        else:
+            _lines([describe_event(e) for e in batch])
+        return batch[-1]["seq"] if batch else last
+
+    last = show(store.events(run_id), 0)
+    if not follow:
+        return 0
+    from ..storage.lease import owner_alive
+
+    gone = 0
+    while True:
+        run = verbs.get_run(store, run_id)
+        if run["status"] in verbs.TERMINAL_STATUSES:
+            show(store.events(run_id, after_seq=last), last)  # what committed with the final status
+            return 0
+        gone = gone + 1 if run["status"] == "running" and not owner_alive(run) else 0
+        if gone >= DEAD_OWNER_POLLS:
+            last = show(store.events(run_id, after_seq=last), last)
+            sys.stderr.write(
+                f"run {run_id} is marked running but the process running it died; "
+                f"continue it with: smithers resume {run_id}\n"
+            )
+            return EXIT_FAILED
+        time.sleep(FOLLOW_POLL_S)
+        last = show(store.events(run_id, after_seq=last), last)
+
+
+# -- why -------------------------------------------------------------------------------------
+
+
+@app.command()
+def why(run_id: RunArg, db: DbOption = None, json_out: JsonOption = False) -> int:
+    """Explain what a run is blocked on and the command that unblocks it.
+
+    Example: smithers why 20261203-101500-ab12cd
+    """
+    from .. import inspect as verbs
+
+    answer = verbs.why(_open_for_run(db, run_id), run_id)
+    if json_out:
+        _json(answer)
+        return 0
+    lines = [f"run {run_id}: {answer['status']}", f"  {answer['reason']}"]
+    if answer["blocked_on"]:
+        lines.append("blocked on:")
+        for b in answer["blocked_on"]:
+            parts = [f"  {b['node_id']}[{b['iteration']}]", b["status"], f"attempt {b['attempts']}"]
+            if b["status"] == "running" and b["started_at_ms"]:
+                parts.append(f"since {_clock(b['started_at_ms'])}")
+            if b["retry_at_ms"]:
+                parts.append(f"retries at {_clock(b['retry_at_ms'])}")
+            if b["error"]:
+                parts.append(f"- {_short(b['error'], 100)}")
+            lines.append("  ".join(parts))
+        failed = [b["node_id"] for b in answer["blocked_on"] if b["status"] == "failed"]
+        if failed:
+            lines.append(f"  details and traceback: smithers node {run_id} {failed[0]}")
+    if answer["commands"]:
+        lines.append("to unblock it:")
+        lines.extend(f"  {c}" for c in answer["commands"])
+    elif answer["status"] not in verbs.TERMINAL_STATUSES:
+        lines.append(f"watch it: smithers logs {run_id} -f")
+    _lines(lines)
+    return 0
+
+
+# -- graph -----------------------------------------------------------------------------------
+
+
+@app.command()
+def graph(
+    file: Annotated[str | None, typer.Argument(help="Workflow file (file.py or file.py:name); not needed with --run.", show_default=False)] = None,
+    input: Annotated[str | None, typer.Option("--input", "-i", help="Input for the preview: a JSON object, or @file.json.", show_default=False)] = None,
+    run: Annotated[str | None, typer.Option("--run", "-r", help="Show a run's stored plan instead of previewing the file.", show_default=False)] = None,
+    frame: Annotated[int | None, typer.Option("--frame", help="With --run: the frame to show, from 0 (default: the last).", show_default=False)] = None,
+    fmt: Annotated[str, typer.Option("--format", help="tree, mermaid or json.")] = "tree",
+    db: DbOption = None,
+    json_out: JsonOption = False,
+) -> int:
+    """Show a workflow's plan: a preview of its first render, or a run's plan at any frame with task statuses.
+
+    Examples: smithers graph workflow.py --input '{"repo": "."}' --format mermaid
+              smithers graph --run 20261203-101500-ab12cd --frame 0
+    """
+    from .. import inspect as verbs
+    from ..errors import UserError
+
+    fmt = "json" if json_out else fmt
+    if fmt not in GRAPH_FORMATS:
+        raise UserError(f"unknown --format {fmt!r}", hint=f"use one of: {', '.join(GRAPH_FORMATS)}")
+    if run is None:
+        if frame is not None:
+            raise UserError("--frame needs --run RUN_ID", hint="frames belong to a run: smithers graph --run RUN_ID --frame N")
+        if file is None:
+            raise UserError("pass a workflow FILE to preview, or --run RUN_ID to show a run's plan")
+        from ..ops import parse_input
+
+        preview = verbs.preview_plan(file, parse_input(input))
+        tree = verbs.plan_tree(preview["entries"])
+        header = f"workflow {preview['workflow']}: plan of the first render (no run)"
+    else:
+        plan = verbs.frame_plan(_open_for_run(db, run), run, frame)
+        tree = verbs.plan_tree(plan["entries"], plan["statuses"])
+        last = plan["frame"] == plan["frames"] - 1
+        header = (
+            f"run {run} ({plan['workflow']}): frame {plan['frame']} (frames 0..{plan['frames'] - 1}), "
+            + ("current statuses" if last else f"statuses as of event {plan['event_seq']}")
+        )
+    if fmt == "json":
+        _json(tree)
+    elif fmt == "mermaid":
+        _emit(verbs.mermaid(tree))
+    else:
+        _lines([header, *(_tree_lines(tree) if tree else ["(empty plan)"])])
+    return 0
+
+
+def _tree_lines(root: dict[str, Any]) -> list[str]:
+    lines: list[str] = []
+
+    def walk(node: dict[str, Any], prefix: str, connector: str, child_prefix: str) -> None:
+        lines.append(prefix + connector + _node_label(node))
+        kids = node.get("children", [])
+        for i, kid in enumerate(kids):
+            end = i == len(kids) - 1
+            walk(kid, prefix + child_prefix, "└── " if end else "├── ", "    " if end else "│   ")
+
+    walk(root, "", "", "")
+    return lines
+
+
+def _node_label(node: dict[str, Any]) -> str:
+    kind = node["t"]
+    if kind == "task":
+        text = node["id"] + (f" #{node['it']}" if node.get("it") else "")
+        text += f"  {node.get('mode', '')} → {node.get('out', '')}"
+        if node.get("label"):
+            text += f"  ({node['label']})"
+        if "status" in node:
+            text += f"  [{node['status']}]"
+        return text
+    if kind == "loop":
+        text = f"loop {node['id']}  pass {node['it']} (max {node['max']})"
+        if node.get("until"):
+            text += ", until met"
+        if node.get("done"):
+            text += ", done"
+        return text
+    if kind == "parallel" and node.get("limit"):
+        return f"parallel (max {node['limit']} at once)"
+    return kind

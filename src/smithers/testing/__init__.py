@@ -1,0 +1,10 @@
+"""The test kit, shipped so users can test their own workflows offline.
+
+- :class:`ScriptedAgent` — an agent that answers from a script.
+- ``smithers.testing.fakes`` — scripted fake model servers (Anthropic Messages, OpenAI
+  Responses, Gemini) on 127.0.0.1, and helpers that point the real CLIs at them.
+"""
+
+from .agents import ScriptedAgent
+
+__all__ = ["ScriptedAgent"]
