@@ -7,7 +7,7 @@ a real agent and the workflow does not change. What it shows:
 * the task's prompt arrives in ``request.prompt`` with the output model's JSON schema appended;
 * the reply is free text ending in a fenced ```json block; smithers extracts the JSON and
   validates it against the task's model (``IssueTriage``, ``Reply``);
-* ``request.on_event`` reports progress; every event becomes an ``AgentEvent`` run event;
+* ``request.emit(kind, **data)`` reports progress; each call becomes an ``AgentEvent`` run event;
 * ``agent=[first, second]`` is a fallback chain: attempt n uses entry n. Here the first agent
   replies without any JSON, that attempt fails, and the retry goes to the second agent.
 
@@ -25,7 +25,7 @@ from collections.abc import Callable
 
 from pydantic import BaseModel
 
-from smithers import AgentEvent, AgentRequest, AgentResult, Retry, Sequence, Task, workflow
+from smithers import AgentRequest, AgentResult, Retry, Sequence, Task, workflow
 
 
 class Issue(BaseModel):
@@ -51,8 +51,7 @@ class ScriptedAgent:
         self.answer = answer
 
     async def run(self, request: AgentRequest) -> AgentResult:
-        if request.on_event is not None:
-            request.on_event(AgentEvent("text", {"text": f"{self.name} is reading {len(request.prompt)} characters"}))
+        request.emit("text", text=f"{self.name} is reading {len(request.prompt)} characters")  # → an AgentEvent
         text = self.answer(request.prompt)
         return AgentResult(text=text, usage={"input_tokens": len(request.prompt) // 4, "output_tokens": len(text) // 4})
 

@@ -357,8 +357,7 @@ def frame_plan(store: Store, run_id: str, frame: int | None = None) -> dict[str,
     from .storage.frames import rebuild
 
     run = get_run(store, run_id)
-    rows = store.frames(run_id)
-    count = len(rows)
+    count = store.frame_count(run_id)
     if count == 0:
         raise UserError(f"run {run_id} has no frames yet (it has not rendered)", hint=f"see why with: smithers why {run_id}")
     if frame is None:
@@ -368,17 +367,24 @@ def frame_plan(store: Store, run_id: str, frame: int | None = None) -> dict[str,
             f"run {run_id} has {count} frame{'s' if count != 1 else ''} (0..{count - 1}); frame {frame} does not exist",
             hint=f"pass --frame between 0 and {count - 1}, or leave it out for the last",
         )
+    # only the rows from the last keyframe at or before the frame: cost independent of run length
+    rows = store._rows(
+        "SELECT * FROM _smithers_frames WHERE run_id = ? AND frame_no <= ? AND frame_no >= COALESCE("
+        "(SELECT MAX(frame_no) FROM _smithers_frames WHERE run_id = ? AND is_keyframe = 1 AND frame_no <= ?), 0) "
+        "ORDER BY frame_no",
+        (run_id, frame, run_id, frame),
+    )
     entries = rebuild(rows, frame, json.loads)
+    event_seq = rows[-1]["event_seq"]
     last = frame == count - 1
-    upto = None if last else rows[frame]["event_seq"]
     return {
         "run_id": run_id,
         "workflow": run["workflow"],
         "frame": frame,
         "frames": count,
-        "event_seq": rows[frame]["event_seq"],
+        "event_seq": event_seq,
         "entries": entries,
-        "statuses": node_statuses(store, run_id, upto_seq=upto),
+        "statuses": node_statuses(store, run_id, upto_seq=None if last else event_seq),
     }
 
 

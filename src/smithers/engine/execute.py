@@ -17,10 +17,8 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from ..agents.base import AgentEvent, AgentRequest, agent_name
 from ..authoring.context import TaskContext
-from ..errors import AgentError, InvalidOutputError
-from .outputs import extract_json, schema_instruction, validate_output
+from .outputs import validate_output
 from .tree import TaskDescriptor
 
 
@@ -75,40 +73,3 @@ async def run_compute(desc: TaskDescriptor, tc: TaskContext) -> BaseModel:
     return validate_output(desc.model, result, node_id=desc.node_id, retryable=True)
 
 
-def pick_agent(desc: TaskDescriptor, attempt: int) -> Any:
-    """A list of agents is a fallback chain: attempt n uses entry min(n, len) - 1."""
-    agent = desc.task.agent
-    if isinstance(agent, (list, tuple)):
-        if not agent:
-            raise AgentError(f"task {desc.node_id!r}: the agent list is empty", retryable=False)
-        return agent[min(attempt, len(agent)) - 1]
-    return agent
-
-
-async def run_agent(
-    desc: TaskDescriptor, tc: TaskContext, on_event: Callable[[AgentEvent], None]
-) -> tuple[BaseModel, dict[str, Any]]:
-    agent = pick_agent(desc, tc.attempt)
-    if not callable(getattr(agent, "run", None)):
-        raise AgentError(f"task {desc.node_id!r}: {agent!r} is not an agent (it has no async run(request))", retryable=False)
-    prompt = (desc.task.prompt or "") + schema_instruction(desc.model)
-    request = AgentRequest(
-        prompt=prompt,
-        output_schema=desc.model.model_json_schema(),
-        cwd=tc.cwd,
-        timeout=desc.task.timeout,
-        on_event=on_event,
-        node_id=desc.node_id,
-        attempt=tc.attempt,
-    )
-    result = await agent.run(request)
-    info = {"agent": agent_name(agent), "session_id": result.session_id, "usage": result.usage}
-    value = result.output
-    if value is None:
-        try:
-            value = extract_json(result.text)
-        except ValueError as err:
-            raise InvalidOutputError(
-                f"task {desc.node_id!r}: the agent's reply has no JSON output ({err})", retryable=True, details=info
-            ) from None
-    return validate_output(desc.model, value, node_id=desc.node_id, retryable=True), info

@@ -28,7 +28,8 @@ from ..errors import (
 )
 from ..storage.lease import Owner, release_run, renew_lease
 from ..storage.store import Store, now_ms
-from .execute import run_agent, run_compute, run_static
+from .agent_task import AgentChain, run_agent_attempt
+from .execute import run_compute, run_static
 from .persist import Persister, error_info
 from .plan import Plan
 from .render import Rendered, render
@@ -79,6 +80,7 @@ class RunLoop:
         self.wake = asyncio.Event()
         self.next_maintenance = 0.0
         self.rng = random.Random()
+        self.disabled_agents: set[int] = set()  # agents that failed with a configuration error stay off for the run
 
     # -- the loop ------------------------------------------------------------------------
 
@@ -251,16 +253,15 @@ class RunLoop:
         self.running[desc.key] = Running(desc=desc, attempt=attempt, tc=tc, task=task, deadline=deadline)
 
     async def _agent_attempt(self, desc: TaskDescriptor, tc: TaskContext) -> BaseModel:
-        def on_event(event: Any) -> None:
-            tc.heartbeat()
-            with self.persist.tx() as tx:
-                tx.event("AgentEvent", node_id=desc.node_id, iteration=desc.iteration, attempt=tc.attempt, kind=event.kind, data=event.data)
+        chain = AgentChain.of(desc, self.disabled_agents)
 
-        value, info = await run_agent(desc, tc, on_event)
-        running = self.running.get(desc.key)
-        if running is not None:
-            running.info = info
-        return value
+        def emit(event_type: str, payload: dict[str, Any]) -> None:
+            with self.persist.tx() as tx:
+                tx.event(event_type, node_id=desc.node_id, iteration=desc.iteration, attempt=tc.attempt, **payload)
+
+        running = self.running[desc.key]
+        running.info = {}
+        return await run_agent_attempt(desc, tc, chain, emit, tc.heartbeat, running.info)
 
     # -- waiting and ⑤ persisting outcomes ------------------------------------------------
 
@@ -315,7 +316,7 @@ class RunLoop:
         self._release_groups(desc)
         task = running.task
         if running.failed_as is not None:
-            self._failed(desc, running.attempt, running.failed_as, heartbeat_json=running.tc._heartbeat_json)
+            self._failed(desc, running.attempt, running.failed_as, heartbeat_json=running.tc._heartbeat_json, meta=running.info)
             return
         if task.cancelled():
             return  # cancelled by the run's own cancel path, which records it
@@ -324,7 +325,7 @@ class RunLoop:
             self.persist.finish_success(desc, running.attempt, task.result(), running.info)
             self._finished(desc)
         else:
-            self._failed(desc, running.attempt, err, heartbeat_json=running.tc._heartbeat_json)
+            self._failed(desc, running.attempt, err, heartbeat_json=running.tc._heartbeat_json, meta=running.info)
 
     def _finished(self, desc: TaskDescriptor) -> None:
         self.changed_since_render = True
@@ -336,13 +337,18 @@ class RunLoop:
         if self.plan is not None and desc.node is not None:
             self.plan.task_terminal(desc)
 
-    def _failed(self, desc: TaskDescriptor, attempt: int, err: BaseException, *, heartbeat_json: str | None = None, static: bool = False) -> None:
+    def _failed(
+        self, desc: TaskDescriptor, attempt: int, err: BaseException, *, heartbeat_json: str | None = None, static: bool = False,
+        meta: dict[str, Any] | None = None,
+    ) -> None:
         node = self.state.nodes[desc.key]
         retryable = getattr(err, "retryable", True) and not static
         retry_at = None
         if retryable and node.failures < desc.retries and self.failure is None:
             retry_at = now_ms() + int(desc.retry.delay(node.failures + 1, self.rng) * 1000)
-        will_retry = self.persist.finish_failure(desc, attempt, err, retry_at_ms=retry_at, heartbeat_json=heartbeat_json, static=static)
+        will_retry = self.persist.finish_failure(
+            desc, attempt, err, retry_at_ms=retry_at, heartbeat_json=heartbeat_json, static=static, meta=meta
+        )
         self.changed_since_render = True
         if will_retry:
             assert self.plan is not None

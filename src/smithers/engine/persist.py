@@ -104,17 +104,14 @@ class Persister:
             tx.write_output(table, desc.node_id, desc.iteration, value)
             tx.finish_attempt(desc.node_id, desc.iteration, attempt, "finished")
             if meta:
-                tx.execute(
-                    "UPDATE _smithers_attempts SET meta_json = ? WHERE run_id = ? AND node_id = ? AND iteration = ? AND attempt = ?",
-                    (json.dumps(meta, default=str), self.run_id, desc.node_id, desc.iteration, attempt),
-                )
+                self._set_meta(tx, desc, attempt, meta)
             tx.set_node(desc.node_id, desc.iteration, "finished")
             tx.event("NodeFinished", node_id=desc.node_id, iteration=desc.iteration, attempt=attempt)
         self.state.mark_finished(desc.key, value)
 
     def finish_failure(
         self, desc: TaskDescriptor, attempt: int, err: BaseException, *, retry_at_ms: int | None, heartbeat_json: str | None = None,
-        static: bool = False,
+        static: bool = False, meta: dict[str, Any] | None = None,
     ) -> bool:
         """Record a failed attempt. Returns whether the task will be retried."""
         node = self.state.nodes[desc.key]
@@ -126,6 +123,8 @@ class Persister:
                 tx.start_attempt(desc.node_id, desc.iteration, attempt, {"mode": desc.mode})
                 tx.event("NodeStarted", node_id=desc.node_id, iteration=desc.iteration, attempt=attempt)
             tx.finish_attempt(desc.node_id, desc.iteration, attempt, "failed", error=info, heartbeat_json=heartbeat_json)
+            if meta:
+                self._set_meta(tx, desc, attempt, meta)
             status = "pending" if will_retry else "failed"
             tx.set_node(desc.node_id, desc.iteration, status, attempts=attempt, failures=failures, retry_at_ms=retry_at_ms, error=info)
             tx.event(
@@ -136,6 +135,12 @@ class Persister:
                 tx.event("NodeRetrying", node_id=desc.node_id, iteration=desc.iteration, attempt=attempt + 1, retry_at_ms=retry_at_ms)
         node.status, node.attempts, node.failures, node.retry_at_ms = status, attempt, failures, retry_at_ms
         return will_retry
+
+    def _set_meta(self, tx: Any, desc: TaskDescriptor, attempt: int, meta: dict[str, Any]) -> None:
+        tx.execute(
+            "UPDATE _smithers_attempts SET meta_json = ? WHERE run_id = ? AND node_id = ? AND iteration = ? AND attempt = ?",
+            (json.dumps({"mode": desc.mode, **meta}, default=str), self.run_id, desc.node_id, desc.iteration, attempt),
+        )
 
     def cancel_attempts(self, running: list[tuple[TaskDescriptor, int]], reason: str) -> None:
         if not running:
