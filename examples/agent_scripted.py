@@ -7,16 +7,22 @@ a real agent and the workflow does not change. What it shows:
 * the task's prompt arrives in ``request.prompt`` with the output model's JSON schema appended;
 * the reply is free text ending in a fenced ```json block; smithers extracts the JSON and
   validates it against the task's model (``IssueTriage``, ``Reply``);
-* ``request.emit(kind, **data)`` reports progress; each call becomes an ``AgentEvent`` run event;
+* a reply whose JSON fails validation gets a *repair turn* quoting the errors (the triager's
+  first answer has ``"priority": "P1"`` where an int is required; on turn 2 it fixes it). Repair
+  turns happen inside the attempt and do not use up retries;
 * ``agent=[first, second]`` is a fallback chain: attempt n uses entry n. Here the first agent
-  replies without any JSON, that attempt fails, and the retry goes to the second agent.
+  never answers with JSON (not even when asked for only the JSON), so attempt 1 fails and the
+  retry goes to the second agent;
+* ``request.emit(kind, **data)`` reports progress; each call becomes an ``AgentEvent`` run event,
+  and ``AgentResult.usage`` a ``TokenUsageReported`` event.
 
 Run it:
 
     smithers up examples/agent_scripted.py --input '{"title": "App crashes when the upload is empty", "body": "Stack trace attached."}'
 
-Then:
+Then read the transcript and the rows:
 
+    smithers chat RUN_ID
     sqlite3 smithers.db 'select label, priority from issue_triage; select node_id, attempt, status from _smithers_attempts'
 """
 
@@ -35,7 +41,7 @@ class Issue(BaseModel):
 
 class IssueTriage(BaseModel):
     label: str
-    priority: int
+    priority: int  # 1 (urgent) … 4
     summary: str
 
 
@@ -44,15 +50,15 @@ class Reply(BaseModel):
 
 
 class ScriptedAgent:
-    """A stand-in for a model: ``answer(prompt)`` returns the reply text."""
+    """A stand-in for a model: ``answer(request)`` returns the reply text."""
 
-    def __init__(self, name: str, answer: Callable[[str], str]) -> None:
-        self.name = name  # shown in the attempt's metadata
+    def __init__(self, name: str, answer: Callable[[AgentRequest], str]) -> None:
+        self.name = name  # recorded on each attempt and in its events
         self.answer = answer
 
     async def run(self, request: AgentRequest) -> AgentResult:
-        request.emit("text", text=f"{self.name} is reading {len(request.prompt)} characters")  # → an AgentEvent
-        text = self.answer(request.prompt)
+        request.emit("text", text=f"{self.name}: turn {request.turn}, {len(request.prompt)} characters of prompt")
+        text = self.answer(request)
         return AgentResult(text=text, usage={"input_tokens": len(request.prompt) // 4, "output_tokens": len(text) // 4})
 
 
@@ -60,19 +66,20 @@ def fenced(value: dict, preface: str) -> str:
     return f"{preface}\n\n```json\n{json.dumps(value)}\n```"
 
 
-def triage_answer(prompt: str) -> str:
-    title = next((line[len("Title: "):] for line in prompt.splitlines() if line.startswith("Title: ")), "")
-    crash = "crash" in prompt.lower()
-    verdict = {"label": "bug" if crash else "question", "priority": 1 if crash else 3, "summary": title[:80]}
-    return fenced(verdict, "I read the issue. It describes a crash, so it is a bug." if crash else "Looks like a question.")
+def triage_answer(request: AgentRequest) -> str:
+    title = next((line[len("Title: "):] for line in request.prompt.splitlines() if line.startswith("Title: ")), "")
+    bug = "crash" in request.prompt.lower()
+    if request.turn == 1:  # a sloppy first answer: priority as a string, which fails the model
+        return fenced({"label": "bug" if bug else "question", "priority": "P1", "summary": title}, "Triage done.")
+    return fenced({"label": "bug" if bug else "question", "priority": 1 if bug else 3, "summary": title}, "Fixed the priority:")
 
 
-def reply_answer(prompt: str) -> str:
+def reply_answer(request: AgentRequest) -> str:
     return fenced({"text": "Thanks for the report! We can reproduce it and a fix is on the way."}, "Here is a reply:")
 
 
 triager = ScriptedAgent("scripted-triager", triage_answer)
-forgetful = ScriptedAgent("forgetful", lambda prompt: "Sorry, I lost my train of thought.")  # no JSON at all
+forgetful = ScriptedAgent("forgetful", lambda request: "Sorry, I lost my train of thought.")  # never any JSON
 replier = ScriptedAgent("scripted-replier", reply_answer)
 
 

@@ -15,6 +15,9 @@ from typing import Any
 import pytest
 from conftest import Project
 
+from smithers.inspect import plan_tree
+from smithers.storage.frames import rebuild
+
 HELLO = """
 from pydantic import BaseModel
 from smithers import Sequence, Task, workflow
@@ -129,6 +132,19 @@ def slow():
 @workflow
 def slow_wf(ctx):
     return Sequence(Task("slow", output=Out, run=slow), Task("after", output=Out, value={"n": 2}))
+"""
+
+MANY = """
+from pydantic import BaseModel
+from smithers import Loop, Task, workflow
+
+class Step(BaseModel):
+    n: int
+
+@workflow
+def many(ctx):
+    done = ctx.iteration_count("step") >= 60
+    return Loop(Task("step", output=Step, value={"n": ctx.iteration("lp")}), id="lp", until=done, max_iterations=100)
 """
 
 RUN_KEYS = {"run_id", "workflow", "status", "created_at_ms", "updated_at_ms"}
@@ -552,6 +568,25 @@ def test_graph_of_a_run_by_frame(runs: Runs) -> None:
     (lp,) = loop["children"]
     assert (lp["t"], lp["id"], lp["it"], lp["done"]) == ("loop", "lp", 2, True)
     assert _tasks(loop) == {"body#2": "finished"}
+
+
+def test_graph_frames_past_a_keyframe(project: Project) -> None:
+    project.write("many.py", MANY)
+    assert project.cli("up", "many.py", "--run-id", "many").returncode == 0
+    store = project.store()
+    try:
+        rows = store.frames("many")
+        assert any(r["is_keyframe"] and r["frame_no"] > 0 for r in rows)  # deltas after a later keyframe
+        for n in (len(rows) // 2, len(rows) - 2):
+            expected = plan_tree(rebuild(rows, n, json.loads))
+            shown = project.json("graph", "--run", "many", "--frame", str(n))
+            for node in (shown, expected):
+                loop = node["children"][0]
+                assert loop["children"][0]["it"] == loop["it"]
+                loop["children"][0].pop("status", None)
+            assert shown == expected
+    finally:
+        store.close()
 
 
 # -- unknown runs ----------------------------------------------------------------------------

@@ -183,6 +183,19 @@ def decode_column(value: Any) -> Any:
     return value
 
 
+def decode_typed(value: Any, kind: str | None) -> Any:
+    """Decode a stored column by the kind recorded for it (falls back to :func:`decode_column`)."""
+    if value is None:
+        return None
+    if kind == "json":
+        return json.loads(value) if isinstance(value, str) else value
+    if kind == "bool":
+        return bool(value)
+    if kind in ("int", "real", "text"):
+        return value
+    return decode_column(value)
+
+
 class _OutputReader:
     """Output rows of one run, one query per output table, as ``{field: value}`` dicts."""
 
@@ -207,9 +220,12 @@ class _OutputReader:
             found = self.store._rows(f'SELECT * FROM "{table}" WHERE run_id = ?', (self.run_id,))
         except sqlite3.OperationalError:  # a table dropped by hand reads as "no output"
             return {}
-        columns = [c for c in self.columns[table] if c not in KEY_COLUMNS]
+        kinds = self.columns[table]
+        if isinstance(kinds, list):  # written before kinds were recorded
+            kinds = {c: None for c in kinds}
+        columns = [(c, k) for c, k in kinds.items() if c not in KEY_COLUMNS]
         return {
-            (row["node_id"], row["iteration"]): {c: decode_column(row.get(c)) for c in columns}
+            (row["node_id"], row["iteration"]): {c: decode_typed(row.get(c), k) for c, k in columns}
             for row in found
         }
 
@@ -301,7 +317,8 @@ def why(store: Store, run_id: str) -> dict[str, Any]:
     backoff = [entry(r) for r in nodes if r["status"] == "pending" and r["retry_at_ms"] is not None]
     owner = f"pid {run['owner_pid']} on {run['owner_host']}" if run["owner_pid"] else "no owner"
     if not owner_alive(run):
-        reason = f"the process running it ({owner}) died; `{resume}` takes it over"
+        who = f"the process running it ({owner}) died" if run["owner_pid"] else "no process is running it"
+        reason = f"{who}; `{resume}` takes it over"
         if in_flight:
             reason += f" and retries the {len(in_flight)} task(s) that were in flight"
         return result(reason, in_flight + backoff, [resume])

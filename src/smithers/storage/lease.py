@@ -26,7 +26,10 @@ def _process_start(pid: int) -> str | None:
     except OSError:
         return None
     # the command name (field 2) may contain spaces; fields after the closing paren are fixed
-    return stat.rsplit(")", 1)[1].split()[19]
+    fields = stat.rsplit(")", 1)[1].split()
+    if fields[0] in ("Z", "X"):  # a zombie has exited; it only waits to be reaped
+        return None
+    return fields[19]
 
 
 @dataclass(frozen=True)
@@ -50,16 +53,16 @@ def owner_alive(run: dict[str, Any], *, stale_ms: int = DEFAULT_STALE_MS, now: i
     if run.get("owner_host") == socket.gethostname():
         pid = int(run["owner_pid"])
         recorded_start = owner_id.split(":")[2] if owner_id.count(":") >= 3 else None
-        start = _process_start(pid)
-        if start is None:
-            try:
-                os.kill(pid, 0)
-            except ProcessLookupError:
-                return False
-            except PermissionError:
-                return True
+        if Path(f"/proc/{pid}").exists():
+            start = _process_start(pid)
+            return start is not None and (recorded_start in (None, "0") or start == recorded_start)
+        try:  # no /proc (not Linux): fall back to "does the pid exist"
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
             return True
-        return recorded_start in (None, "0") or start == recorded_start
+        return True
     heartbeat = run.get("heartbeat_at_ms") or 0
     return ((now or now_ms()) - heartbeat) < stale_ms
 

@@ -292,10 +292,19 @@ class Store:
                     if column not in existing:
                         sql_type = {"int": "INTEGER", "real": "REAL", "bool": "INTEGER"}.get(kind, "TEXT")
                         self.conn.execute(f'ALTER TABLE "{table.name}" ADD COLUMN "{column}" {sql_type}')
+                # columns_json maps every column ever added to its kind (int/real/bool/text/json), so
+                # readers without the model (inspect, the HTTP API) can decode rows faithfully
+                row = self.conn.execute(
+                    "SELECT columns_json FROM _smithers_output_tables WHERE table_name = ?", (table.name,)
+                ).fetchone()
+                kinds = json.loads(row[0]) if row else {}
+                if isinstance(kinds, list):
+                    kinds = {c: None for c in kinds}
+                kinds.update(dict(table.columns))
                 self.conn.execute(
                     "INSERT INTO _smithers_output_tables (table_name, model_name, columns_json) VALUES (?, ?, ?) "
                     "ON CONFLICT (table_name) DO UPDATE SET model_name = excluded.model_name, columns_json = excluded.columns_json",
-                    (table.name, model.__name__, json.dumps(sorted(existing | {c for c, _ in table.columns}))),
+                    (table.name, model.__name__, json.dumps(kinds)),
                 )
                 if not nested:
                     self.conn.execute("COMMIT")
