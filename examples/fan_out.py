@@ -1,14 +1,16 @@
 """Parallel fan-out: one task per item of a list in the input, at most N at a time.
 
-A dependency audit: for every package in the input, ``check-<name>`` looks up whether the
-pinned version is outdated (simulated here with a short async sleep). The checks are built with
-a list comprehension inside ``Parallel(..., max_concurrency=2)``, so no more than two run at
-once; ids come from the data (``check-requests``), never from list positions, so they stay stable
-if the list is reordered. Once every check has finished, ``report`` (fan-in) sums them up.
+A dependency audit: for every ``name==version`` line of the input's ``requirements`` list,
+``check-<name>`` looks up whether the pinned version is outdated (simulated with a short async
+sleep). The checks are built with a list comprehension inside ``Parallel(...,
+max_concurrency=2)``, so no more than two run at once; ids come from the data
+(``check-requests``), never from list positions, so they stay stable if the list is reordered.
+Once every check has finished, ``report`` (fan-in) sums them up. A line without ``==`` fails the
+input model, so the run is refused before it starts (exit 4).
 
 Run it:
 
-    smithers up examples/fan_out.py --input '{"packages": {"requests": "2.31.0", "pydantic": "2.11.0", "rich": "13.9.0", "typer": "0.15.0"}}'
+    smithers up examples/fan_out.py --input '{"requirements": ["requests==2.31.0", "pydantic==2.11.0", "rich==13.9.0", "typer==0.15.0"]}'
 
 Then:
 
@@ -17,7 +19,7 @@ Then:
 
 import asyncio
 
-from pydantic import BaseModel
+from pydantic import BaseModel, field_validator
 
 from smithers import Parallel, Sequence, Task, workflow
 
@@ -25,7 +27,19 @@ LATEST = {"requests": "2.32.3", "pydantic": "2.11.0", "rich": "14.0.0", "typer":
 
 
 class AuditInput(BaseModel):
-    packages: dict[str, str] = {"requests": "2.31.0", "pydantic": "2.11.0", "rich": "13.9.0", "typer": "0.15.0"}
+    requirements: list[str] = ["requests==2.31.0", "pydantic==2.11.0", "rich==13.9.0", "typer==0.15.0"]
+
+    @field_validator("requirements")
+    @classmethod
+    def pinned(cls, lines: list[str]) -> list[str]:
+        for line in lines:
+            if "==" not in line:
+                raise ValueError(f"{line!r} is not pinned; write it as name==version")
+        return lines
+
+    def pins(self) -> dict[str, str]:
+        """``{"requests": "2.31.0", ...}`` from the ``name==version`` lines."""
+        return dict(line.replace(" ", "").split("==", 1) for line in self.requirements)
 
 
 class PackageCheck(BaseModel):
@@ -51,7 +65,7 @@ def check(package: str, pinned: str):
 
 @workflow(input=AuditInput)
 def audit(ctx):
-    packages = ctx.input.packages
+    packages = ctx.input.pins()
     checks = [ctx.output(f"check-{name}") for name in packages]
     done = all(checks)
     return Sequence(

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from conftest import Project
 
-from smithers.inspect import plan_tree
+from smithers.queries import plan_tree
 from smithers.storage.frames import rebuild
 
 HELLO = """
@@ -241,8 +241,10 @@ def test_ps_shows_twenty_unless_all(project: Project, run_id_of: Callable[[str],
     with conn:
         for i in range(24):
             conn.execute(
-                "INSERT INTO _smithers_runs SELECT ?, workflow, workflow_spec, status, input_json, source_json, cwd, "
-                "max_concurrency, created_at_ms + ?, updated_at_ms + ?, finished_at_ms, NULL, NULL, NULL, NULL, NULL, NULL "
+                "INSERT INTO _smithers_runs (run_id, workflow, workflow_spec, status, input_json, source_json, cwd, "
+                "max_concurrency, created_at_ms, updated_at_ms, finished_at_ms) "
+                "SELECT ?, workflow, workflow_spec, status, input_json, source_json, cwd, "
+                "max_concurrency, created_at_ms + ?, updated_at_ms + ?, finished_at_ms "
                 "FROM _smithers_runs WHERE run_id = ?",
                 (f"copy-{i:02d}", i + 1, i + 1, first),
             )

@@ -578,8 +578,11 @@ def later(ctx):
     result = project.cli("up", "wf.py")
     assert result.returncode == 1, result.stdout + result.stderr
     assert "nope" in result.stdout
+    # the in-flight sibling was not left 'running': it finished and its row is kept
     assert project.query("SELECT count(*) FROM _smithers_attempts WHERE status = 'running'") == [(0,)]
-    assert project.query("SELECT node_id FROM out") == [("a",)]
+    assert sorted(project.query("SELECT node_id FROM out")) == [("a",), ("slow",)]
+    status, error = run_row(project)
+    assert status == "failed" and error["code"] == "MISSING_OUTPUT" and "'nope'" in error["message"]
 
 
 # -- policies --------------------------------------------------------------------------------
@@ -626,7 +629,29 @@ def retrying(ctx):
     assert node_status(project, "always") == "failed"
     status, error = run_row(project)
     assert status == "failed" and "'always'" in error["message"] and "nope" in error["message"]
-    assert project.query("SELECT count(*) FROM out") == [(0,)]
+    assert project.query("SELECT count(*) FROM sqlite_master WHERE name = 'out'") == [(0,)]  # no row was ever written
+
+
+def test_a_failure_while_a_sibling_that_the_render_reads_finishes(project):
+    """Regression: once a task failed, a sibling whose output the render reads finishing must not
+    make the loop spin (it used to busy-loop forever, deaf even to SIGTERM)."""
+    wf(project, """
+def bad():
+    raise ValueError("bad")
+
+async def slow():
+    await asyncio.sleep(0.2)
+    return {"n": 1}
+
+@workflow
+def w(ctx):
+    s = ctx.output("slow")
+    return Parallel(Task("bad", output=Out, run=bad), Task("slow", output=Out, run=slow), s and Task("x", output=Out, value={"n": 2}))
+""")
+    result = project.cli("up", "wf.py", timeout=15)
+    assert result.returncode == 1
+    assert project.query("SELECT node_id FROM out") == [("slow",)]  # the sibling's work is kept
+    assert run_row(project)[1]["message"] == "task 'bad' failed: bad"
 
 
 AGENT = """
@@ -671,7 +696,7 @@ def agents(ctx):
     assert result.returncode == 1, result.stdout + result.stderr
     judge = attempts(project, "judge")
     assert [a["status"] for a in judge] == ["failed", "failed", "failed", "finished"]
-    assert judge[0]["error"]["type"] == "RuntimeError" and judge[0]["error"]["message"] == "agent crashed"
+    assert judge[0]["error"]["code"] == "AGENT_ERROR" and "RuntimeError: agent crashed" in judge[0]["error"]["message"]
     assert judge[-1]["meta"]["agent"] == "scripted" and judge[-1]["meta"]["session_id"] == "s4"
     assert project.query("SELECT ok, reason FROM verdict WHERE node_id = 'judge'") == [(1, "fine")]
     assert [a["status"] for a in attempts(project, "doomed")] == ["failed"] * 4  # 1 + 3 default retries

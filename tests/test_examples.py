@@ -126,6 +126,13 @@ def test_fan_out(project, run_id_of) -> None:
     assert finish_order(project, run_id)[-1] == "report"
 
 
+def test_fan_out_refuses_an_unpinned_requirement_before_the_run_exists(project) -> None:
+    result = project.cli("up", str(EXAMPLES / "fan_out.py"), "--input", '{"requirements": ["requests"]}')
+    assert result.returncode == 4
+    assert "'requests' is not pinned" in result.stderr
+    assert project.query("select count(*) from _smithers_runs") == [(0,)]
+
+
 def test_branch_takes_one_side_only(project, run_id_of) -> None:
     high = run_docstring(project, run_id_of, "branch", 0)
     assert node_ids(project, high) == ["triage", "page", "incident"]

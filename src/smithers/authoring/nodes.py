@@ -64,7 +64,7 @@ class Task(Node):
 
     __slots__ = (
         "id", "output", "value", "run", "agent", "prompt", "mode", "retries", "retry", "timeout",
-        "heartbeat_timeout", "skip_if", "continue_on_fail", "label", "meta",
+        "heartbeat_timeout", "skip_if", "continue_on_fail", "label", "meta", "needs_approval", "wait_async", "wait",
     )
     kind = "task"
 
@@ -83,9 +83,13 @@ class Task(Node):
         heartbeat_timeout: Duration | None = None,
         skip_if: bool = False,
         continue_on_fail: bool = False,
+        needs_approval: bool = False,
         label: str | None = None,
         meta: dict[str, Any] | None = None,
     ) -> None:
+        self.needs_approval = bool(needs_approval)
+        self.wait_async = False
+        self.wait: dict[str, Any] | None = None  # set by the human/time nodes (Approval, Signal, Timer, ...)
         if not isinstance(id, str) or not id:
             raise RenderError(f"a Task needs a non-empty string id, got {id!r}", hint='Task("analyze", output=...)')
         if "@" in id or "::" in id:

@@ -2,7 +2,7 @@
 
 They never change a run and never create a database: pointed at a folder without one, ``ps``
 lists nothing and the others report the unknown run (exit 4). The verbs live in
-:mod:`smithers.inspect`; this module only prints.
+:mod:`smithers.queries`; this module only prints.
 """
 
 from __future__ import annotations
@@ -135,7 +135,7 @@ def ps(
 
     Example: smithers ps --status failed
     """
-    from .. import inspect as verbs
+    from .. import queries as verbs
 
     store = _open(db)
     if store is None:
@@ -173,7 +173,7 @@ def inspect_run(run_id: RunArg, db: DbOption = None, json_out: JsonOption = Fals
 
     Example: smithers inspect 20261203-101500-ab12cd --json
     """
-    from .. import inspect as verbs
+    from .. import queries as verbs
 
     detail = verbs.run_detail(_open_for_run(db, run_id), run_id)
     if json_out:
@@ -222,7 +222,7 @@ def node(
 
     Example: smithers node 20261203-101500-ab12cd review
     """
-    from .. import inspect as verbs
+    from .. import queries as verbs
 
     detail = verbs.node_detail(_open_for_run(db, run_id), run_id, node_id)
     if json_out:
@@ -272,7 +272,7 @@ def events(
 
     Example: smithers events 20261203-101500-ab12cd --type Node --json
     """
-    from .. import inspect as verbs
+    from .. import queries as verbs
     from .views import describe_event
 
     found = verbs.events(_open_for_run(db, run_id), run_id, type=type_, node_id=node_id, after_seq=after)
@@ -294,7 +294,7 @@ def logs(
 
     Example: smithers logs 20261203-101500-ab12cd -f
     """
-    from .. import inspect as verbs
+    from .. import queries as verbs
     from .views import describe_event
 
     store = _open_for_run(db, run_id)
@@ -339,7 +339,7 @@ def why(run_id: RunArg, db: DbOption = None, json_out: JsonOption = False) -> in
 
     Example: smithers why 20261203-101500-ab12cd
     """
-    from .. import inspect as verbs
+    from .. import queries as verbs
 
     answer = verbs.why(_open_for_run(db, run_id), run_id)
     if json_out:
@@ -387,7 +387,7 @@ def graph(
     Examples: smithers graph workflow.py --input '{"repo": "."}' --format mermaid
               smithers graph --run 20261203-101500-ab12cd --frame 0
     """
-    from .. import inspect as verbs
+    from .. import queries as verbs
     from ..errors import UserError
 
     fmt = "json" if json_out else fmt

@@ -36,6 +36,7 @@ from .render import Rendered, render
 from .schedule import take_startable
 from .state import RunState
 from .tree import TaskDescriptor
+from .waits import Waits, subtree_tasks
 
 MAINTENANCE_EVERY = 0.25  # seconds: lease heartbeat, cancel polling, task heartbeat flush
 YIELD_EVERY = 0.02  # seconds of inline (static) work before letting other coroutines run
@@ -57,7 +58,7 @@ class Running:
 class RunLoop:
     def __init__(
         self, *, store: Store, run_id: str, workflow: Workflow, input_value: Any, owner: Owner, state: RunState,
-        max_concurrency: int, cwd: str, handle_signals: bool = False,
+        max_concurrency: int, cwd: str, handle_signals: bool = False, stay_alive: bool = False,
     ) -> None:
         self.store = store
         self.run_id = run_id
@@ -81,6 +82,9 @@ class RunLoop:
         self.next_maintenance = 0.0
         self.rng = random.Random()
         self.disabled_agents: set[int] = set()  # agents that failed with a configuration error stay off for the run
+        self.stay_alive = stay_alive  # `up --wait`: keep waiting for decisions, signals and timers instead of exiting
+        self.waits = Waits(self)
+        self.waiting_status: str | None = None
 
     # -- the loop ------------------------------------------------------------------------
 
@@ -107,11 +111,11 @@ class RunLoop:
             if self.cancel_reason is not None:
                 return await self._cancel(self.cancel_reason)
             if self.needs_render and self.failure is None:
-                self._render()                                          # ① render + ② plan
+                self._render_or_fail()                                  # ① render + ② plan
             if self._advance_loops():
                 continue
             started = await self._start_ready() if self.failure is None else None  # ③ schedule + ④ execute
-            if self.needs_render:
+            if self.needs_render and self.failure is None:  # once failed nothing re-renders: looping here would spin
                 continue
             if not self.running:
                 outcome = self._settle(started)
@@ -128,19 +132,49 @@ class RunLoop:
             error = self.failure or self._blocked_error()
             self.persist.run_status("failed", "RunFailed", error=error, finished=True)
             return "failed"
-        if self.plan.finished:
+        if self.plan.finished and not self.waits.waiting:
             if self.changed_since_render:  # confirm with one fresh render that nothing new mounts
                 self.needs_render = True
                 return None
             self.persist.run_status("finished", "RunFinished", finished=True)
             return "finished"
+        if self.waits.waiting and wake_at_ms is None and not self.plan.ready and not self.plan.ready_loops:
+            return self._settle_waiting()
         if wake_at_ms is None and not self.plan.ready and not self.plan.ready_loops:
             error = {"type": "Stalled", "code": "TASK_FAILED", "message": "nothing can run and nothing is running; the plan is stuck"}
             self.persist.run_status("failed", "RunFailed", error=error, finished=True)
             return "failed"
         return None
 
+    def _settle_waiting(self) -> str | None:
+        """Only waits are left: record the waiting status; exit (the default) or keep waiting."""
+        status = self.waits.run_status() or "waiting-event"
+        if status != self.waiting_status:
+            self.waiting_status = status
+            self.persist.run_status(status, "RunWaiting", waiting_for=self.waits.summary(), wake_at_ms=self.waits.next_deadline())
+            self.store.conn.execute(
+                "UPDATE _smithers_runs SET wake_at_ms = ? WHERE run_id = ?", (self.waits.next_deadline(), self.run_id)
+            )
+        return None if self.stay_alive else status
+
+    def _resume_from_waiting(self) -> None:
+        if self.waiting_status is not None:
+            self.waiting_status = None
+            self.persist.run_status("running", "RunWaitEnded")
+
     # -- ① render, ② plan ----------------------------------------------------------------
+
+    def _render_or_fail(self) -> None:
+        """Render; a render error after the first render fails the run like a task failure does:
+        nothing new starts, in-flight attempts finish and are recorded, then the run is failed
+        with the error (which names the id). The first render's errors propagate."""
+        try:
+            self._render()
+        except RenderError as err:
+            if self.plan is None:
+                raise
+            self.failure = {"type": type(err).__name__, **err.to_dict()}
+            self.needs_render = False
 
     def _render(self) -> None:
         for _ in range(3):
@@ -166,6 +200,8 @@ class RunLoop:
                     group.in_flight += 1
         self.rendered = rendered
         self.plan = Plan(rendered.root, self.state.status_of)
+        for desc in self.plan.waiting:
+            self.waits.adopt(desc)
         self.needs_render = False
         self.changed_since_render = False
 
@@ -212,6 +248,11 @@ class RunLoop:
                         self.persist.skip(desc)
                         self._release_groups(desc)
                         self._terminal(desc)
+                    elif desc.task.wait is not None:  # Approval, HumanTask, Signal, Timer
+                        self._release_groups(desc)
+                        self._begin_wait(desc)
+                    elif desc.task.needs_approval and not self._gate_open(desc):
+                        self._release_groups(desc)
                     elif desc.mode == "static":
                         self._complete_static(desc)
                     else:
@@ -235,6 +276,48 @@ class RunLoop:
             return
         self.persist.finish_static(desc, value)
         self._finished(desc)
+
+    # -- waits (waits.py decides; these apply the outcome to the plan) -----------------------
+
+    def _begin_wait(self, desc: TaskDescriptor) -> None:
+        self.waits.begin(desc)
+        if desc.key in self.waits.waiting and desc.task.wait_async:
+            self._terminal(desc)  # an async wait does not hold back what comes after it
+
+    def _gate_open(self, desc: TaskDescriptor) -> bool:
+        verdict = self.waits.gate(desc)
+        if verdict == "denied":
+            from .waits import ApprovalDenied
+
+            self.wait_failed(desc, ApprovalDenied(f"task {desc.node_id!r}: approval denied", retryable=False))
+        return verdict == "open"
+
+    def wait_finished(self, desc: TaskDescriptor, value: BaseModel, event: str, **payload: Any) -> None:
+        self._resume_from_waiting()
+        self.persist.finish_wait(desc, value, event, payload)
+        self._finished(desc)
+
+    def wait_failed(self, desc: TaskDescriptor, err: BaseException) -> None:
+        self._resume_from_waiting()
+        attempt = self.state.nodes[desc.key].attempts + 1
+        self._failed(desc, attempt, err, static=True)
+
+    def wait_skipped(self, desc: TaskDescriptor, reason: str, *, subtree: bool) -> None:
+        self._resume_from_waiting()
+        gated = subtree_tasks(desc.node.parent) if subtree and desc.node and desc.node.parent and desc.node.parent.kind == "approval" else []
+        with self.persist.tx():
+            self.persist.skip(desc, reason=reason)
+            for other in gated:
+                if other is not desc and self.state.status_of(other.key) in ("pending", "cancelled"):
+                    self.persist.skip(other, reason=reason)
+        self.changed_since_render = True
+        self._terminal(desc)
+
+    def wait_reopened(self, desc: TaskDescriptor) -> None:
+        """An approval gate opened: the task is ready to run."""
+        self._resume_from_waiting()
+        if self.plan is not None:
+            self.plan.push(desc)
 
     def _spawn(self, desc: TaskDescriptor) -> None:
         attempt = self.persist.start_attempt(desc)
@@ -272,8 +355,9 @@ class RunLoop:
             for deadline in (running.deadline, self._heartbeat_deadline(running)):
                 if deadline is not None:
                     timeout = min(timeout, max(deadline - now, 0.0))
-        if wake_at_ms is not None:
-            timeout = min(timeout, max((wake_at_ms - now_ms()) / 1000, 0.0))
+        for wake in (wake_at_ms, self.waits.next_deadline()):
+            if wake is not None:
+                timeout = min(timeout, max((wake - now_ms()) / 1000, 0.0))
         if not any(r.task.done() for r in self.running.values()) and self.cancel_reason is None:
             self.wake.clear()
             try:
@@ -383,6 +467,8 @@ class RunLoop:
             raise LeaseLostError(f"run {self.run_id}: another process took over this run")
         if cancel_requested and self.cancel_reason is None:
             self.cancel_reason = "cancel requested"
+        if self.waits.waiting:
+            self.waits.poll()
         beats = []
         for running in self.running.values():
             tc = running.tc

@@ -153,11 +153,21 @@ class Persister:
         for desc, _ in running:
             self.state.nodes[desc.key].status = "cancelled"
 
-    def skip(self, desc: TaskDescriptor) -> None:
+    def skip(self, desc: TaskDescriptor, *, reason: str = "skip_if") -> None:
         with self.tx() as tx:
             tx.set_node(desc.node_id, desc.iteration, "skipped")
-            tx.event("NodeSkipped", node_id=desc.node_id, iteration=desc.iteration, reason="skip_if")
+            tx.event("NodeSkipped", node_id=desc.node_id, iteration=desc.iteration, reason=reason)
         self.state.nodes[desc.key].status = "skipped"
+
+    def finish_wait(self, desc: TaskDescriptor, value: BaseModel, event: str, payload: dict[str, Any]) -> None:
+        """A wait node ends with its output: the decision, answer, signal payload or firing time."""
+        table = self.store.output_table(desc.model)
+        with self.tx() as tx:
+            tx.write_output(table, desc.node_id, desc.iteration, value)
+            tx.set_node(desc.node_id, desc.iteration, "finished")
+            tx.event(event, node_id=desc.node_id, iteration=desc.iteration, **payload)
+            tx.event("NodeFinished", node_id=desc.node_id, iteration=desc.iteration)
+        self.state.mark_finished(desc.key, value)
 
     def save_heartbeats(self, beats: list[tuple[TaskDescriptor, int, int, str | None]]) -> None:
         with self.tx() as tx:

@@ -18,6 +18,7 @@ from .tree import PlanNode, TaskDescriptor
 
 TERMINAL = frozenset({"finished", "skipped"})
 RUNNABLE = frozenset({"pending", "cancelled"})
+WAITING = frozenset({"waiting-approval", "waiting-event", "waiting-timer"})
 
 StatusOf = Callable[[tuple[str, int]], str]
 
@@ -32,12 +33,18 @@ class Plan:
         self.queued: set[tuple[str, int]] = set()
         self.ready_loops: list[PlanNode] = []
         self.blocked_failures: list[TaskDescriptor] = []
+        self.waiting: list[TaskDescriptor] = []  # tasks already waiting for a person, a signal or a clock
         self._enable(root)
 
     # -- traversal ---------------------------------------------------------------------
 
     def is_terminal_status(self, desc: TaskDescriptor, status: str) -> bool:
-        return status in TERMINAL or (status == "failed" and desc.task.continue_on_fail)
+        """Terminal for traversal: done, or failed with continue_on_fail, or an async wait."""
+        return (
+            status in TERMINAL
+            or (status == "failed" and desc.task.continue_on_fail)
+            or (status in WAITING and desc.task.wait_async)
+        )
 
     def _enable(self, node: PlanNode) -> bool:
         """Enable ``node``; returns whether it is already terminal."""
@@ -47,6 +54,8 @@ class Plan:
             desc = node.task
             assert desc is not None
             status = self.status_of(desc.key)
+            if status in WAITING:
+                self.waiting.append(desc)
             if self.is_terminal_status(desc, status):
                 node.terminal = True
                 return True
@@ -62,7 +71,7 @@ class Plan:
             if node.until or self._enable_sequence(node):
                 self.ready_loops.append(node)
             return False
-        if kind in ("sequence", "workflow"):
+        if kind in ("sequence", "workflow", "approval"):
             node.terminal = self._enable_sequence(node)
             return node.terminal
         # parallel, branch: all children at once
@@ -88,7 +97,7 @@ class Plan:
         parent = node.parent
         while parent is not None:
             kind = parent.kind
-            if kind in ("sequence", "workflow", "loop"):
+            if kind in ("sequence", "workflow", "loop", "approval"):
                 if parent.cursor >= len(parent.children) or parent.children[parent.cursor] is not node:
                     return
                 parent.cursor += 1

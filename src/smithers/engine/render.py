@@ -14,6 +14,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from ..authoring.context import Ctx
+from ..authoring.human import Approval
 from ..authoring.nodes import Branch, Loop, Node, Parallel, Sequence, Task, flatten
 from ..authoring.policies import DEFAULT_AGENT_RETRIES, DEFAULT_RETRY
 from ..authoring.workflow import Workflow
@@ -70,6 +71,13 @@ class _Builder:
 
     def add(self, node: Node, parent: PlanNode, scopes: tuple[tuple[str, int], ...], groups: tuple[PlanNode, ...]) -> None:
         index = len(parent.children)
+        if isinstance(node, Approval) and node.children:  # a gate: the decision, then what it guards
+            gate = PlanNode(kind="approval", key=f"{parent.key}/{index}", parent=parent, index=index)
+            parent.children.append(gate)
+            gate.children.append(self._task(node, gate, 0, scopes, groups))
+            for child in node.children:
+                self.add(child, gate, scopes, groups)
+            return
         if isinstance(node, Task):
             plan_node = self._task(node, parent, index, scopes, groups)
         elif isinstance(node, Loop):

@@ -93,4 +93,67 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
             )""",
         ],
     ),
+    (
+        2,
+        "human and time: approvals, human requests, signals, timers, run lineage",
+        [
+            "ALTER TABLE _smithers_runs ADD COLUMN parent_run_id TEXT",
+            "ALTER TABLE _smithers_runs ADD COLUMN continued_from TEXT",
+            "ALTER TABLE _smithers_runs ADD COLUMN carried_json TEXT",
+            "ALTER TABLE _smithers_runs ADD COLUMN wake_at_ms INTEGER",
+            "ALTER TABLE _smithers_nodes ADD COLUMN meta_json TEXT",
+            "ALTER TABLE _smithers_nodes ADD COLUMN waiting_since_ms INTEGER",
+            """CREATE TABLE _smithers_approvals (
+                run_id TEXT NOT NULL,
+                node_id TEXT NOT NULL,
+                iteration INTEGER NOT NULL,
+                status TEXT NOT NULL,
+                gate INTEGER NOT NULL,
+                request_json TEXT NOT NULL,
+                decision_json TEXT,
+                requested_at_ms INTEGER NOT NULL,
+                decided_at_ms INTEGER,
+                decided_by TEXT,
+                PRIMARY KEY (run_id, node_id, iteration)
+            )""",
+            """CREATE TABLE _smithers_human_requests (
+                request_id TEXT PRIMARY KEY,
+                run_id TEXT NOT NULL,
+                node_id TEXT NOT NULL,
+                iteration INTEGER NOT NULL,
+                status TEXT NOT NULL,
+                prompt TEXT NOT NULL,
+                schema_json TEXT NOT NULL,
+                answer_json TEXT,
+                answered_by TEXT,
+                created_at_ms INTEGER NOT NULL,
+                answered_at_ms INTEGER
+            )""",
+            "CREATE UNIQUE INDEX _smithers_human_requests_node ON _smithers_human_requests (run_id, node_id, iteration)",
+            """CREATE TABLE _smithers_signals (
+                run_id TEXT NOT NULL,
+                seq INTEGER NOT NULL,
+                name TEXT NOT NULL,
+                correlation_id TEXT,
+                payload_json TEXT NOT NULL,
+                dedupe_key TEXT NOT NULL,
+                received_at_ms INTEGER NOT NULL,
+                sent_by TEXT,
+                consumed_node_id TEXT,
+                consumed_iteration INTEGER,
+                PRIMARY KEY (run_id, seq)
+            )""",
+            "CREATE UNIQUE INDEX _smithers_signals_dedupe ON _smithers_signals (run_id, dedupe_key)",
+            "CREATE INDEX _smithers_signals_name ON _smithers_signals (run_id, name, consumed_node_id)",
+            """CREATE TABLE _smithers_timers (
+                run_id TEXT NOT NULL,
+                node_id TEXT NOT NULL,
+                iteration INTEGER NOT NULL,
+                fires_at_ms INTEGER NOT NULL,
+                fired_at_ms INTEGER,
+                PRIMARY KEY (run_id, node_id, iteration)
+            )""",
+        ],
+    ),
 ]
+

@@ -191,7 +191,7 @@ class Store:
         self.path = path
         self._lock = threading.RLock()
         self._tables: dict[str, OutputTable] = {}
-        self._open_tx: Tx | None = None
+        self._current: Tx | None = None
         self.commit_listeners: list[Any] = []
 
     @classmethod
@@ -237,15 +237,18 @@ class Store:
         the run (fencing): if another process took the lease, nothing is written and
         :class:`LeaseLostError` is raised.
 
-        Inside :meth:`batch`, the transaction joins the batch's: several state changes then
-        share one commit, each still all-or-nothing."""
+        A ``tx`` opened while another is open on this thread for the same run joins it: the
+        state changes then share one commit, each still all-or-nothing with its events."""
         with self._lock:
-            joined = self._open_tx
-            if joined is not None and joined.run_id == run_id:
-                yield joined
+            current = self._current
+            if current is not None:
+                if current.run_id != run_id:
+                    raise StorageError(f"a transaction for run {current.run_id} is open; cannot nest one for {run_id}")
+                yield current
                 return
             begin_write(self.conn)
             tx = Tx(self.conn, run_id)
+            self._current = tx
             try:
                 if owner_id is not None:
                     cur = self.conn.execute(
@@ -258,6 +261,8 @@ class Store:
             except BaseException:
                 self.conn.execute("ROLLBACK")
                 raise
+            finally:
+                self._current = None
         for listener in self.commit_listeners:
             listener(tx.events)
 
@@ -265,12 +270,8 @@ class Store:
     def batch(self, run_id: str, *, owner_id: str | None = None) -> Iterator[None]:
         """Group the transactions opened inside into one commit (used for a burst of task
         starts or completions, so a fan-out does not pay one commit per task)."""
-        with self.tx(run_id, owner_id=owner_id) as tx:
-            self._open_tx = tx
-            try:
-                yield
-            finally:
-                self._open_tx = None
+        with self.tx(run_id, owner_id=owner_id):
+            yield
 
     # -- output tables -------------------------------------------------------------------
 

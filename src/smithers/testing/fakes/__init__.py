@@ -7,5 +7,7 @@
 """
 
 from .base import FakeServer, Reply, Script, ToolCall
+from .gemini import gemini_app, gemini_shell
+from .openai import codex_shell, openai_app
 
-__all__ = ["FakeServer", "Reply", "Script", "ToolCall"]
+__all__ = ["FakeServer", "Reply", "Script", "ToolCall", "codex_shell", "gemini_app", "gemini_shell", "openai_app"]

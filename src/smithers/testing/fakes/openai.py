@@ -26,6 +26,7 @@ from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
@@ -131,7 +132,7 @@ def _response_events(body: dict[str, Any], reply: Reply) -> list[tuple[str, dict
 async def _responses(request: Request) -> Response:
     script: Script = request.app.state.script
     body = await request.json()
-    reply = script.next(body)
+    reply = await run_in_threadpool(script.next, body)
     if reply.status >= 400:
         return _error(reply)
     if body.get("stream"):
@@ -156,7 +157,7 @@ def _chat_usage(reply: Reply) -> dict[str, int]:
 async def _chat_completions(request: Request) -> Response:
     script: Script = request.app.state.script
     body = await request.json()
-    reply = script.next(body)
+    reply = await run_in_threadpool(script.next, body)
     if reply.status >= 400:
         return _error(reply)
     base = {"id": f"chatcmpl-{uuid.uuid4().hex[:16]}", "created": int(time.time()), "model": body.get("model") or "fake-model"}
