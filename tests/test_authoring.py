@@ -9,7 +9,16 @@ import random
 import pytest
 from pydantic import BaseModel
 
-from smithers import Branch, Loop, Parallel, RenderError, Retry, Sequence, Task, workflow
+from smithers import (
+    Branch,
+    Loop,
+    Parallel,
+    RenderError,
+    Retry,
+    Sequence,
+    Task,
+    workflow,
+)
 from smithers.authoring.loader import load_workflow
 from smithers.authoring.policies import parse_duration
 from smithers.errors import InputError, WorkflowLoadError

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 
 import pytest
@@ -168,7 +169,7 @@ def seq(ctx):
     assert started == ["c", "a", "b", "z"]
     spans = {r[0]: (r[1], r[2]) for r in project.query("SELECT node_id, started_at_ms, finished_at_ms FROM _smithers_attempts")}
     order = ["c", "a", "b", "z"]
-    for before, after in zip(order, order[1:], strict=False):
+    for before, after in itertools.pairwise(order):
         assert spans[after][0] >= spans[before][1], (before, after, spans)
 
 
@@ -433,8 +434,46 @@ def nested(ctx):
         ("review@outer=1", 0, 1, 0), ("review@outer=1", 1, 1, 1),
         ("start", 0, 0, -1), ("start", 1, 1, -1),
     ]
-    loops = dict((r[0], (r[1], r[2])) for r in project.query("SELECT loop_id, iteration, done FROM _smithers_loops"))
+    loops = {r[0]: (r[1], r[2]) for r in project.query("SELECT loop_id, iteration, done FROM _smithers_loops")}
     assert loops == {"outer": (1, 1), "inner@outer=0": (1, 1), "inner@outer=1": (1, 1)}
+
+
+def test_nested_loops_read_by_logical_id_resolve_to_the_current_outer_pass(project):
+    """ctx.iteration("inner"), ctx.output("review"), ctx.iteration_count("review") inside nested
+    loops mean the copy of the outer loops' current passes (as in the original engine)."""
+    wf(project, """
+class Mark(BaseModel):
+    outer: int
+    inner: int
+    prev: int | None
+    seen: int
+
+@workflow
+def nested(ctx):
+    o, i = ctx.iteration("outer"), ctx.iteration("inner")
+    prev = ctx.output("review")
+    return Sequence(
+        Loop(
+            Loop(
+                Task("review", output=Mark, value={"outer": o, "inner": i, "prev": prev and prev.inner,
+                                                   "seen": ctx.iteration_count("review")}),
+                id="inner", max_iterations=5, until=ctx.iteration_count("review") >= 2 + o,
+            ),
+            id="outer", max_iterations=3, until=False,
+        ),
+        Task("last", output=Mark, value={"outer": o, "inner": i, "prev": prev and prev.inner, "seen": len(ctx.outputs("review"))}),
+    )
+""")
+    result = project.cli("up", "wf.py")
+    assert result.returncode == 0, result.stdout + result.stderr
+    rows = project.query("SELECT node_id, iteration, outer, inner, prev, seen FROM mark WHERE node_id != 'last' ORDER BY node_id, iteration")
+    expected = []
+    for o in range(3):
+        for i in range(2 + o):  # until depends on the outer pass: 2, 3, 4 inner passes
+            expected.append((f"review@outer={o}", i, o, i, None if i == 0 else i - 1, i))
+    assert rows == expected
+    # after the loops, the logical id reads the last outer pass's copy
+    assert project.query("SELECT outer, inner, prev, seen FROM mark WHERE node_id = 'last'") == [(2, 3, 3, 4)]
 
 
 def test_conditional_mounting_on_an_earlier_output(project):
@@ -591,7 +630,7 @@ def later(ctx):
 def test_retries_with_backoff(project):
     wf(project, """
 def flaky(tc):
-    log(f"flaky {tc.attempt}")
+    log(f"flaky {tc.attempt} {tc.idempotency_key}")
     if tc.attempt < 4:
         raise RuntimeError(f"boom {tc.attempt}")
     return {"n": tc.attempt}
@@ -609,6 +648,8 @@ def retrying(ctx):
     assert project.query("SELECT n FROM out") == [(4,)]
     assert event_types(project, "flaky").count("NodeRetrying") == 3
     assert rows[0]["error"]["message"] == "boom 1"
+    keys = {line.split()[2] for line in (project.root / "log.txt").read_text().splitlines()}
+    assert len(keys) == 1 and keys.pop().endswith(":flaky:0")  # the idempotency key is stable across retries
 
 
 def test_retries_exhausted_fails_the_run(project):
@@ -705,9 +746,12 @@ def agents(ctx):
     assert lines[:4] == [f"agent {n} judge" for n in (1, 2, 3, 4)]  # the request carries the attempt number
 
 
-def test_agent_reply_without_json_is_a_failed_attempt(project):
+def test_agent_replies_without_json_fail_the_attempt_which_is_retried(project):
     wf(project, AGENT + """
-talker = Scripted(["I could not decide.", '{"ok": false, "reason": "bad"}'])
+talker = Scripted([
+    "I could not decide.", "Still thinking, sorry.",         # attempt 1: the reply and the JSON-only follow-up
+    "Maybe?", 'Here: {"ok": false, "reason": "bad"} done.',  # attempt 2: the follow-up has a JSON object
+])
 
 @workflow
 def agents(ctx):
@@ -716,6 +760,12 @@ def agents(ctx):
     result = project.cli("up", "wf.py")
     assert result.returncode == 0, result.stderr
     assert project.query("SELECT ok, reason FROM verdict") == [(0, "bad")]
+    first, second = attempts(project, "judge")
+    assert first["status"] == "failed" and first["error"]["code"] == "INVALID_OUTPUT"
+    assert second["status"] == "finished"
+    # the prompt carried the output model's schema
+    prompt = json.loads(project.query("SELECT payload_json FROM _smithers_events WHERE type = 'AgentTurn' ORDER BY seq")[0][0])["prompt"]
+    assert prompt.startswith("judge") and '"reason"' in prompt
 
 
 def test_timeout_per_attempt_is_retried(project):
@@ -903,3 +953,41 @@ def inproc(ctx):
     outcome = inproc.up()
     assert outcome.status == "finished" and outcome.error is None
     assert project.query("SELECT n FROM out WHERE run_id = ?", (outcome.run_id,)) == [(5,)]
+
+
+def test_a_sync_task_outliving_its_run_is_discarded_quietly(inproc, project, monkeypatch):
+    """Regression: a timed-out sync task's thread that returns (or raises) after the run's loop
+    closed must not die with 'Event loop is closed' (the engine may be embedded in a server)."""
+    import threading
+    import time
+
+    errors: list[BaseException] = []
+    monkeypatch.setattr(threading, "excepthook", lambda args: errors.append(args.exc_value))
+    wf(project, """
+def late_value():
+    time.sleep(0.3)
+    log("value-done")
+    return {"n": 1}
+
+def late_error():
+    time.sleep(0.3)
+    log("error-done")
+    raise ValueError("too late")
+
+@workflow
+def late(ctx):
+    return Parallel(
+        Task("value", output=Out, run=late_value, timeout=0.05, continue_on_fail=True),
+        Task("error", output=Out, run=late_error, timeout=0.05, continue_on_fail=True),
+    )
+""")
+    outcome = inproc.up()
+    assert outcome.status == "finished"
+    assert {a["status"] for a in attempts(project, "value") + attempts(project, "error")} == {"failed"}
+    log_file = project.root / "log.txt"
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and len(log_file.read_text().split() if log_file.exists() else []) < 2:
+        time.sleep(0.02)
+    time.sleep(0.1)
+    assert errors == []
+    assert project.query("SELECT count(*) FROM sqlite_master WHERE name = 'out'") == [(0,)]

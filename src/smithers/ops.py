@@ -100,8 +100,10 @@ def start_run(
     on_events: EventCallback | None = None,
     on_started: Callable[[str], None] | None = None,
     handle_signals: bool = False,
+    stay_alive: bool = False,
 ) -> RunOutcome:
-    """``smithers up``: validate, create the run, and drive it to the end."""
+    """``smithers up``: validate, create the run, and drive it to the end (or until it waits,
+    unless ``stay_alive``)."""
     loaded = load_workflow(spec)
     if run_id is not None and store.get_run(run_id) is not None:
         if not resume:
@@ -112,6 +114,7 @@ def start_run(
         return resume_run(
             run_id, store=store, raw_input=raw_input, loaded=loaded, max_concurrency=max_concurrency,
             allow_source_change=allow_source_change, on_events=on_events, on_started=on_started, handle_signals=handle_signals,
+            stay_alive=stay_alive,
         )
     if resume and run_id is None:
         raise UserError("--resume needs --run-id RUN_ID", hint="or use: smithers resume RUN_ID")
@@ -136,7 +139,7 @@ def start_run(
             ),
         )
         tx.event("RunStarted", workflow=loaded.workflow.name, resumed=False, owner_pid=owner.pid)
-    return _drive(store, run_id, loaded, input_value, owner, concurrency, on_events, on_started, handle_signals, 0)
+    return _drive(store, run_id, loaded, input_value, owner, concurrency, on_events, on_started, handle_signals, 0, stay_alive)
 
 
 def resume_run(
@@ -150,6 +153,7 @@ def resume_run(
     on_events: EventCallback | None = None,
     on_started: Callable[[str], None] | None = None,
     handle_signals: bool = False,
+    stay_alive: bool = False,
 ) -> RunOutcome:
     """``smithers resume``: check input and source are unchanged, take the lease, continue."""
     run = get_run(store, run_id)
@@ -177,7 +181,7 @@ def resume_run(
     seen = _last_seq(store, run_id)
     recover(store, run_id, owner)
     concurrency = max_concurrency or run["max_concurrency"]
-    return _drive(store, run_id, loaded, input_value, owner, concurrency, on_events, on_started, handle_signals, seen)
+    return _drive(store, run_id, loaded, input_value, owner, concurrency, on_events, on_started, handle_signals, seen, stay_alive)
 
 
 def _last_seq(store: Store, run_id: str) -> int:
@@ -187,6 +191,7 @@ def _last_seq(store: Store, run_id: str) -> int:
 def _drive(
     store: Store, run_id: str, loaded: LoadedWorkflow, input_value: Any, owner: Owner, concurrency: int,
     on_events: EventCallback | None, on_started: Callable[[str], None] | None, handle_signals: bool, replay_after: int,
+    stay_alive: bool = False,
 ) -> RunOutcome:
     sink = NdjsonSink(run_dir(store.path, run_id) / "events.ndjson")
     listeners = [sink] + ([on_events] if on_events else [])
@@ -199,7 +204,7 @@ def _drive(
     state = RunState(store, run_id, loaded.models)
     engine = RunLoop(
         store=store, run_id=run_id, workflow=loaded.workflow, input_value=input_value, owner=owner, state=state,
-        max_concurrency=concurrency, cwd=str(loaded.path.parent), handle_signals=handle_signals,
+        max_concurrency=concurrency, cwd=str(loaded.path.parent), handle_signals=handle_signals, stay_alive=stay_alive,
     )
     try:
         try:
@@ -210,11 +215,32 @@ def _drive(
             return RunOutcome(run_id=run_id, status="failed", error=error)
         row = store.get_run(run_id) or {}
         error = json.loads(row["error_json"]) if row.get("error_json") else None
-        return RunOutcome(run_id=run_id, status=status, error=error, exit_signal=engine.exit_signal)
+        outcome = RunOutcome(run_id=run_id, status=status, error=error, exit_signal=engine.exit_signal)
+        if status.startswith("waiting"):
+            outcome.extra["waiting"] = waiting_for(store, run_id)
+        return outcome
     finally:
         for listener in listeners:
             store.commit_listeners.remove(listener)
         sink.close()
+
+
+def waiting_for(store: Store, run_id: str) -> list[dict[str, Any]]:
+    """What a waiting run waits for, each with the command that continues it."""
+    from .decisions import inbox
+
+    items = [item for item in inbox(store) if item["run_id"] == run_id]
+    for node_id, iteration, fires in store.conn.execute(
+        "SELECT t.node_id, t.iteration, t.fires_at_ms FROM _smithers_timers t JOIN _smithers_nodes n ON n.run_id = t.run_id "
+        "AND n.node_id = t.node_id AND n.iteration = t.iteration WHERE t.run_id = ? AND n.status = 'waiting-timer'",
+        (run_id,),
+    ):
+        items.append({
+            "kind": "timer", "run_id": run_id, "node_id": node_id, "iteration": iteration, "fires_at_ms": fires,
+            "commands": [f"smithers resume {run_id}   (after {time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(fires / 1000))})",
+                         "smithers supervise   (resumes it when due)"],
+        })
+    return items
 
 
 def _fail_run(store: Store, run_id: str, owner: Owner, error: dict[str, Any]) -> None:

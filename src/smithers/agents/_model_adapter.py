@@ -28,7 +28,15 @@ from pydantic_ai.exceptions import (
     UsageLimitExceeded,
     UserError,
 )
-from pydantic_ai.messages import ModelRequest, ModelResponse, RetryPromptPart, TextPart, ThinkingPart, ToolCallPart, ToolReturnPart
+from pydantic_ai.messages import (
+    ModelRequest,
+    ModelResponse,
+    RetryPromptPart,
+    TextPart,
+    ThinkingPart,
+    ToolCallPart,
+    ToolReturnPart,
+)
 from pydantic_ai.models import Model, infer_model
 from pydantic_ai.tools import ToolDefinition
 from pydantic_ai.toolsets import AbstractToolset, FunctionToolset
@@ -199,7 +207,7 @@ def mcp_toolset(spec: Any, cwd: str) -> AbstractToolset[Any]:
         return MCPToolset(StdioTransport(spec[0], list(spec[1:]), cwd=cwd, keep_alive=False), tool_error_behavior="failed")
     try:
         return MCPToolset(spec, tool_error_behavior="failed")
-    except Exception as err:
+    except Exception as err:  # noqa: BLE001 - whatever MCPToolset rejects is a configuration problem
         raise AgentConfigError(f"cannot use {spec!r} as an MCP server: {err}",
                                hint="pass a URL, a {'command': ...} dict, a command list or an MCPToolset") from None
 
@@ -244,7 +252,7 @@ def output_type_for(schema: Mapping[str, Any] | None) -> Any:
         return str
     try:
         return [StructuredDict(copy.deepcopy(dict(schema))), str]
-    except Exception:  # e.g. recursive $defs: the prompt carries the schema, the reply is parsed
+    except Exception:  # noqa: BLE001 - e.g. recursive $defs: the prompt carries the schema, the reply is parsed
         return str
 
 
@@ -275,7 +283,7 @@ class Reporter:
             elif isinstance(part, ToolCallPart) and not part.tool_name.startswith(OUTPUT_TOOL_PREFIX):
                 try:
                     args: Any = part.args_as_dict()
-                except Exception:
+                except Exception:  # noqa: BLE001 - malformed JSON arguments are reported as they came
                     args = {"raw": part.args}
                 self.request.emit("tool_use", id=part.tool_call_id, name=part.tool_name, input=args)
 
@@ -342,7 +350,7 @@ def _cost(messages: list[Any]) -> float | None:
         if isinstance(message, ModelResponse):
             try:
                 total += float(message.cost().total_price)
-            except Exception:
+            except Exception:  # noqa: BLE001 - unknown model or price: no cost rather than a failed task
                 return None
     return total
 
@@ -366,12 +374,10 @@ async def run(agent: ModelAgent, request: AgentRequest) -> AgentResult:
     limits = UsageLimits(request_limit=agent.max_requests)
     deadline = asyncio.timeout(request.timeout)
     try:
-        async with deadline:
-            async with pa_agent:
-                async with pa_agent.iter(request.prompt, message_history=history, usage_limits=limits) as agent_run:
-                    async for node in agent_run:
-                        reporter.node(node)
-                result = agent_run.result
+        async with deadline, pa_agent, pa_agent.iter(request.prompt, message_history=history, usage_limits=limits) as agent_run:
+            async for node in agent_run:
+                reporter.node(node)
+        result = agent_run.result
     except TimeoutError as err:
         if deadline.expired():
             raise AgentError(f"{agent.name} timed out after {request.timeout:g}s") from None

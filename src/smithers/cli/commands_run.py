@@ -50,6 +50,7 @@ def up(
     detach: Annotated[bool, typer.Option("--detach", help="Run in the background; print the run id and return.")] = False,
     allow_source_change: Annotated[bool, typer.Option("--allow-source-change", help="Resume even if the workflow source changed.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the outcome.")] = False,
+    wait: Annotated[bool, typer.Option("--wait", help="When the run waits (approval, signal, timer), stay and continue it.")] = False,
     json_out: JsonOption = False,
 ) -> int:
     """Run a workflow to the end (or until it fails, is cancelled or waits).
@@ -69,6 +70,7 @@ def up(
         outcome = ops.start_run(
             file, store=store, raw_input=raw_input, run_id=run_id, resume=resume, max_concurrency=max_concurrency,
             allow_source_change=allow_source_change, on_events=view.on_events, on_started=view.started, handle_signals=True,
+            stay_alive=wait,
         )
     finally:
         view.close()
@@ -82,6 +84,7 @@ def resume(
     max_concurrency: Annotated[int | None, typer.Option("--max-concurrency", help="Tasks running at once.")] = None,
     allow_source_change: Annotated[bool, typer.Option("--allow-source-change", help="Resume even if the workflow source changed.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the outcome.")] = False,
+    wait: Annotated[bool, typer.Option("--wait", help="When the run waits (approval, signal, timer), stay and continue it.")] = False,
     json_out: JsonOption = False,
 ) -> int:
     """Continue a run after a crash, a failure or a cancel; the workflow file is found from the run.
@@ -96,7 +99,7 @@ def resume(
     try:
         outcome = ops.resume_run(
             run_id, store=store, max_concurrency=max_concurrency, allow_source_change=allow_source_change,
-            on_events=view.on_events, on_started=view.started, handle_signals=True,
+            on_events=view.on_events, on_started=view.started, handle_signals=True, stay_alive=wait,
         )
     finally:
         view.close()
@@ -127,7 +130,7 @@ def _report_outcome(outcome: object, json_out: bool) -> int:
 
     assert isinstance(outcome, RunOutcome)
     if json_out:
-        typer.echo(json.dumps({"run_id": outcome.run_id, "status": outcome.status, "error": outcome.error}))
+        typer.echo(json.dumps({"run_id": outcome.run_id, "status": outcome.status, "error": outcome.error, **outcome.extra}))
     else:
         line = f"run {outcome.run_id} {outcome.status}"
         if outcome.error:
@@ -135,6 +138,12 @@ def _report_outcome(outcome: object, json_out: bool) -> int:
         typer.echo(line)
         if outcome.status in ("failed", "cancelled"):
             typer.echo(f"  continue it with: smithers resume {outcome.run_id}    (see why: smithers why {outcome.run_id})")
+        for item in outcome.extra.get("waiting", []):
+            what = item.get("title") or item.get("signal") or item["kind"]
+            ident = f" (request {item['request_id']})" if item.get("request_id") else ""
+            typer.echo(f"  waiting for {item['kind']} {item['node_id']}[{item['iteration']}]: {what}{ident}")
+            for command in item["commands"]:
+                typer.echo(f"    {command}")
     if outcome.exit_signal is not None:
         return EXIT_SIGINT if outcome.exit_signal == 2 else EXIT_SIGTERM
     return STATUS_EXIT.get(outcome.status, EXIT_FAILED)

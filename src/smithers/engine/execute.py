@@ -52,9 +52,13 @@ def _run_in_daemon_thread(fn: Callable[..., Any], args: tuple[Any, ...]) -> asyn
         try:
             result = fn(*args)
         except BaseException as err:  # noqa: BLE001 - handed to the awaiting task as the attempt's failure
-            loop.call_soon_threadsafe(settle, False, err)
+            outcome: tuple[bool, Any] = (False, err)
         else:
-            loop.call_soon_threadsafe(settle, True, result)
+            outcome = (True, result)
+        try:
+            loop.call_soon_threadsafe(settle, *outcome)
+        except RuntimeError:  # the run's loop has closed (the attempt timed out or was cancelled): discard it
+            pass
 
     threading.Thread(target=target, name="smithers-task", daemon=True).start()
     return future

@@ -200,10 +200,12 @@ class RunLoop:
                     group.in_flight += 1
         self.rendered = rendered
         self.plan = Plan(rendered.root, self.state.status_of)
-        for desc in self.plan.waiting:
-            self.waits.adopt(desc)
         self.needs_render = False
         self.changed_since_render = False
+        for desc in self.plan.waiting:
+            self.waits.adopt(desc)
+        if self.plan.waiting:
+            self.waits.poll()  # a decision, answer or signal may have arrived while no process ran the run
 
     def _advance_loops(self) -> bool:
         """Loops whose pass finished (or whose ``until`` holds) move on. Returns whether one did."""
@@ -413,7 +415,8 @@ class RunLoop:
 
     def _finished(self, desc: TaskDescriptor) -> None:
         self.changed_since_render = True
-        if self.rendered is not None and desc.node_id in self.rendered.reads:
+        reads = self.rendered.reads if self.rendered is not None else ()
+        if desc.node_id in reads or desc.task.id in reads:  # inside nested loops a render reads the logical id
             self.needs_render = True
         self._terminal(desc)
 

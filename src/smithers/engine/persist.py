@@ -58,7 +58,7 @@ class Persister:
             return
         with self.tx() as tx:
             for desc in new_nodes:
-                if tx.insert_pending_node(desc.node_id, desc.iteration, desc.mode, desc.table, desc.task.label):
+                if tx.insert_pending_node(desc.node_id, desc.iteration, desc.mode, desc.table, desc.task.label, _wait_meta(desc)):
                     tx.event("NodePending", node_id=desc.node_id, iteration=desc.iteration)
             if changed:
                 keyframe = self._last_entries is None or self.frame_no % KEYFRAME_EVERY == 0
@@ -186,6 +186,14 @@ class Persister:
         with self.tx() as tx:
             tx.set_run(status, error=error, finished=finished)
             tx.event(event, status=status, **({"error": error} if error else {}), **payload)
+
+
+def _wait_meta(desc: TaskDescriptor) -> dict[str, Any] | None:
+    """What a front end needs to answer a wait before it starts (a signal's name and schema)."""
+    wait = desc.task.wait
+    if not wait or wait.get("kind") != "signal":
+        return None
+    return {"signal": wait["name"], "correlation_id": wait["correlation_id"], "schema": wait["schema"]}
 
 
 def _entries(root: PlanNode) -> Entries:

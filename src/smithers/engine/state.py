@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from ..storage.output_tables import OutputTable
+from ..storage.output_tables import table_name
 from ..storage.store import Store
 
 
@@ -36,8 +36,9 @@ class RunState:
         self.loops: dict[str, tuple[int, bool]] = store.loops(run_id)
         self.models: dict[str, type[BaseModel]] = {}
         self.unresolved: set[str] = set()
-        for model in models:
-            self.models.setdefault(OutputTable.for_model(model).name, model)
+        self.scoped: dict[str, set[str]] = {}  # logical id -> finished node ids with a loop scope ("review@outer=0")
+        for model in models:  # every model in the module, input and helper models too: only the name matters here
+            self.models.setdefault(table_name(model), model)
         for row in store.nodes(run_id):
             key = (row["node_id"], row["iteration"])
             self.nodes[key] = NodeState(
@@ -46,6 +47,7 @@ class RunState:
             )
             if row["status"] == "finished":
                 bisect.insort(self.finished_iters.setdefault(row["node_id"], []), row["iteration"])
+                self._note_scoped(row["node_id"])
 
     # -- state used by plan and schedule ------------------------------------------------
 
@@ -66,6 +68,32 @@ class RunState:
         iters = self.finished_iters.setdefault(key[0], [])
         if key[1] not in iters:
             bisect.insort(iters, key[1])
+        self._note_scoped(key[0])
+
+    def _note_scoped(self, node_id: str) -> None:
+        logical, at, _ = node_id.partition("@")
+        if at:
+            self.scoped.setdefault(logical, set()).add(node_id)
+
+    # -- loop scopes: a logical id read inside nested loops means the current outer passes' copy
+
+    def _in_current_scope(self, scoped_id: str) -> bool:
+        """Whether ``x@outer=2,mid=0`` belongs to the passes the enclosing loops are on now."""
+        for part in scoped_id.partition("@")[2].split(","):
+            loop_id, _, iteration = part.partition("=")
+            if self.loop_iteration(loop_id) != int(iteration):
+                return False
+        return True
+
+    def _node_in_scope(self, node_id: str) -> str:
+        """``review`` read inside loop ``inner`` inside ``outer`` (pass 2) is ``review@outer=2``;
+        an exact id (unscoped, or already suffixed) is returned as is."""
+        if node_id in self.finished_iters or node_id not in self.scoped:
+            return node_id
+        for scoped_id in self.scoped[node_id]:
+            if self._in_current_scope(scoped_id):
+                return scoped_id
+        return node_id
 
     # -- OutputReader (what ctx reads) ---------------------------------------------------
 
@@ -87,6 +115,7 @@ class RunState:
         return self.cache.get(key)
 
     def output(self, node_id: str, iteration: int | None) -> BaseModel | None:
+        node_id = self._node_in_scope(node_id)
         iters = self.finished_iters.get(node_id)
         if not iters:
             return None
@@ -97,13 +126,19 @@ class RunState:
         return self._load(node_id, iteration)
 
     def outputs(self, node_id: str) -> list[Any]:
+        node_id = self._node_in_scope(node_id)
         found = [self._load(node_id, it) for it in self.finished_iters.get(node_id, [])]
         return [v for v in found if v is not None]
 
     def iteration_count(self, node_id: str) -> int:
-        return len(self.finished_iters.get(node_id, []))
+        return len(self.finished_iters.get(self._node_in_scope(node_id), []))
 
     def loop_iteration(self, loop_id: str) -> int:
         if loop_id in self.loops:
             return self.loops[loop_id][0]
+        if "@" not in loop_id:  # a loop nested in loops is stored as inner@outer=N: take the current passes' one
+            prefix = loop_id + "@"
+            for scoped_id, (iteration, _) in self.loops.items():
+                if scoped_id.startswith(prefix) and self._in_current_scope(scoped_id):
+                    return iteration
         return 0

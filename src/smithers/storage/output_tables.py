@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import enum
 import json
 import re
@@ -43,8 +44,8 @@ def _column_kind(annotation: Any) -> str:
         return "int"
     if annotation is float:
         return "real"
-    if annotation is str:
-        return "text"
+    if annotation is str or annotation in (datetime.datetime, datetime.date, datetime.time):
+        return "text"  # ISO 8601 text, readable in plain SQL
     if isinstance(annotation, type) and issubclass(annotation, enum.Enum):
         return "text" if issubclass(annotation, str) else "json"
     return "json"
@@ -120,10 +121,16 @@ class OutputTable:
 
 
 def check_unique_models(tables: dict[str, type[BaseModel]], model: type[BaseModel], node_id: str) -> None:
-    """Two different model classes may not map to one table name in a workflow."""
+    """Two different model classes may not map to one table name in a workflow. A model seen for
+    the first time is also checked for reserved field names, so that is a render error naming the
+    task (exit 4 at the first render) instead of a failure at its first write."""
     name = table_name(model)
     known = tables.get(name)
     if known is None:
+        try:
+            OutputTable.for_model(model)
+        except SchemaConflictError as err:
+            raise SchemaConflictError(f"task {node_id!r}: {err.message}", hint=err.hint) from None
         tables[name] = model
     elif known is not model:
         raise SchemaConflictError(

@@ -94,11 +94,13 @@ class Tx:
 
     # -- nodes, attempts, outputs -------------------------------------------------------
 
-    def insert_pending_node(self, node_id: str, iteration: int, kind: str, table: str, label: str | None) -> bool:
+    def insert_pending_node(
+        self, node_id: str, iteration: int, kind: str, table: str, label: str | None, meta: dict[str, Any] | None = None
+    ) -> bool:
         cur = self.conn.execute(
-            "INSERT INTO _smithers_nodes (run_id, node_id, iteration, status, kind, output_table, label, updated_at_ms) "
-            "VALUES (?, ?, ?, 'pending', ?, ?, ?, ?) ON CONFLICT (run_id, node_id, iteration) DO NOTHING",
-            (self.run_id, node_id, iteration, kind, table, label, self.ts),
+            "INSERT INTO _smithers_nodes (run_id, node_id, iteration, status, kind, output_table, label, updated_at_ms, meta_json) "
+            "VALUES (?, ?, ?, 'pending', ?, ?, ?, ?, ?) ON CONFLICT (run_id, node_id, iteration) DO NOTHING",
+            (self.run_id, node_id, iteration, kind, table, label, self.ts, _dumps(meta)),
         )
         return cur.rowcount == 1
 

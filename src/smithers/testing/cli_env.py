@@ -80,3 +80,57 @@ def gemini_env(server_url: str, home: str | os.PathLike[str]) -> dict[str, str]:
         "HOME": str(root), "GEMINI_API_KEY": "fake-gemini-key", "GOOGLE_GEMINI_BASE_URL": server_url.rstrip("/"),
         "GEMINI_CLI_TRUST_WORKSPACE": "true", "TMPDIR": str(tmp),
     }
+
+
+# -- Claude Code and pi (both against the Anthropic Messages fake, ``anthropic_app``) ---------
+
+FAKE_ANTHROPIC_KEY = "sk-fake"
+
+
+def claude_env(server_url: str, home: str | os.PathLike[str]) -> dict[str, str]:
+    """Claude Code against an Anthropic Messages fake at ``server_url``, with ``home`` as HOME.
+
+    The key goes out as ``X-Api-Key``; other ways Claude Code could pick credentials or a
+    cloud provider from the inherited environment are blanked out, and non-essential traffic
+    (telemetry, update checks) is off, so nothing leaves 127.0.0.1."""
+    home_dir = Path(home)
+    (home_dir / ".claude").mkdir(parents=True, exist_ok=True)
+    return {
+        "HOME": str(home_dir),
+        "CLAUDE_CONFIG_DIR": str(home_dir / ".claude"),
+        "ANTHROPIC_BASE_URL": server_url,
+        "ANTHROPIC_API_KEY": FAKE_ANTHROPIC_KEY,
+        "ANTHROPIC_AUTH_TOKEN": "",
+        "CLAUDE_CODE_USE_BEDROCK": "",
+        "CLAUDE_CODE_USE_VERTEX": "",
+        "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
+        "DISABLE_AUTOUPDATER": "1",
+        "IS_SANDBOX": "1",  # lets --dangerously-skip-permissions run as root (CI containers)
+    }
+
+
+PI_PROVIDER = "fake"
+PI_MODEL = "fake-claude"
+
+
+def pi_env(server_url: str, home: str | os.PathLike[str], *, model: str = PI_MODEL) -> dict[str, str]:
+    """pi against an Anthropic Messages fake at ``server_url``, with ``home`` as HOME.
+
+    Writes ``~/.pi/agent/models.json`` declaring a provider ``fake`` (api ``anthropic-messages``)
+    with one model, and ``settings.json`` making it the default, so ``Pi()`` needs no
+    ``provider``/``model`` options; startup network operations are off."""
+    agent_dir = Path(home) / ".pi" / "agent"
+    agent_dir.mkdir(parents=True, exist_ok=True)
+    models = {"providers": {PI_PROVIDER: {
+        "baseUrl": server_url, "api": "anthropic-messages", "apiKey": FAKE_ANTHROPIC_KEY, "models": [{"id": model}],
+    }}}
+    (agent_dir / "models.json").write_text(json.dumps(models, indent=2), encoding="utf-8")
+    settings = {"defaultProvider": PI_PROVIDER, "defaultModel": model}
+    (agent_dir / "settings.json").write_text(json.dumps(settings, indent=2), encoding="utf-8")
+    return {
+        "HOME": str(Path(home)),
+        "PI_CODING_AGENT_DIR": str(agent_dir),
+        "PI_OFFLINE": "1",
+        "PI_TELEMETRY": "0",
+        "PI_SKIP_VERSION_CHECK": "1",
+    }

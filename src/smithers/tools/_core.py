@@ -284,14 +284,17 @@ def _is_model(annotation: Any) -> bool:
     return inspect.isclass(annotation) and issubclass(annotation, BaseModel)
 
 
-def _make_tool(fn: Callable[..., Any], *, name: str | None, description: str | None, side_effects: bool, sequential: bool) -> Tool:
+def _make_tool(
+    fn: Callable[..., Any], *, name: str | None, description: str | None, side_effects: bool, sequential: bool,
+    localns: Mapping[str, Any] | None = None,
+) -> Tool:
     tool_name = name or fn.__name__
     if not tool_name.replace("_", "").replace("-", "").isalnum():
         raise ValueError(f"tool name {tool_name!r} must be letters, digits, '_' or '-'")
-    try:
-        hints = typing.get_type_hints(fn, include_extras=True)
-    except Exception:  # unresolvable annotations: fall back to the raw ones
-        hints = dict(getattr(fn, "__annotations__", {}))
+    try:  # the defining scope's locals resolve string annotations of classes defined in a function
+        hints = typing.get_type_hints(fn, localns=dict(localns or {}), include_extras=True)
+    except Exception as err:  # noqa: BLE001 - NameError, TypeError...: reported at definition time
+        raise ValueError(f"tool {tool_name!r}: cannot resolve its parameter annotations ({err})") from None
     signature = inspect.signature(fn)
     inject: dict[str, _Inject] = {}
     fields: dict[str, Any] = {}
@@ -324,6 +327,15 @@ def _make_tool(fn: Callable[..., Any], *, name: str | None, description: str | N
         fn, name=tool_name, description=(description or doc or tool_name).strip(), input_model=input_model,
         model_param=model_param, inject=inject, side_effects=side_effects, sequential=sequential,
     )
+
+
+def _caller_locals() -> dict[str, Any]:
+    frame = inspect.currentframe()
+    try:
+        caller = frame.f_back.f_back if frame is not None and frame.f_back is not None else None
+        return dict(caller.f_locals) if caller is not None else {}
+    finally:
+        del frame
 
 
 @typing.overload
@@ -359,9 +371,11 @@ def tool(
     ('open_ticket', ['title'])
     """
     if fn is not None:
-        return _make_tool(fn, name=name, description=description, side_effects=side_effects, sequential=sequential)
+        return _make_tool(fn, name=name, description=description, side_effects=side_effects, sequential=sequential,
+                          localns=_caller_locals())
 
     def decorate(inner: Callable[..., Any]) -> Tool:
-        return _make_tool(inner, name=name, description=description, side_effects=side_effects, sequential=sequential)
+        return _make_tool(inner, name=name, description=description, side_effects=side_effects, sequential=sequential,
+                          localns=_caller_locals())
 
     return decorate

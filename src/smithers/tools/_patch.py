@@ -126,7 +126,7 @@ def _find(lines: list[str], block: list[str], expected: int, start: int) -> int 
     if last < start:
         return None
     expected = min(max(expected, start), last)
-    for distance in range(0, max(expected - start, last - expected) + 1):
+    for distance in range(max(expected - start, last - expected) + 1):
         for at in (expected - distance, expected + distance):
             if start <= at <= last and lines[at:at + len(block)] == block:
                 return at

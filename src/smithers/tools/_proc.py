@@ -62,7 +62,12 @@ async def run_capped(argv: list[str], *, cwd: str, env: Mapping[str, str], timeo
     try:
         try:
             async with asyncio.timeout(timeout):
-                await proc.wait()
+                # not proc.wait(): asyncio's wait() also waits for the pipes to close, which a
+                # background child holding stdout would delay until it exits
+                while proc.returncode is None and not reader.done():
+                    await asyncio.sleep(0.02)
+                if proc.returncode is None:  # output closed first: the leader is about to exit
+                    await proc.wait()
                 try:
                     await asyncio.wait_for(asyncio.shield(reader), DRAIN_AFTER_EXIT)
                 except TimeoutError:

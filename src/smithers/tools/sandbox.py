@@ -47,7 +47,7 @@ def _probe(binary: str) -> BwrapStatus:
         return BwrapStatus(None, False, f"bubblewrap ({binary!r}) was not found")
     argv = [path, *base_args(Path("/"), network=False), "--", "true"]
     try:
-        done = subprocess.run(argv, capture_output=True, text=True, timeout=15, stdin=subprocess.DEVNULL)
+        done = subprocess.run(argv, check=False, capture_output=True, text=True, timeout=15, stdin=subprocess.DEVNULL)
     except (OSError, subprocess.TimeoutExpired) as err:
         return BwrapStatus(path, False, f"{path} could not run: {err}")
     if done.returncode != 0:

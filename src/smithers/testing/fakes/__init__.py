@@ -6,8 +6,9 @@
 ...     server.url, server.requests
 """
 
+from .anthropic import anthropic_app
 from .base import FakeServer, Reply, Script, ToolCall
 from .gemini import gemini_app, gemini_shell
 from .openai import codex_shell, openai_app
 
-__all__ = ["FakeServer", "Reply", "Script", "ToolCall", "codex_shell", "gemini_app", "gemini_shell", "openai_app"]
+__all__ = ["FakeServer", "Reply", "Script", "ToolCall", "anthropic_app", "codex_shell", "gemini_app", "gemini_shell", "openai_app"]

@@ -9,15 +9,17 @@ makes the real ``gemini`` CLI run a tool: ``run_shell_command {"command": ...}``
 counts the ``usageMetadata``. A reply whose ``status`` is 400 or more is answered with that
 HTTP status and a Google API error body (``{"error": {"code", "message", "status"}}``).
 
-Utility requests do not consume the script. The gemini CLI asks the model side questions
-with non-streamed ``generateContent`` calls that carry a JSON response schema: the model
-router (schema with ``model_choice``), the next-speaker check (``next_speaker``) and the
-like. The fake tells them apart by that schema (a ``responseJsonSchema`` or
-``responseSchema`` in ``generationConfig``, on a non-streamed call) and answers them itself
-(route to ``flash``, the user speaks next, otherwise an object with every required property
-filled with a placeholder), keeping them in ``app.state.utility_requests``. Only the
-CLI's main turns, which always stream, reach ``app.state.script``. ``:countTokens`` answers
-a rough count and ``GET /v1beta/models`` lists one model.
+Utility requests do not consume the script. Besides its main turns, which always stream, the
+gemini CLI asks the model side questions with non-streamed ``generateContent`` calls that
+carry a JSON response schema (``generationConfig.responseJsonSchema``): the model router
+(0.61 sends ``{"complexity_reasoning", "complexity_score"}`` to ``gemini-3.5-flash-lite``
+before each prompt when the model is ``auto``), the next-speaker check, loop detection and the
+like. A request with the CLI's ``User-Agent`` (``GeminiCLI…``), not streamed and with such a
+schema is answered by the fake itself, with an object holding every schema property
+(placeholders; integers at their ``minimum`` or 1, so the router picks the flash model;
+``next_speaker: "user"``; ``model_choice: "flash"``), and kept in
+``app.state.utility_requests``; only the rest reaches ``app.state.script``. ``:countTokens``
+answers a rough count and ``GET /v1beta/models`` lists one model.
 """
 
 from __future__ import annotations
@@ -58,15 +60,17 @@ def _response_schema(body: dict[str, Any]) -> dict[str, Any] | None:
     return schema if isinstance(schema, dict) else None
 
 
-def is_utility_request(body: dict[str, Any], *, streaming: bool) -> bool:
-    """Whether a request is one of the CLI's side questions (routing, next speaker, …)."""
-    return not streaming and _response_schema(body) is not None
+def is_utility_request(body: dict[str, Any], *, streaming: bool, user_agent: str) -> bool:
+    """Whether a request is one of the gemini CLI's side questions (routing, next speaker, …):
+    sent by the CLI (its ``User-Agent`` starts ``GeminiCLI``), not streamed, and asking for JSON
+    matching a schema. The CLI's main turns always stream; SDK callers are never affected."""
+    return not streaming and user_agent.lower().startswith("geminicli") and _response_schema(body) is not None
 
 
 def _placeholder(schema: dict[str, Any]) -> Any:
     kind = schema.get("type")
     kind = kind.lower() if isinstance(kind, str) else kind
-    if "enum" in schema and schema["enum"]:
+    if schema.get("enum"):
         return schema["enum"][0]
     if kind == "object":
         props = schema.get("properties") or {}
@@ -139,7 +143,7 @@ async def _model_call(request: Request) -> Response:
         return JSONResponse({"error": {"code": 404, "message": f"fake server: no method {method!r}", "status": "NOT_FOUND"}}, status_code=404)
     streaming = method == "streamGenerateContent"
     response_id = uuid.uuid4().hex[:16]
-    if is_utility_request(body, streaming=streaming):
+    if is_utility_request(body, streaming=streaming, user_agent=request.headers.get("user-agent", "")):
         request.app.state.utility_requests.append({"model": model, **body})
         text = json.dumps(_utility_answer(body))
         return JSONResponse(_chunk(model, [{"text": text}], finish=True, usage={"promptTokenCount": 1, "candidatesTokenCount": 1, "totalTokenCount": 2}, response_id=response_id))

@@ -1,0 +1,202 @@
+"""Verbs that answer a waiting run: approve, deny, signal, answer a human task, list the inbox.
+
+Each records the decision durably in one transaction and returns at once. A process that
+owns the run and waits (``up --wait``) picks it up within a tick; otherwise ``smithers
+resume`` or the supervisor continues the run. Bad input (a node that is not waiting, a
+payload that fails its schema, an unknown request id) changes nothing and exits 4.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from .errors import InputError, UnknownNodeError, UnknownRunError, UserError
+from .storage.store import Store
+
+
+def _run(store: Store, run_id: str) -> dict[str, Any]:
+    run = store.get_run(run_id)
+    if run is None:
+        raise UnknownRunError(f"no run {run_id!r} in {store.path}", hint="list runs with: smithers ps")
+    return run
+
+
+def _pending_approval(store: Store, run_id: str, node_id: str | None, iteration: int | None) -> dict[str, Any]:
+    rows = store._rows(
+        "SELECT a.*, n.status AS node_status FROM _smithers_approvals a JOIN _smithers_nodes n "
+        "ON n.run_id = a.run_id AND n.node_id = a.node_id AND n.iteration = a.iteration "
+        "WHERE a.run_id = ? AND a.status = 'requested' ORDER BY a.requested_at_ms",
+        (run_id,),
+    )
+    if node_id is not None:
+        rows = [r for r in rows if r["node_id"] == node_id]
+    if iteration is not None:
+        rows = [r for r in rows if r["iteration"] == iteration]
+    if not rows:
+        what = f"node {node_id!r}" + (f" iteration {iteration}" if iteration is not None else "") if node_id else "any node"
+        raise UserError(
+            f"run {run_id}: {what} is not waiting for an approval",
+            hint=f"see what the run waits for with: smithers why {run_id}"
+        )
+    if len(rows) > 1 and node_id is None:
+        names = ", ".join(f"{r['node_id']}[{r['iteration']}]" for r in rows)
+        raise UserError(f"run {run_id} waits for several approvals ({names}); choose one with --node", hint="add --node NODE_ID")
+    if len(rows) > 1:
+        raise UserError(f"run {run_id}: {node_id} waits in several iterations; choose one with --iteration")
+    return rows[0]
+
+
+def decide(
+    store: Store, run_id: str, *, approved: bool, node_id: str | None = None, iteration: int | None = None,
+    note: str | None = None, by: str | None = None, select: str | None = None, rank: list[str] | None = None,
+) -> dict[str, Any]:
+    """Approve or deny the approval a run waits for."""
+    _run(store, run_id)
+    row = _pending_approval(store, run_id, node_id, iteration)
+    request = json.loads(row["request_json"])
+    mode = request.get("mode", "approve")
+    keys = [o["key"] for o in request.get("options", [])]
+    decision: dict[str, Any] = {"note": note}
+    if approved and mode == "select":
+        if select is None:
+            raise UserError(f"approval {row['node_id']!r} asks to select one of: {', '.join(keys)}", hint="pass --select KEY")
+        if select not in keys:
+            raise UserError(f"approval {row['node_id']!r}: {select!r} is not an option; choose one of {', '.join(keys)}")
+        decision["selected"] = select
+    elif approved and mode == "rank":
+        if not rank:
+            raise UserError(f"approval {row['node_id']!r} asks to rank: {', '.join(keys)}", hint="pass --rank KEY1,KEY2,...")
+        if sorted(rank) != sorted(keys):
+            raise UserError(f"approval {row['node_id']!r}: --rank must list each of {', '.join(keys)} once, got {', '.join(rank)}")
+        decision["ranked"] = rank
+    elif select is not None or rank is not None:
+        if mode == "approve":
+            raise UserError(f"approval {row['node_id']!r} is a yes/no approval; --select and --rank do not apply")
+    with store.tx(run_id) as tx:
+        cur = tx.execute(
+            "UPDATE _smithers_approvals SET status = ?, decision_json = ?, decided_at_ms = ?, decided_by = ? "
+            "WHERE run_id = ? AND node_id = ? AND iteration = ? AND status = 'requested'",
+            ("approved" if approved else "denied", json.dumps(decision), tx.ts, by, run_id, row["node_id"], row["iteration"]),
+        )
+        if cur.rowcount != 1:
+            raise UserError(f"run {run_id}: approval {row['node_id']!r} was decided meanwhile")
+        tx.event(
+            "ApprovalDecided", node_id=row["node_id"], iteration=row["iteration"], approved=approved, note=note, by=by,
+            selected=decision.get("selected"), ranked=decision.get("ranked"),
+        )
+    return {"run_id": run_id, "node_id": row["node_id"], "iteration": row["iteration"], "approved": approved, **decision}
+
+
+def _validate(schema: dict[str, Any], value: Any, what: str) -> None:
+    import jsonschema
+
+    validator = jsonschema.Draft202012Validator(schema)
+    errors = sorted(validator.iter_errors(value), key=lambda e: list(e.absolute_path))
+    if errors:
+        lines = [f"  - {'.'.join(str(p) for p in e.absolute_path) or '(root)'}: {e.message}" for e in errors]
+        raise InputError(f"{what} does not match its schema:\n" + "\n".join(lines), hint="fix the JSON and send it again")
+
+
+def parse_json(text: str, what: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as err:
+        raise InputError(f"{what} is not valid JSON: {err.msg} at line {err.lineno} column {err.colno}") from None
+
+
+def send_signal(
+    store: Store, run_id: str, name: str, data: Any, *, correlation_id: str | None = None, by: str | None = None
+) -> dict[str, Any]:
+    """Deliver a signal. Kept until a matching wait consumes it; an identical re-send is recorded once.
+    When the run already knows the signal's schema (its wait is mounted), the payload is checked now."""
+    _run(store, run_id)
+    name = name.strip()
+    if not name:
+        raise InputError("a signal needs a name")
+    for (meta_json,) in store.conn.execute(
+        "SELECT meta_json FROM _smithers_nodes WHERE run_id = ? AND meta_json IS NOT NULL AND status != 'finished'", (run_id,)
+    ):
+        meta = json.loads(meta_json)
+        if meta.get("signal") == name and meta.get("schema"):  # the run knows this signal's schema: check now
+            _validate(meta["schema"], data, f"signal {name!r} payload")
+            break
+    payload = json.dumps(data, sort_keys=True)
+    key = hashlib.sha256(f"{name}\0{correlation_id or ''}\0{payload}".encode()).hexdigest()
+    with store.tx(run_id) as tx:
+        existing = tx.execute("SELECT seq FROM _smithers_signals WHERE run_id = ? AND dedupe_key = ?", (run_id, key)).fetchone()
+        if existing:
+            return {"run_id": run_id, "signal": name, "seq": existing[0], "duplicate": True}
+        seq = (tx.execute("SELECT COALESCE(MAX(seq), 0) FROM _smithers_signals WHERE run_id = ?", (run_id,)).fetchone()[0]) + 1
+        tx.execute(
+            "INSERT INTO _smithers_signals (run_id, seq, name, correlation_id, payload_json, dedupe_key, received_at_ms, sent_by) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (run_id, seq, name, correlation_id, payload, key, tx.ts, by),
+        )
+        tx.event("SignalSent", signal=name, correlation_id=correlation_id, signal_seq=seq, by=by)
+    return {"run_id": run_id, "signal": name, "seq": seq, "duplicate": False}
+
+
+def answer_human(store: Store, request_id: str, value: Any, *, by: str | None = None) -> dict[str, Any]:
+    """Answer a human task; the value must validate against the task's output schema."""
+    rows = store._rows("SELECT * FROM _smithers_human_requests WHERE request_id = ?", (request_id,))
+    if not rows:
+        raise UserError(f"no human request {request_id!r}", hint="list open requests with: smithers inbox")
+    row = rows[0]
+    if row["status"] != "pending":
+        raise UserError(f"human request {request_id} is already {row['status']}")
+    _validate(json.loads(row["schema_json"]), value, f"the answer to {request_id}")
+    with store.tx(row["run_id"]) as tx:
+        cur = tx.execute(
+            "UPDATE _smithers_human_requests SET status = 'answered', answer_json = ?, answered_by = ?, answered_at_ms = ? "
+            "WHERE request_id = ? AND status = 'pending'",
+            (json.dumps(value), by, tx.ts, request_id),
+        )
+        if cur.rowcount != 1:
+            raise UserError(f"human request {request_id} was answered meanwhile")
+        tx.event("HumanAnswerReceived", node_id=row["node_id"], iteration=row["iteration"], request_id=request_id, by=by)
+    return {"request_id": request_id, "run_id": row["run_id"], "node_id": row["node_id"], "status": "answered"}
+
+
+def inbox(store: Store) -> list[dict[str, Any]]:
+    """Every pending approval, human task and awaited signal across runs, with the command that answers it."""
+    items: list[dict[str, Any]] = []
+    for row in store._rows(
+        "SELECT a.run_id, a.node_id, a.iteration, a.request_json, a.requested_at_ms, a.gate FROM _smithers_approvals a "
+        "WHERE a.status = 'requested' ORDER BY a.requested_at_ms"
+    ):
+        request = json.loads(row["request_json"])
+        cmd = f"smithers approve {row['run_id']} --node {row['node_id']}"
+        if request.get("mode") == "select":
+            cmd += " --select KEY"
+        elif request.get("mode") == "rank":
+            cmd += " --rank " + ",".join(o["key"] for o in request.get("options", []))
+        items.append({
+            "kind": "approval", "run_id": row["run_id"], "node_id": row["node_id"], "iteration": row["iteration"],
+            "title": request.get("title"), "summary": request.get("summary"), "mode": request.get("mode", "approve"),
+            "options": request.get("options", []), "since_ms": row["requested_at_ms"],
+            "commands": [cmd, f"smithers deny {row['run_id']} --node {row['node_id']}"],
+        })
+    for row in store._rows("SELECT * FROM _smithers_human_requests WHERE status = 'pending' ORDER BY created_at_ms"):
+        items.append({
+            "kind": "human", "run_id": row["run_id"], "node_id": row["node_id"], "iteration": row["iteration"],
+            "request_id": row["request_id"], "title": row["prompt"], "schema": json.loads(row["schema_json"]),
+            "since_ms": row["created_at_ms"], "commands": [f"smithers human answer {row['request_id']} --value '{{...}}'"],
+        })
+    for row in store._rows(
+        "SELECT run_id, node_id, iteration, meta_json, waiting_since_ms FROM _smithers_nodes WHERE status = 'waiting-event' ORDER BY waiting_since_ms"
+    ):
+        meta = json.loads(row["meta_json"] or "{}")
+        corr = meta.get("correlation_id")
+        items.append({
+            "kind": "signal", "run_id": row["run_id"], "node_id": row["node_id"], "iteration": row["iteration"],
+            "signal": meta.get("signal"), "correlation_id": corr, "schema": meta.get("schema"), "since_ms": row["waiting_since_ms"],
+            "commands": [f"smithers signal {row['run_id']} {meta.get('signal')} --data '{{...}}'" + (f" --correlation {corr}" if corr else "")],
+        })
+    return items
+
+
+def check_node(store: Store, run_id: str, node_id: str) -> None:
+    if not store.nodes(run_id, node_id):
+        raise UnknownNodeError(f"run {run_id} has no node {node_id!r}")

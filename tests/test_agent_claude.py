@@ -1,0 +1,324 @@
+"""The Claude Code adapter, driving the real ``claude`` binary (installed by
+scripts/install-agents) against the fake Anthropic server on 127.0.0.1: a workflow task that
+writes a file and returns validated JSON, events and usage, structured output, session resume,
+a 401, cancellation that kills the whole process tree, and a missing binary."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+import textwrap
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from smithers import ops
+from smithers.agents import AgentEvent, AgentRequest, ClaudeCode
+from smithers.agents._process import ProcessResult
+from smithers.agents.cli import ParseState
+from smithers.errors import AgentConfigError, AgentError
+from smithers.storage.store import Store
+from smithers.testing.cli_env import claude_env
+from smithers.testing.fakes import FakeServer, Reply, ToolCall, anthropic_app
+from smithers.testing.fakes.anthropic import tool_results
+
+AGENTS_BIN = Path(__file__).resolve().parents[1] / ".agents" / "node_modules" / ".bin"
+SCHEMA = {"type": "object", "properties": {"ok": {"type": "boolean"}}, "required": ["ok"]}
+FINAL = 'All done.\n\n```json\n{"ok": true}\n```'
+
+
+@pytest.fixture(scope="module")
+def claude_bin() -> str:
+    path = AGENTS_BIN / "claude"
+    if not os.access(path, os.X_OK):
+        pytest.fail(f"the claude CLI is not installed at {path}: run scripts/install-agents")
+    return str(path)
+
+
+@contextmanager
+def fake(steps: list) -> Iterator[FakeServer]:
+    with FakeServer(anthropic_app(steps)) as server:
+        yield server
+
+
+def agent_for(server: FakeServer, home: Path, binary: str, **options) -> ClaudeCode:
+    return ClaudeCode(binary=binary, env=claude_env(server.url, home), **options)
+
+
+def request(cwd: Path, events: list[AgentEvent] | None = None, **fields) -> AgentRequest:
+    fields.setdefault("output_schema", SCHEMA)
+    return AgentRequest(prompt=fields.pop("prompt", "Do the task."), cwd=str(cwd), on_event=events.append if events is not None else None, **fields)
+
+
+# -- the command line and environment (no binary needed) ------------------------------------
+
+
+def test_argv_maps_the_options():
+    agent = ClaudeCode(model="sonnet", system_prompt="Be brief.", allowed_tools=["Read", "Write"], extra_args=["--max-budget-usd", "1"])
+    argv = agent.build_argv("claude", AgentRequest(prompt="-starts with a dash", output_schema=SCHEMA, cwd=".", resume_session_id="s-1"))
+    assert argv[:5] == ["claude", "-p", "--output-format", "stream-json", "--verbose"]
+    assert argv[argv.index("--model") + 1] == "sonnet"
+    assert argv[argv.index("--append-system-prompt") + 1] == "Be brief."
+    assert argv[argv.index("--allowedTools") + 1] == "Read,Write"
+    assert argv[argv.index("--resume") + 1] == "s-1"
+    assert json.loads(argv[argv.index("--json-schema") + 1]) == SCHEMA
+    assert "--dangerously-skip-permissions" in argv
+    assert argv[-4:] == ["--max-budget-usd", "1", "--", "-starts with a dash"]
+
+    plain = ClaudeCode(permission="accept-edits", structured=False).build_argv("claude", request(Path(".")))
+    assert "--json-schema" not in plain and "--dangerously-skip-permissions" not in plain
+    assert plain[plain.index("--permission-mode") + 1] == "acceptEdits"
+    assert "--permission-mode" not in ClaudeCode(permission="default").build_argv("claude", request(Path(".")))
+
+
+def test_env_drops_nested_session_vars_and_sets_is_sandbox_for_root(monkeypatch):
+    monkeypatch.setenv("CLAUDECODE", "1")
+    monkeypatch.delenv("IS_SANDBOX", raising=False)
+    env = ClaudeCode(env={"A": "1"}).build_env(request(Path(".")))
+    assert "CLAUDECODE" not in env and env["A"] == "1"
+    assert ("IS_SANDBOX" in env) == (os.geteuid() == 0)
+    assert "IS_SANDBOX" not in ClaudeCode(permission="default").build_env(request(Path(".")))
+
+
+def parse(lines: list[dict], events: list[AgentEvent] | None = None) -> ParseState:
+    agent, state, req = ClaudeCode(), ParseState(), request(Path("."), events)
+    for line in ["not json: a banner", *map(json.dumps, lines)]:
+        agent.parse_line(line, state, req)
+    return state
+
+
+def test_not_logged_in_is_a_configuration_error():
+    state = parse([{"type": "result", "subtype": "success", "is_error": True, "result": "Not logged in · Please run /login"}])
+    with pytest.raises(AgentConfigError, match="not logged in"):
+        ClaudeCode().check_exit(ProcessResult(exit_code=1, stderr="", lines=1), state)
+
+
+def test_errors_in_the_result_fail_the_turn():
+    state = parse([{"type": "result", "subtype": "error_max_turns", "is_error": True, "errors": ["reached the turn limit"]}])
+    with pytest.raises(AgentError, match="error_max_turns: reached the turn limit") as caught:
+        ClaudeCode().check_exit(ProcessResult(exit_code=1, stderr="", lines=1), state)
+    assert not isinstance(caught.value, AgentConfigError)
+    with pytest.raises(AgentError, match="without a result"):
+        ClaudeCode().check_exit(ProcessResult(exit_code=0, stderr="", lines=0), parse([]))
+
+
+def test_api_retries_are_reported_and_auth_failures_stop_the_run():
+    events: list[AgentEvent] = []
+    parse([{"type": "system", "subtype": "api_retry", "attempt": 1, "error_status": 529, "error": "overloaded"}], events)
+    assert events == [AgentEvent("raw", {"type": "api_retry", "attempt": 1, "status": 529, "error": "overloaded"})]
+    with pytest.raises(AgentConfigError, match="403"):
+        parse([{"type": "system", "subtype": "api_retry", "attempt": 1, "error_status": 403, "error": "forbidden"}])
+
+
+# -- the real CLI against the fake ----------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_workflow_task_writes_a_file_and_returns_validated_json(tmp_path, claude_bin):
+    project = tmp_path / "project"
+    project.mkdir()
+    note = project / "note.txt"
+    write = ToolCall("Write", {"file_path": str(note), "content": "written by claude\n"})
+    with fake([Reply(text="I'll write the note.", tool_calls=[write]), FINAL]) as server:
+        (project / "wf.py").write_text(textwrap.dedent(f"""
+            from pydantic import BaseModel
+            from smithers import Task, workflow
+            from smithers.agents import ClaudeCode
+
+            class Done(BaseModel):
+                ok: bool
+
+            agent = ClaudeCode(binary={claude_bin!r}, env={claude_env(server.url, tmp_path / "home")!r})
+
+            @workflow
+            def wf(ctx):
+                return Task("note", output=Done, agent=agent, prompt="Write note.txt, then report.", retries=0)
+        """))
+        store = Store.open(project / "smithers.db")
+        try:
+            outcome = ops.start_run(str(project / "wf.py"), store=store, raw_input={})
+            assert outcome.status == "finished", outcome.error
+            assert store.conn.execute("select ok from done").fetchall() == [(1,)]
+            kinds = [e["payload"]["kind"] for e in store.events(outcome.run_id, type_prefix="AgentEvent")]
+            usage = store.events(outcome.run_id, type_prefix="TokenUsageReported")
+        finally:
+            store.close()
+        first = server.requests[0]
+    assert note.read_text() == "written by claude\n"
+    assert "tool_use" in kinds and "tool_result" in kinds and "text" in kinds
+    assert usage and usage[0]["payload"]["input_tokens"] > 0
+    prompt = json.dumps(first["messages"])
+    assert "Write note.txt, then report." in prompt and "JSON" in prompt, "the engine's prompt reached the model"
+    assert any(tool["name"] == "StructuredOutput" for tool in first["tools"]), "--json-schema offers the StructuredOutput tool"
+
+
+@pytest.mark.slow
+def test_events_usage_session_and_resume(tmp_path, claude_bin):
+    work = tmp_path / "work"
+    work.mkdir()
+    write = ToolCall("Write", {"file_path": str(work / "a.txt"), "content": "A"})
+    steps = [Reply(tool_calls=[write], input_tokens=100, output_tokens=20), Reply(text=FINAL, input_tokens=150, output_tokens=30)]
+    events: list[AgentEvent] = []
+    with fake(steps) as server:
+        agent = agent_for(server, tmp_path / "home", claude_bin, structured=False)
+        result = asyncio.run(agent.run(request(work, events)))
+        assert len(server.requests) == 2
+        assert tool_results(server.requests[1])[0]["tool_use_id"] == next(e.data["id"] for e in events if e.kind == "tool_use")
+
+        server.app.state.script.steps.append("Resumed.")
+        again = asyncio.run(agent.run(request(work, prompt="And now?", resume_session_id=result.session_id)))
+        resumed = server.requests[-1]
+    by_kind = {e.kind: e.data for e in events}
+    assert by_kind["tool_use"]["name"] == "Write" and by_kind["tool_use"]["input"] == {"file_path": str(work / "a.txt"), "content": "A"}
+    assert by_kind["tool_result"]["id"] == by_kind["tool_use"]["id"] and by_kind["tool_result"]["is_error"] is False
+    assert "File created" in by_kind["tool_result"]["output"]
+    assert by_kind["text"]["text"] == FINAL
+    assert result.text == FINAL and result.output is None
+    assert result.usage["input_tokens"] == 250 and result.usage["output_tokens"] == 50
+    assert result.usage["cache_read_tokens"] == 0 and result.usage["cost_usd"] > 0
+    assert result.session_id and len(result.session_id) == 36 and result.model
+    assert (work / "a.txt").read_text() == "A"
+    assert again.text == "Resumed." and again.session_id == result.session_id
+    history = json.dumps(resumed["messages"])
+    assert by_kind["tool_use"]["id"] in history and "And now?" in history, "--resume continued the conversation"
+
+
+@pytest.mark.slow
+def test_structured_output_tool_fills_the_result_output(tmp_path, claude_bin):
+    with fake([Reply(tool_calls=[ToolCall("StructuredOutput", {"ok": True})])]) as server:
+        result = asyncio.run(agent_for(server, tmp_path / "home", claude_bin).run(request(tmp_path)))
+        schema = next(t for t in server.requests[0]["tools"] if t["name"] == "StructuredOutput")["input_schema"]
+    assert result.output == {"ok": True}
+    assert schema["properties"] == SCHEMA["properties"]
+
+
+@pytest.mark.slow
+def test_401_is_a_configuration_error_at_once(tmp_path, claude_bin):
+    with fake([Reply(status=401, error_message="invalid x-api-key")]) as server:
+        started = time.monotonic()
+        with pytest.raises(AgentConfigError) as caught:
+            asyncio.run(agent_for(server, tmp_path / "home", claude_bin).run(request(tmp_path)))
+    assert time.monotonic() - started < 10, "Claude Code's own retries (minutes) are cut short"
+    assert "authenticate" in caught.value.message and "401" in caught.value.message
+    assert "ANTHROPIC_API_KEY" in (caught.value.hint or "")
+
+
+@pytest.mark.slow
+def test_missing_binary_is_a_configuration_error():
+    with pytest.raises(AgentConfigError) as caught:
+        asyncio.run(ClaudeCode(binary="/nonexistent/claude").run(request(Path("."))))
+    assert "/nonexistent/claude" in caught.value.message
+    assert "npm install -g @anthropic-ai/claude-code" in (caught.value.hint or "")
+
+
+# -- cancellation kills the CLI and everything it started ------------------------------------
+
+
+def _processes() -> dict[int, tuple[int, int, str]]:
+    """pid → (parent pid, process group, state) for every process."""
+    found = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat", encoding="utf-8", errors="replace") as handle:
+                    fields = handle.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            found[int(entry)] = (int(fields[1]), int(fields[2]), fields[0])
+    return found
+
+
+def process_tree(root: int) -> set[int]:
+    """``root``, its process group and every descendant (some CLIs start tools in their own session)."""
+    procs = _processes()
+    tree = {root} | {pid for pid, (_, group, _) in procs.items() if group == root}
+    while grown := {pid for pid, (parent, _, _) in procs.items() if parent in tree} - tree:
+        tree |= grown
+    return tree
+
+
+def alive(pids: set[int]) -> set[int]:
+    procs = _processes()
+    return {pid for pid in pids if pid in procs and procs[pid][2] != "Z"}
+
+
+def cli_child() -> int:
+    """The agent CLI: our child process that leads its own process group."""
+    me = os.getpid()
+    leaders = [pid for pid, (parent, group, _) in _processes().items() if parent == me and group == pid]
+    assert len(leaders) == 1, leaders
+    return leaders[0]
+
+
+async def cancel_when(agent: ClaudeCode, req: AgentRequest, ready) -> tuple[set[int], float]:
+    """Run the agent, wait until ``ready(tree)``, cancel it; the tree and how long the cancel took."""
+    task = asyncio.ensure_future(agent.run(req))
+    deadline = time.monotonic() + 30
+    tree: set[int] = set()
+    while not task.done():
+        assert time.monotonic() < deadline, "the agent never got to the point to cancel it at"
+        await asyncio.sleep(0.1)
+        try:
+            tree = process_tree(cli_child())
+        except AssertionError:
+            continue
+        if ready(tree):
+            break
+    assert not task.done(), task.exception() or task.result()
+    started = time.monotonic()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    while alive(tree) and time.monotonic() - started < 5:
+        await asyncio.sleep(0.05)
+    return tree, time.monotonic() - started
+
+
+@pytest.mark.slow
+def test_cancel_while_waiting_for_the_model_kills_the_cli(tmp_path, claude_bin):
+    asked, release = threading.Event(), threading.Event()
+
+    def slow(body: dict) -> Reply:
+        asked.set()
+        release.wait(10)
+        return Reply(text="too late")
+
+    with fake([slow]) as server:
+        try:
+            agent = agent_for(server, tmp_path / "home", claude_bin)
+            tree, took = asyncio.run(cancel_when(agent, request(tmp_path), lambda _tree: asked.is_set()))
+        finally:
+            release.set()
+    assert tree and not alive(tree), f"still alive after cancel: {alive(tree)}"
+    assert took < 2.5, f"cancel took {took:.1f}s"
+
+
+@pytest.mark.slow
+def test_cancel_during_a_tool_kills_its_processes_too(tmp_path, claude_bin):
+    marker = f"smithers-claude-cancel-{os.getpid()}"
+    command = f"{sys.executable} -c 'import time; time.sleep(60)' {marker}; echo finished"
+    steps = [Reply(tool_calls=[ToolCall("Bash", {"command": command, "description": "wait"})]), "done"]
+
+    def tool_running(tree: set[int]) -> bool:
+        return any(marker in _cmdline(pid) for pid in tree)
+
+    with fake(steps) as server:
+        agent = agent_for(server, tmp_path / "home", claude_bin)
+        tree, took = asyncio.run(cancel_when(agent, request(tmp_path), tool_running))
+    assert len(tree) >= 3, "claude, the tool's shell and its python"
+    assert not alive(tree), f"still alive after cancel: {[_cmdline(pid) for pid in alive(tree)]}"
+    assert took < 2.5, f"cancel took {took:.1f}s"
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as handle:
+            return handle.read().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""

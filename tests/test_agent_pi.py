@@ -1,0 +1,284 @@
+"""The pi adapter, driving the real ``pi`` CLI (installed by scripts/install-agents) against
+the fake Anthropic server on 127.0.0.1 (pi's ``anthropic-messages`` provider api): a workflow
+task that writes a file and returns validated JSON, events and usage, session resume, a 401,
+cancellation that kills the whole process tree, and a missing binary."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+import textwrap
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from smithers import ops
+from smithers.agents import AgentEvent, AgentRequest, Pi
+from smithers.agents._process import ProcessResult
+from smithers.agents.cli import ParseState
+from smithers.errors import AgentConfigError, AgentError
+from smithers.storage.store import Store
+from smithers.testing.cli_env import pi_env
+from smithers.testing.fakes import FakeServer, Reply, ToolCall, anthropic_app
+from smithers.testing.fakes.anthropic import tool_results
+
+AGENTS_BIN = Path(__file__).resolve().parents[1] / ".agents" / "node_modules" / ".bin"
+SCHEMA = {"type": "object", "properties": {"ok": {"type": "boolean"}}, "required": ["ok"]}
+FINAL = 'All done.\n\n```json\n{"ok": true}\n```'
+
+
+@pytest.fixture(scope="module")
+def pi_bin() -> str:
+    path = AGENTS_BIN / "pi"
+    if not os.access(path, os.X_OK):
+        pytest.fail(f"the pi CLI is not installed at {path}: run scripts/install-agents")
+    return str(path)
+
+
+@contextmanager
+def fake(steps: list) -> Iterator[FakeServer]:
+    with FakeServer(anthropic_app(steps)) as server:
+        yield server
+
+
+def agent_for(server: FakeServer, home: Path, binary: str, **options) -> Pi:
+    return Pi(binary=binary, env=pi_env(server.url, home), **options)
+
+
+def request(cwd: Path, events: list[AgentEvent] | None = None, **fields) -> AgentRequest:
+    fields.setdefault("output_schema", SCHEMA)
+    return AgentRequest(prompt=fields.pop("prompt", "Do the task."), cwd=str(cwd), on_event=events.append if events is not None else None, **fields)
+
+
+def test_argv_maps_the_options():
+    agent = Pi(provider="fake", model="m", thinking="low", offline=True, system_prompt="Be brief.", allowed_tools=["read", "write"])
+    argv = agent.build_argv("pi", AgentRequest(prompt="-starts with a dash", output_schema=SCHEMA, cwd=".", resume_session_id="s-1"))
+    assert argv[:3] == ["pi", "--mode", "json"] and "--offline" in argv
+    pairs = {argv[i]: argv[i + 1] for i in range(len(argv) - 1) if argv[i].startswith("--")}
+    assert pairs["--provider"] == "fake" and pairs["--model"] == "m" and pairs["--thinking"] == "low"
+    assert pairs["--append-system-prompt"] == "Be brief." and pairs["--tools"] == "read,write" and pairs["--session"] == "s-1"
+    assert argv[-2:] == ["-p", " -starts with a dash"], "pi has no `--`, so a leading dash is padded"
+    assert Pi().build_argv("pi", request(Path(".")))[-2:] == ["-p", "Do the task."]
+    assert Pi().build_argv("pi", request(Path("."), prompt="@file"))[-1] == " @file"
+
+
+def test_a_retry_that_succeeds_clears_the_error():
+    failed = {"role": "assistant", "content": [], "stopReason": "error", "errorMessage": "529 overloaded", "usage": {}}
+    ok = {"role": "assistant", "content": [{"type": "text", "text": "fine"}], "stopReason": "stop", "model": "m",
+          "usage": {"input": 5, "output": 2, "cacheRead": 3, "cacheWrite": 1, "cost": {"total": 0.25}}}
+    lines = [
+        {"type": "session", "id": "s-9"}, {"type": "message_end", "message": failed},
+        {"type": "auto_retry_start", "attempt": 1, "maxAttempts": 3, "errorMessage": "529 overloaded"},
+        {"type": "message_end", "message": ok}, {"type": "agent_end", "messages": []},
+    ]
+    events: list[AgentEvent] = []
+    agent, state, req = Pi(), ParseState(), request(Path("."), events)
+    for line in ["a warning pi printed", *map(json.dumps, lines)]:
+        agent.parse_line(line, state, req)
+    assert [e.kind for e in events] == ["error", "raw", "text"]
+    assert state.error is None and state.finished and state.text == "fine" and state.session_id == "s-9" and state.model == "m"
+    assert state.usage.to_dict() == {"input_tokens": 5, "output_tokens": 2, "cache_read_tokens": 3, "cache_write_tokens": 1, "cost_usd": 0.25}
+
+    agent.parse_line(json.dumps({"type": "auto_retry_end", "success": False, "finalError": "gave up"}), state, req)
+    with pytest.raises(AgentError, match="gave up"):
+        agent.check_exit(ProcessResult(exit_code=0, stderr="", lines=5), state)
+
+
+@pytest.mark.slow
+def test_workflow_task_writes_a_file_and_returns_validated_json(tmp_path, pi_bin):
+    project = tmp_path / "project"
+    project.mkdir()
+    write = ToolCall("write", {"path": "note.txt", "content": "written by pi\n"})  # relative: pi runs in the task's cwd
+    with fake([Reply(text="Writing the note.", tool_calls=[write]), FINAL]) as server:
+        (project / "wf.py").write_text(textwrap.dedent(f"""
+            from pydantic import BaseModel
+            from smithers import Task, workflow
+            from smithers.agents import Pi
+
+            class Done(BaseModel):
+                ok: bool
+
+            agent = Pi(binary={pi_bin!r}, env={pi_env(server.url, tmp_path / "home")!r})
+
+            @workflow
+            def wf(ctx):
+                return Task("note", output=Done, agent=agent, prompt="Write note.txt, then report.", retries=0)
+        """))
+        store = Store.open(project / "smithers.db")
+        try:
+            outcome = ops.start_run(str(project / "wf.py"), store=store, raw_input={})
+            assert outcome.status == "finished", outcome.error
+            assert store.conn.execute("select ok from done").fetchall() == [(1,)]
+            kinds = [e["payload"]["kind"] for e in store.events(outcome.run_id, type_prefix="AgentEvent")]
+            usage = store.events(outcome.run_id, type_prefix="TokenUsageReported")
+        finally:
+            store.close()
+        prompt = json.dumps(server.requests[0]["messages"])
+    assert (project / "note.txt").read_text() == "written by pi\n"
+    assert "tool_use" in kinds and "tool_result" in kinds and "text" in kinds
+    assert usage and usage[0]["payload"]["input_tokens"] > 0
+    assert "Write note.txt, then report." in prompt and "JSON" in prompt, "the engine's prompt reached the model"
+
+
+@pytest.mark.slow
+def test_events_usage_session_and_resume(tmp_path, pi_bin):
+    work = tmp_path / "work"
+    work.mkdir()
+    steps = [
+        Reply(tool_calls=[ToolCall("write", {"path": "a.txt", "content": "A"})], input_tokens=100, output_tokens=20),
+        Reply(text=FINAL, input_tokens=150, output_tokens=30),
+    ]
+    events: list[AgentEvent] = []
+    with fake(steps) as server:
+        agent = agent_for(server, tmp_path / "home", pi_bin)
+        result = asyncio.run(agent.run(request(work, events)))
+        assert len(server.requests) == 2
+        assert tool_results(server.requests[1])[0]["tool_use_id"] == next(e.data["id"] for e in events if e.kind == "tool_use")
+
+        server.app.state.script.steps.append("Resumed.")
+        again = asyncio.run(agent.run(request(work, prompt="And now?", resume_session_id=result.session_id)))
+        resumed = server.requests[-1]
+    by_kind = {e.kind: e.data for e in events}
+    assert by_kind["tool_use"]["name"] == "write" and by_kind["tool_use"]["input"] == {"path": "a.txt", "content": "A"}
+    assert by_kind["tool_result"]["id"] == by_kind["tool_use"]["id"] and by_kind["tool_result"]["is_error"] is False
+    assert "Successfully wrote" in by_kind["tool_result"]["output"]
+    assert by_kind["text"]["text"] == FINAL
+    assert result.text == FINAL and result.output is None
+    assert result.usage["input_tokens"] == 250 and result.usage["output_tokens"] == 50
+    assert result.session_id and len(result.session_id) == 36 and result.model == "fake-claude"
+    assert (work / "a.txt").read_text() == "A"
+    assert again.text == "Resumed." and again.session_id == result.session_id
+    history = json.dumps(resumed["messages"])
+    assert by_kind["tool_use"]["id"] in history and "And now?" in history, "--session continued the conversation"
+
+
+@pytest.mark.slow
+def test_401_is_a_configuration_error(tmp_path, pi_bin):
+    with fake([Reply(status=401, error_message="invalid x-api-key")]) as server:
+        events: list[AgentEvent] = []
+        with pytest.raises(AgentConfigError) as caught:
+            asyncio.run(agent_for(server, tmp_path / "home", pi_bin).run(request(tmp_path, events)))
+        assert len(server.requests) == 1, "pi does not retry a 401"
+    assert "authenticate" in caught.value.message and "401" in caught.value.message
+    assert [e.kind for e in events if e.kind == "error"] == ["error"]
+
+
+@pytest.mark.slow
+def test_missing_binary_is_a_configuration_error():
+    with pytest.raises(AgentConfigError) as caught:
+        asyncio.run(Pi(binary="/nonexistent/pi").run(request(Path("."))))
+    assert "/nonexistent/pi" in caught.value.message
+    assert "npm install -g @mariozechner/pi-coding-agent" in (caught.value.hint or "")
+
+
+# -- cancellation kills the CLI and everything it started ------------------------------------
+
+
+def _processes() -> dict[int, tuple[int, int, str]]:
+    """pid → (parent pid, process group, state) for every process."""
+    found = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat", encoding="utf-8", errors="replace") as handle:
+                    fields = handle.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            found[int(entry)] = (int(fields[1]), int(fields[2]), fields[0])
+    return found
+
+
+def process_tree(root: int) -> set[int]:
+    """``root``, its process group and every descendant (pi starts its bash tool detached)."""
+    procs = _processes()
+    tree = {root} | {pid for pid, (_, group, _) in procs.items() if group == root}
+    while grown := {pid for pid, (parent, _, _) in procs.items() if parent in tree} - tree:
+        tree |= grown
+    return tree
+
+
+def alive(pids: set[int]) -> set[int]:
+    procs = _processes()
+    return {pid for pid in pids if pid in procs and procs[pid][2] != "Z"}
+
+
+def cli_child() -> int:
+    """The agent CLI: our child process that leads its own process group."""
+    me = os.getpid()
+    leaders = [pid for pid, (parent, group, _) in _processes().items() if parent == me and group == pid]
+    assert len(leaders) == 1, leaders
+    return leaders[0]
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as handle:
+            return handle.read().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
+async def cancel_when(agent: Pi, req: AgentRequest, ready) -> tuple[set[int], float]:
+    """Run the agent, wait until ``ready(tree)``, cancel it; the tree and how long the cancel took."""
+    task = asyncio.ensure_future(agent.run(req))
+    deadline = time.monotonic() + 30
+    tree: set[int] = set()
+    while not task.done():
+        assert time.monotonic() < deadline, "the agent never got to the point to cancel it at"
+        await asyncio.sleep(0.1)
+        try:
+            tree = process_tree(cli_child())
+        except AssertionError:
+            continue
+        if ready(tree):
+            break
+    assert not task.done(), task.exception() or task.result()
+    started = time.monotonic()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    while alive(tree) and time.monotonic() - started < 5:
+        await asyncio.sleep(0.05)
+    return tree, time.monotonic() - started
+
+
+@pytest.mark.slow
+def test_cancel_while_waiting_for_the_model_kills_the_cli(tmp_path, pi_bin):
+    asked, release = threading.Event(), threading.Event()
+
+    def slow(body: dict) -> Reply:
+        asked.set()
+        release.wait(10)
+        return Reply(text="too late")
+
+    with fake([slow]) as server:
+        try:
+            agent = agent_for(server, tmp_path / "home", pi_bin)
+            tree, took = asyncio.run(cancel_when(agent, request(tmp_path), lambda _tree: asked.is_set()))
+        finally:
+            release.set()
+    assert tree and not alive(tree), f"still alive after cancel: {alive(tree)}"
+    assert took < 2.5, f"cancel took {took:.1f}s"
+
+
+@pytest.mark.slow
+def test_cancel_during_a_tool_kills_its_processes_too(tmp_path, pi_bin):
+    marker = f"smithers-pi-cancel-{os.getpid()}"
+    command = f"{sys.executable} -c 'import time; time.sleep(60)' {marker}; echo finished"
+    steps = [Reply(tool_calls=[ToolCall("bash", {"command": command})]), "done"]
+
+    def tool_running(tree: set[int]) -> bool:
+        return any(marker in _cmdline(pid) for pid in tree)
+
+    with fake(steps) as server:
+        agent = agent_for(server, tmp_path / "home", pi_bin)
+        tree, took = asyncio.run(cancel_when(agent, request(tmp_path), tool_running))
+    assert len(tree) >= 3, "pi, the tool's shell and its python"
+    assert not alive(tree), f"still alive after cancel: {[_cmdline(pid) for pid in alive(tree)]}"
+    assert took < 2.5, f"cancel took {took:.1f}s"
