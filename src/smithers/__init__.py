@@ -19,6 +19,14 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 _EXPORTS = {
+    "Approval": "smithers.authoring.human",
+    "ApprovalDecision": "smithers.authoring.human",
+    "ApprovalRequest": "smithers.authoring.human",
+    "HumanTask": "smithers.authoring.human",
+    "Signal": "smithers.authoring.human",
+    "Timer": "smithers.authoring.human",
+    "TimerFired": "smithers.authoring.human",
+    "WaitForEvent": "smithers.authoring.human",
     "AgentEvent": "smithers.agents.base",
     "AgentRequest": "smithers.agents.base",
     "AgentResult": "smithers.agents.base",
@@ -58,6 +66,7 @@ def __dir__() -> list[str]:
 if TYPE_CHECKING:
     from .agents.base import AgentEvent, AgentRequest, AgentResult
     from .authoring.context import Ctx, TaskContext
+    from .authoring.human import Approval, ApprovalDecision, ApprovalRequest, HumanTask, Signal, Timer, TimerFired, WaitForEvent
     from .authoring.nodes import Branch, Loop, Parallel, Sequence, Task
     from .authoring.policies import Retry
     from .authoring.workflow import Workflow, workflow
