@@ -95,7 +95,7 @@ def parse(lines: list[dict], events: list[AgentEvent] | None = None) -> ParseSta
 
 def test_not_logged_in_is_a_configuration_error():
     state = parse([{"type": "result", "subtype": "success", "is_error": True, "result": "Not logged in · Please run /login"}])
-    with pytest.raises(AgentConfigError, match="not logged in"):
+    with pytest.raises(AgentConfigError, match="could not authenticate: Not logged in"):
         ClaudeCode().check_exit(ProcessResult(exit_code=1, stderr="", lines=1), state)
 
 
@@ -296,7 +296,7 @@ def test_cancel_while_waiting_for_the_model_kills_the_cli(tmp_path, claude_bin):
         finally:
             release.set()
     assert tree and not alive(tree), f"still alive after cancel: {alive(tree)}"
-    assert took < 2.5, f"cancel took {took:.1f}s"
+    assert took < 3, f"cancel took {took:.1f}s (SIGTERM, then SIGKILL after KILL_GRACE)"
 
 
 @pytest.mark.slow
@@ -313,7 +313,7 @@ def test_cancel_during_a_tool_kills_its_processes_too(tmp_path, claude_bin):
         tree, took = asyncio.run(cancel_when(agent, request(tmp_path), tool_running))
     assert len(tree) >= 3, "claude, the tool's shell and its python"
     assert not alive(tree), f"still alive after cancel: {[_cmdline(pid) for pid in alive(tree)]}"
-    assert took < 2.5, f"cancel took {took:.1f}s"
+    assert took < 3, f"cancel took {took:.1f}s (SIGTERM, then SIGKILL after KILL_GRACE)"
 
 
 def _cmdline(pid: int) -> str:

@@ -264,7 +264,7 @@ def test_cancel_while_waiting_for_the_model_kills_the_cli(tmp_path, pi_bin):
         finally:
             release.set()
     assert tree and not alive(tree), f"still alive after cancel: {alive(tree)}"
-    assert took < 2.5, f"cancel took {took:.1f}s"
+    assert took < 3, f"cancel took {took:.1f}s (SIGTERM, then SIGKILL after KILL_GRACE)"
 
 
 @pytest.mark.slow
@@ -281,4 +281,4 @@ def test_cancel_during_a_tool_kills_its_processes_too(tmp_path, pi_bin):
         tree, took = asyncio.run(cancel_when(agent, request(tmp_path), tool_running))
     assert len(tree) >= 3, "pi, the tool's shell and its python"
     assert not alive(tree), f"still alive after cancel: {[_cmdline(pid) for pid in alive(tree)]}"
-    assert took < 2.5, f"cancel took {took:.1f}s"
+    assert took < 3, f"cancel took {took:.1f}s (SIGTERM, then SIGKILL after KILL_GRACE)"

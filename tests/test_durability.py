@@ -63,18 +63,28 @@ def finish(proc: subprocess.Popen, timeout: float = 15) -> tuple[int, str, str]:
     return proc.returncode, out, err
 
 
+# p2..p5 are "slow": they run until the test creates the file `release` (at most 20 s), so a
+# test can kill, signal or cancel the run while they are in flight without racing the clock.
 SLOW_PARALLEL = HEADER + """
+RELEASE = HERE / "release"
+
 def work(name, secs):
     async def fn(tc):
         started(name, tc.attempt)
-        await asyncio.sleep(secs)
+        if secs:
+            deadline = time.monotonic() + 20
+            while not RELEASE.exists() and time.monotonic() < deadline:
+                await asyncio.sleep(0.02)
         return {"name": name, "attempt": tc.attempt}
     return fn
 
 def sync_work(name, secs):
     def fn(tc):
         started(name, tc.attempt)
-        time.sleep(secs)
+        if secs:
+            deadline = time.monotonic() + 20
+            while not RELEASE.exists() and time.monotonic() < deadline:
+                time.sleep(0.02)
         return {"name": name, "attempt": tc.attempt}
     return fn
 
@@ -85,8 +95,8 @@ def slow(ctx):
         Task("c1", output=Out, run=work("c1", 0)),
         Task("c2", output=Out, run=sync_work("c2", 0)),
         Parallel(
-            Task("p0", output=Out, run=work("p0", 0.05)),
-            Task("p1", output=Out, run=sync_work("p1", 0.05)),
+            Task("p0", output=Out, run=work("p0", 0)),
+            Task("p1", output=Out, run=sync_work("p1", 0)),
             Task("p2", output=Out, run=work("p2", 1.0)),
             Task("p3", output=Out, run=sync_work("p3", 1.0)),
             Task("p4", output=Out, run=work("p4", 1.0)),
@@ -130,6 +140,7 @@ def test_sigkill_then_resume_loses_nothing_and_repeats_nothing(project, start_co
     assert in_flight and "tail" not in finished_before
     rows_before = project.query("SELECT node_id, iteration, name, attempt FROM out WHERE run_id = ? ORDER BY node_id", (run_id,))
 
+    (project.root / "release").touch()
     result = project.cli("resume", run_id)
     assert result.returncode == 0, result.stdout + result.stderr
     assert run_status(project, run_id) == "finished"
@@ -172,6 +183,7 @@ def test_a_second_resume_while_the_owner_is_alive_is_refused(project):
         result = project.cli("up", "wf.py", "--run-id", "owned", "--resume")
         assert result.returncode == 4 and "another process" in result.stderr
     finally:
+        (project.root / "release").touch()
         code, out, err = finish(proc)
     assert code == 0, out + err  # the owner was not disturbed
     assert run_status(project, "owned") == "finished"
@@ -237,6 +249,7 @@ def test_cancel_command_stops_a_running_up_and_resume_continues_it(project, star
     again = project.cli("cancel", run_id)
     assert "cancelled" in again.stdout
 
+    (project.root / "release").touch()
     result = project.cli("resume", run_id)
     assert result.returncode == 0, result.stdout + result.stderr
     assert run_status(project, run_id) == "finished"
@@ -476,7 +489,9 @@ def test_losing_the_lease_stops_the_old_owner_writing(project, inproc):
     """Fencing: once another owner took the run, the old one's writes are refused."""
     project.write("wf.py", HEADER + """
 async def slow(tc):
-    await asyncio.sleep(0.6)
+    deadline = time.monotonic() + 20
+    while not (HERE / "release").exists() and time.monotonic() < deadline:
+        await asyncio.sleep(0.02)
     return {"name": "slow"}
 
 @workflow
@@ -492,6 +507,7 @@ def fenced(ctx):
         wait_until(lambda: project.db.exists() and statuses(project, "fenced").get("slow") == "running", what="slow running")
         _own_by(project, "fenced", host="thief.example", pid=1, heartbeat_ms=int(time.time() * 1000))
     finally:
+        (project.root / "release").touch()
         thread.join(timeout=10)
     assert outcome["result"].status == "lease-lost"
     assert project.query("SELECT count(*) FROM sqlite_master WHERE name = 'out'") == [(0,)]  # no output written

@@ -10,7 +10,14 @@ import pytest
 from google import genai
 from google.genai import errors, types
 
-from smithers.testing.fakes import FakeServer, Reply, Script, ToolCall, gemini_app, gemini_shell
+from smithers.testing.fakes import (
+    FakeServer,
+    Reply,
+    Script,
+    ToolCall,
+    gemini_app,
+    gemini_shell,
+)
 
 CLI_AGENT = "GeminiCLI/0.61.0/gemini-3.1-pro-preview (linux; x64; terminal)"
 

@@ -9,7 +9,14 @@ import httpx
 import openai
 import pytest
 
-from smithers.testing.fakes import FakeServer, Reply, Script, ToolCall, codex_shell, openai_app
+from smithers.testing.fakes import (
+    FakeServer,
+    Reply,
+    Script,
+    ToolCall,
+    codex_shell,
+    openai_app,
+)
 
 
 def client(server: FakeServer) -> openai.OpenAI:
@@ -18,9 +25,8 @@ def client(server: FakeServer) -> openai.OpenAI:
 
 def test_responses_non_streaming_text_and_usage():
     script = Script([Reply(text="hello there", input_tokens=30, output_tokens=4)])
-    with FakeServer(openai_app(script)) as server:
-        with client(server) as api:
-            response = api.responses.create(model="fake-model", input="say hello", instructions="be brief")
+    with FakeServer(openai_app(script)) as server, client(server) as api:
+        response = api.responses.create(model="fake-model", input="say hello", instructions="be brief")
     assert response.output_text == "hello there"
     assert response.status == "completed" and response.model == "fake-model"
     assert response.usage is not None
@@ -31,9 +37,8 @@ def test_responses_non_streaming_text_and_usage():
 
 def test_responses_streaming_events_in_order():
     long_text = "x" * 100  # several deltas
-    with FakeServer(openai_app([Reply(text=long_text, input_tokens=5, output_tokens=9)])) as server:
-        with client(server) as api:
-            events = list(api.responses.create(model="fake-model", input="go", stream=True))
+    with FakeServer(openai_app([Reply(text=long_text, input_tokens=5, output_tokens=9)])) as server, client(server) as api:
+        events = list(api.responses.create(model="fake-model", input="go", stream=True))
     kinds = [event.type for event in events]
     assert kinds[0] == "response.created" and kinds[-1] == "response.completed"
     for expected in ("response.output_item.added", "response.output_text.delta", "response.output_item.done"):
@@ -46,33 +51,31 @@ def test_responses_streaming_events_in_order():
 
 
 def test_responses_stream_helper_collects_the_final_response():
-    with FakeServer(openai_app(['{"ok": true}'])) as server:
-        with client(server) as api, api.responses.stream(model="fake-model", input="go") as stream:
-            for _ in stream:
-                pass
-            final = stream.get_final_response()
+    with FakeServer(openai_app(['{"ok": true}'])) as server, client(server) as api, api.responses.stream(model="fake-model", input="go") as stream:
+        for _ in stream:
+            pass
+        final = stream.get_final_response()
     assert json.loads(final.output_text) == {"ok": True}
 
 
 @pytest.mark.parametrize("stream", [False, True])
 def test_function_calls(stream):
     reply = Reply(text="let me check", tool_calls=[ToolCall("get_weather", {"city": "Paris"}, id="call_1"), codex_shell("ls")])
-    with FakeServer(openai_app([reply, "sunny"])) as server:
-        with client(server) as api:
-            if stream:
-                events = list(api.responses.create(model="m", input="weather?", stream=True))
-                response = events[-1].response
-                assert "response.function_call_arguments.delta" in [e.type for e in events]
-            else:
-                response = api.responses.create(model="m", input="weather?")
-            calls = [item for item in response.output if item.type == "function_call"]
-            assert [c.name for c in calls] == ["get_weather", "exec_command"]
-            assert calls[0].call_id == "call_1" and json.loads(calls[0].arguments) == {"city": "Paris"}
-            assert json.loads(calls[1].arguments) == {"cmd": "ls"} and calls[1].call_id
-            assert response.output[0].type == "message" and response.output_text == "let me check"
-            follow_up = api.responses.create(
-                model="m", input=[{"type": "function_call_output", "call_id": "call_1", "output": "sunny, 21C"}],
-            )
+    with FakeServer(openai_app([reply, "sunny"])) as server, client(server) as api:
+        if stream:
+            events = list(api.responses.create(model="m", input="weather?", stream=True))
+            response = events[-1].response
+            assert "response.function_call_arguments.delta" in [e.type for e in events]
+        else:
+            response = api.responses.create(model="m", input="weather?")
+        calls = [item for item in response.output if item.type == "function_call"]
+        assert [c.name for c in calls] == ["get_weather", "exec_command"]
+        assert calls[0].call_id == "call_1" and json.loads(calls[0].arguments) == {"city": "Paris"}
+        assert json.loads(calls[1].arguments) == {"cmd": "ls"} and calls[1].call_id
+        assert response.output[0].type == "message" and response.output_text == "let me check"
+        follow_up = api.responses.create(
+            model="m", input=[{"type": "function_call_output", "call_id": "call_1", "output": "sunny, 21C"}],
+        )
     assert follow_up.output_text == "sunny"
     assert server.requests[1]["input"][0]["type"] == "function_call_output"
 
@@ -83,11 +86,10 @@ def test_function_calls(stream):
 ])
 @pytest.mark.parametrize("stream", [False, True])
 def test_errors_use_the_status_and_an_openai_error_body(status, error, stream):
-    with FakeServer(openai_app([Reply(status=status, error_message="Incorrect API key provided")])) as server:
-        with client(server) as api, pytest.raises(error) as caught:
-            result = api.responses.create(model="m", input="hi", stream=stream)
-            if stream:
-                list(result)
+    with FakeServer(openai_app([Reply(status=status, error_message="Incorrect API key provided")])) as server, client(server) as api, pytest.raises(error) as caught:
+        result = api.responses.create(model="m", input="hi", stream=stream)
+        if stream:
+            list(result)
     assert caught.value.status_code == status
     assert isinstance(caught.value.body, dict) and caught.value.body["message"] == "Incorrect API key provided"
     if status == 401:
@@ -98,9 +100,8 @@ def test_script_steps_can_be_functions_of_the_request_and_the_last_step_repeats(
     def echo(body):
         return Reply(text=f"you said {body['input']}")
 
-    with FakeServer(openai_app([echo])) as server:
-        with client(server) as api:
-            texts = [api.responses.create(model="m", input=word).output_text for word in ("a", "b")]
+    with FakeServer(openai_app([echo])) as server, client(server) as api:
+        texts = [api.responses.create(model="m", input=word).output_text for word in ("a", "b")]
     assert texts == ["you said a", "you said b"]
     assert len(server.requests) == 2
 
@@ -111,16 +112,15 @@ def test_chat_completions_non_streaming_and_streaming():
         Reply(text="streamed text that is longer than one chunk of forty characters"),
         Reply(tool_calls=[ToolCall("lookup", {"q": "x"}, id="call_9")]),
     ])
-    with FakeServer(openai_app(script)) as server:
-        with client(server) as api:
-            done = api.chat.completions.create(model="m", messages=[{"role": "user", "content": "hi"}])
-            assert done.choices[0].message.content == "hi!" and done.usage.total_tokens == 5
-            chunks = list(api.chat.completions.create(
-                model="m", messages=[{"role": "user", "content": "hi"}], stream=True, stream_options={"include_usage": True},
-            ))
-            assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == script.steps[1].text
-            assert chunks[-1].usage is not None and chunks[-1].usage.completion_tokens == 7
-            tools = api.chat.completions.create(model="m", messages=[{"role": "user", "content": "look"}])
+    with FakeServer(openai_app(script)) as server, client(server) as api:
+        done = api.chat.completions.create(model="m", messages=[{"role": "user", "content": "hi"}])
+        assert done.choices[0].message.content == "hi!" and done.usage.total_tokens == 5
+        chunks = list(api.chat.completions.create(
+            model="m", messages=[{"role": "user", "content": "hi"}], stream=True, stream_options={"include_usage": True},
+        ))
+        assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == script.steps[1].text
+        assert chunks[-1].usage is not None and chunks[-1].usage.completion_tokens == 7
+        tools = api.chat.completions.create(model="m", messages=[{"role": "user", "content": "look"}])
     call = tools.choices[0].message.tool_calls[0]
     assert tools.choices[0].finish_reason == "tool_calls"
     assert (call.id, call.function.name, json.loads(call.function.arguments)) == ("call_9", "lookup", {"q": "x"})

@@ -19,6 +19,9 @@ from typing import TYPE_CHECKING, Any
 __version__ = "0.1.0"
 
 _EXPORTS = {
+    "ContinueAsNew": "smithers.authoring.structure",
+    "Subflow": "smithers.authoring.structure",
+    "Worktree": "smithers.authoring.structure",
     "Approval": "smithers.authoring.human",
     "ApprovalDecision": "smithers.authoring.human",
     "ApprovalRequest": "smithers.authoring.human",
@@ -66,6 +69,7 @@ def __dir__() -> list[str]:
 if TYPE_CHECKING:
     from .agents.base import AgentEvent, AgentRequest, AgentResult
     from .authoring.context import Ctx, TaskContext
+    from .authoring.structure import ContinueAsNew, Subflow, Worktree
     from .authoring.human import Approval, ApprovalDecision, ApprovalRequest, HumanTask, Signal, Timer, TimerFired, WaitForEvent
     from .authoring.nodes import Branch, Loop, Parallel, Sequence, Task
     from .authoring.policies import Retry

@@ -22,7 +22,14 @@ from .engine.loop import RunLoop
 from .engine.recovery import recover
 from .engine.render import render
 from .engine.state import RunState
-from .errors import ErrorCode, InputError, RunOwnedError, SmithersError, UnknownRunError, UserError
+from .errors import (
+    ErrorCode,
+    InputError,
+    RunOwnedError,
+    SmithersError,
+    UnknownRunError,
+    UserError,
+)
 from .events.ndjson import NdjsonSink, run_dir
 from .storage.lease import Owner, owner_alive
 from .storage.store import Store, now_ms
@@ -193,7 +200,7 @@ def _drive(
     on_events: EventCallback | None, on_started: Callable[[str], None] | None, handle_signals: bool, replay_after: int,
     stay_alive: bool = False,
 ) -> RunOutcome:
-    sink = NdjsonSink(run_dir(store.path, run_id) / "events.ndjson")
+    sink = NdjsonSink(run_dir(store.path, run_id) / "events.ndjson", run_id)
     listeners = [sink] + ([on_events] if on_events else [])
     if on_started:
         on_started(run_id)
@@ -206,6 +213,7 @@ def _drive(
         store=store, run_id=run_id, workflow=loaded.workflow, input_value=input_value, owner=owner, state=state,
         max_concurrency=concurrency, cwd=str(loaded.path.parent), handle_signals=handle_signals, stay_alive=stay_alive,
     )
+    _lineage(store, run_id, engine)
     try:
         try:
             status = asyncio.run(engine.run())
@@ -218,11 +226,91 @@ def _drive(
         outcome = RunOutcome(run_id=run_id, status=status, error=error, exit_signal=engine.exit_signal)
         if status.startswith("waiting"):
             outcome.extra["waiting"] = waiting_for(store, run_id)
+        if status == "continued":
+            outcome.extra["next_run_id"] = engine.next_run_id
         return outcome
     finally:
         for listener in listeners:
             store.commit_listeners.remove(listener)
         sink.close()
+
+
+def _lineage(store: Store, run_id: str, engine: RunLoop) -> None:
+    row = store.conn.execute("SELECT carried_json, continued_from FROM _smithers_runs WHERE run_id = ?", (run_id,)).fetchone()
+    if row is not None:
+        engine.carried = json.loads(row[0]) if row[0] else None
+        engine.continued_from = row[1]
+
+
+def follow_chain(
+    outcome: RunOutcome, *, store: Store, on_events: EventCallback | None = None, on_started: Callable[[str], None] | None = None,
+    handle_signals: bool = False, stay_alive: bool = False, on_continue: Callable[[str, str], None] | None = None,
+) -> RunOutcome:
+    """Continue-as-new chains run on in the same process: resume each next run until one ends
+    otherwise. Returns the last run's outcome (``extra["chain"]`` lists every run id)."""
+    chain = [outcome.run_id]
+    while outcome.status == "continued" and outcome.extra.get("next_run_id"):
+        next_id = outcome.extra["next_run_id"]
+        if on_continue:
+            on_continue(outcome.run_id, next_id)
+        outcome = resume_run(
+            next_id, store=store, on_events=on_events, on_started=on_started, handle_signals=handle_signals, stay_alive=stay_alive,
+            allow_source_change=True,
+        )
+        chain.append(outcome.run_id)
+    outcome.extra["chain"] = chain
+    return outcome
+
+
+async def run_child(
+    store: Store, run_id: str, *, workflow: Any, spec: str, raw_input: dict[str, Any], parent_run_id: str,
+    result: str | None, stay_alive: bool,
+) -> tuple[str, Any]:
+    """Run (or resume) a subflow's child run inside the parent's event loop.
+    Returns (final status, the child's result output or None)."""
+    from pathlib import Path
+
+    from .authoring.loader import LoadedWorkflow, split_spec
+
+    path, _ = split_spec(spec)
+    loaded = LoadedWorkflow(workflow=workflow, path=Path(path), spec=spec, models=())
+    input_value, input_json = workflow.validate_input(raw_input)
+    owner = Owner.this_process()
+    existing = store.get_run(run_id)
+    if existing is None:
+        check_first_render(loaded, input_value, store)
+        with store.tx(run_id) as tx:
+            tx.execute(
+                "INSERT INTO _smithers_runs (run_id, workflow, workflow_spec, status, input_json, source_json, cwd, max_concurrency, "
+                "created_at_ms, updated_at_ms, owner_id, owner_host, owner_pid, heartbeat_at_ms, parent_run_id) "
+                "VALUES (?, ?, ?, 'running', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    run_id, workflow.name, spec, json.dumps(input_json),
+                    json.dumps(source_fingerprint(Path(path)) if Path(path).is_file() else {}), os.getcwd(),
+                    workflow.max_concurrency, tx.ts, tx.ts, owner.id, owner.host, owner.pid, tx.ts, parent_run_id,
+                ),
+            )
+            tx.event("RunStarted", workflow=workflow.name, resumed=False, parent_run_id=parent_run_id, owner_pid=owner.pid)
+    elif existing["status"] == "finished":
+        pass  # resume below re-confirms the finished plan and yields its result
+    recover(store, run_id, owner)
+    sink = NdjsonSink(run_dir(store.path, run_id) / "events.ndjson", run_id)
+    store.commit_listeners.append(sink)
+    state = RunState(store, run_id, loaded.models)
+    engine = RunLoop(
+        store=store, run_id=run_id, workflow=workflow, input_value=input_value, owner=owner, state=state,
+        max_concurrency=workflow.max_concurrency, cwd=str(Path(path).parent), stay_alive=stay_alive,
+    )
+    try:
+        status = await engine.run()
+    finally:
+        store.commit_listeners.remove(sink)
+        sink.close()
+    value = None
+    if status == "finished" and engine.rendered is not None:
+        node_id = result or (engine.rendered.tasks[-1].node_id if engine.rendered.tasks else None)
+        value = state.output(node_id, None) if node_id else None
+    return status, value
 
 
 def waiting_for(store: Store, run_id: str) -> list[dict[str, Any]]:
@@ -295,4 +383,4 @@ def ensure_not_owned(store: Store, run_id: str) -> None:
         raise RunOwnedError(f"run {run_id} is being run by pid {run['owner_pid']}")
 
 
-__all__ = ["RunOutcome", "start_run", "resume_run", "request_cancel", "parse_input", "open_store", "get_run", "now_ms"]
+__all__ = ["RunOutcome", "get_run", "now_ms", "open_store", "parse_input", "request_cancel", "resume_run", "start_run"]

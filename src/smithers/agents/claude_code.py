@@ -96,7 +96,7 @@ class ClaudeCode(CliAgent):
         detail = f"{state.error or ''} {result.stderr}".lower()
         if (result.exit_code != 0 or state.error) and any(marker in detail for marker in LOGIN_MARKERS):
             raise AgentConfigError(
-                f"{self.name} is not logged in: {(state.error or result.stderr).strip()[-500:]}", hint=AUTH_HINT,
+                f"{self.name} could not authenticate: {(state.error or result.stderr).strip()[-500:]}", hint=AUTH_HINT,
                 details={"stderr": result.stderr, "exit_code": result.exit_code},
             )
         super().check_exit(result, state)

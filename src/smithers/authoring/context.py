@@ -29,13 +29,17 @@ class Ctx:
     >>> # inside a workflow:  analysis = ctx.output("analyze")  -> an Analysis or None
     """
 
-    __slots__ = ("input", "run_id", "_reader", "reads")
+    __slots__ = ("input", "run_id", "_reader", "reads", "carried", "continued_from")
 
-    def __init__(self, *, input: Any, run_id: str, reader: OutputReader) -> None:
+    def __init__(
+        self, *, input: Any, run_id: str, reader: OutputReader, carried: Any = None, continued_from: str | None = None
+    ) -> None:
         self.input = input
         self.run_id = run_id
         self._reader = reader
         self.reads: set[str] = set()
+        self.carried = carried  # the state a ContinueAsNew handed to this run (None for a first run)
+        self.continued_from = continued_from  # the run this one continues, if any
 
     def output(self, id: str, iteration: int | None = None) -> Any:
         """The newest output of node ``id`` (or of the given iteration) as its model, or ``None``."""

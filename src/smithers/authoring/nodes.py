@@ -175,7 +175,7 @@ class Loop(Node):
     previous pass's outputs through ``ctx.output``.
     """
 
-    __slots__ = ("id", "children", "until", "max_iterations", "on_max_reached")
+    __slots__ = ("id", "children", "until", "max_iterations", "on_max_reached", "continue_as_new_every")
     kind = "loop"
 
     def __init__(
@@ -185,6 +185,7 @@ class Loop(Node):
         until: Any = False,
         max_iterations: int = 5,
         on_max_reached: Literal["return-last", "fail"] = "return-last",
+        continue_as_new_every: int | None = None,
     ) -> None:
         if not isinstance(id, str) or not id:
             raise RenderError("a Loop needs an id (Loop(..., id='review-loop')): its iterations are stored under it")
@@ -199,3 +200,6 @@ class Loop(Node):
         self.until = bool(until)
         self.max_iterations = max_iterations
         self.on_max_reached = on_max_reached
+        if continue_as_new_every is not None and (not isinstance(continue_as_new_every, int) or continue_as_new_every < 1):
+            raise RenderError(f"loop {id!r}: continue_as_new_every must be a positive int, got {continue_as_new_every!r}")
+        self.continue_as_new_every = continue_as_new_every

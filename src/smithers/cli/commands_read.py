@@ -287,6 +287,9 @@ def events(
 def logs(
     run_id: RunArg,
     follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing new events until the run ends.")] = False,
+    follow_ancestry: Annotated[
+        bool, typer.Option("--follow-ancestry", help="Show the whole continue-as-new chain this run belongs to, oldest first.")
+    ] = False,
     db: DbOption = None,
     json_out: JsonOption = False,
 ) -> int:
@@ -299,6 +302,15 @@ def logs(
 
     store = _open_for_run(db, run_id)
     verbs.get_run(store, run_id)
+    if follow_ancestry:
+        chain = verbs.run_chain(store, run_id)
+        for member in chain[:-1]:  # earlier runs are over: print them whole
+            if not json_out:
+                _lines([f"== run {member} =="])
+            _lines([json.dumps(e, default=str) if json_out else describe_event(e) for e in store.events(member)])
+        run_id = chain[-1]
+        if not json_out:
+            _lines([f"== run {run_id} =="])
 
     def show(batch: list[dict[str, Any]], last: int) -> int:
         if json_out:

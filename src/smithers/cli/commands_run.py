@@ -72,6 +72,10 @@ def up(
             allow_source_change=allow_source_change, on_events=view.on_events, on_started=view.started, handle_signals=True,
             stay_alive=wait,
         )
+        outcome = ops.follow_chain(
+            outcome, store=store, on_events=view.on_events, on_started=view.started, handle_signals=True, stay_alive=wait,
+            on_continue=_print_continue,
+        )
     finally:
         view.close()
     return _report_outcome(outcome, json_out)
@@ -101,6 +105,10 @@ def resume(
             run_id, store=store, max_concurrency=max_concurrency, allow_source_change=allow_source_change,
             on_events=view.on_events, on_started=view.started, handle_signals=True, stay_alive=wait,
         )
+        outcome = ops.follow_chain(
+            outcome, store=store, on_events=view.on_events, on_started=view.started, handle_signals=True, stay_alive=wait,
+            on_continue=_print_continue,
+        )
     finally:
         view.close()
     return _report_outcome(outcome, json_out)
@@ -123,6 +131,10 @@ def cancel(run_id: Annotated[str, typer.Argument(help="The run to cancel.")], db
     else:
         typer.echo(f"run {run_id}: {status}")
     return 0 if status == "cancelled" else EXIT_USAGE if status in ("finished", "failed") else EXIT_FAILED
+
+
+def _print_continue(old: str, new: str) -> None:
+    typer.echo(f"run {old} continued as {new}")
 
 
 def _report_outcome(outcome: object, json_out: bool) -> int:

@@ -76,7 +76,11 @@ class LiveView:
 
     def started(self, run_id: str) -> None:
         self.run_id = run_id
-        self.live.start()
+        self.nodes.clear()  # a continue-as-new chain shows each run in turn
+        self.layout = []
+        self.status = "running"
+        if not self.live.is_started:
+            self.live.start()
 
     def on_events(self, events: list[dict[str, Any]]) -> None:
         for event in events:

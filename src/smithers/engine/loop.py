@@ -17,6 +17,7 @@ import random
 import signal
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel
@@ -24,12 +25,20 @@ from pydantic import BaseModel
 from ..authoring.context import Ctx, TaskContext
 from ..authoring.workflow import Workflow
 from ..errors import (
-    ErrorCode, HeartbeatTimeoutError, InvalidOutputError, LeaseLostError, RenderError, RunError, TaskTimeoutError,
+    ErrorCode,
+    HeartbeatTimeoutError,
+    InvalidOutputError,
+    LeaseLostError,
+    RenderError,
+    RunError,
+    TaskTimeoutError,
 )
 from ..storage.lease import Owner, release_run, renew_lease
 from ..storage.store import Store, now_ms
 from .agent_task import AgentChain, run_agent_attempt
 from .execute import run_compute, run_static
+from .lineage import continue_as_new, resolve_subflow_workflow
+from .outputs import validate_output
 from .persist import Persister, error_info
 from .plan import Plan
 from .render import Rendered, render
@@ -37,6 +46,7 @@ from .schedule import take_startable
 from .state import RunState
 from .tree import TaskDescriptor
 from .waits import Waits, subtree_tasks
+from .worktrees import ensure_worktree
 
 MAINTENANCE_EVERY = 0.25  # seconds: lease heartbeat, cancel polling, task heartbeat flush
 YIELD_EVERY = 0.02  # seconds of inline (static) work before letting other coroutines run
@@ -85,6 +95,10 @@ class RunLoop:
         self.stay_alive = stay_alive  # `up --wait`: keep waiting for decisions, signals and timers instead of exiting
         self.waits = Waits(self)
         self.waiting_status: str | None = None
+        self.carried: Any = None  # what a ContinueAsNew handed this run
+        self.continued_from: str | None = None
+        self.continued = False
+        self.next_run_id: str | None = None
 
     # -- the loop ------------------------------------------------------------------------
 
@@ -107,6 +121,8 @@ class RunLoop:
 
     async def _drive(self) -> str:
         while True:
+            if self.continued:  # a ContinueAsNew handed the work to a fresh run
+                return "continued"
             self._maintenance()
             if self.cancel_reason is not None:
                 return await self._cancel(self.cancel_reason)
@@ -115,6 +131,8 @@ class RunLoop:
             if self._advance_loops():
                 continue
             started = await self._start_ready() if self.failure is None else None  # ③ schedule + ④ execute
+            if self.continued:
+                return "continued"
             if self.needs_render and self.failure is None:  # once failed nothing re-renders: looping here would spin
                 continue
             if not self.running:
@@ -179,7 +197,9 @@ class RunLoop:
     def _render(self) -> None:
         for _ in range(3):
             self.state.unresolved.clear()
-            ctx = Ctx(input=self.input_value, run_id=self.run_id, reader=self.state)
+            ctx = Ctx(
+                input=self.input_value, run_id=self.run_id, reader=self.state, carried=self.carried, continued_from=self.continued_from,
+            )
             rendered = render(self.workflow, ctx, self.state.loop_state)
             new_models = {t: m for t, m in rendered.models.items() if self.state.models.get(t) is not m}
             self.state.models.update(rendered.models)
@@ -225,6 +245,12 @@ class RunLoop:
                     }
                     return True
                 self.persist.set_loop(loop.loop_id, loop.iteration, True)
+            elif loop.continue_every and (loop.iteration + 1) % loop.continue_every == 0 and not self.running:
+                # hand the loop over to a fresh run: its next pass, and its newest outputs for feedback
+                carry = [(t.node_id, t.iteration, t.table) for t in _loop_tasks(loop) if self.state.status_of(t.key) == "finished"]
+                self._continue_as_new(loop.children[0].task if loop.children and loop.children[0].task else _loop_tasks(loop)[0],
+                                      loops={loop.loop_id: loop.iteration + 1}, carry=carry)
+                return True
             else:
                 self.persist.set_loop(loop.loop_id, loop.iteration + 1, False)
             loop.done = True
@@ -257,6 +283,10 @@ class RunLoop:
                         self._release_groups(desc)
                     elif desc.mode == "static":
                         self._complete_static(desc)
+                    elif desc.mode == "continue":
+                        self._release_groups(desc)
+                        self._continue_as_new(desc)
+                        return wake
                     else:
                         self._spawn(desc)
             if self.needs_render or self.failure is not None:
@@ -323,19 +353,59 @@ class RunLoop:
 
     def _spawn(self, desc: TaskDescriptor) -> None:
         attempt = self.persist.start_attempt(desc)
+        try:
+            cwd = str(ensure_worktree(Path(self.cwd), *desc.worktree)) if desc.worktree else self.cwd
+        except RunError as err:
+            self._release_groups(desc)
+            self._failed(desc, attempt, err)
+            return
         tc = TaskContext(
             run_id=self.run_id, node_id=desc.node_id, iteration=desc.iteration, attempt=attempt,
             last_heartbeat=self.store.last_heartbeat(self.run_id, desc.node_id, desc.iteration) if attempt > 1 else None,
-            cwd=self.cwd,
+            cwd=cwd,
         )
         if desc.mode == "agent":
             coro = self._agent_attempt(desc, tc)
+        elif desc.mode == "subflow":
+            coro = self._subflow_attempt(desc, tc)
         else:
             coro = run_compute(desc, tc)
         task = asyncio.ensure_future(coro)
         task.add_done_callback(lambda _t: self.wake.set())
         deadline = time.monotonic() + desc.task.timeout if desc.task.timeout else None
         self.running[desc.key] = Running(desc=desc, attempt=attempt, tc=tc, task=task, deadline=deadline)
+
+    async def _subflow_attempt(self, desc: TaskDescriptor, tc: TaskContext) -> BaseModel:
+        from ..ops import run_child
+
+        meta = desc.task.meta or {}
+        child_id = f"{self.run_id}.{desc.node_id}.{desc.iteration}"
+        workflow, spec = resolve_subflow_workflow(meta["workflow"], self.cwd)
+        status, value = await run_child(
+            self.store, child_id, workflow=workflow, spec=spec, raw_input=meta.get("input") or {}, parent_run_id=self.run_id,
+            result=meta.get("result"), stay_alive=self.stay_alive,
+        )
+        if status != "finished":
+            raise RunError(
+                f"subflow {desc.node_id!r}: child run {child_id} ended {status}",
+                hint=f"see it with: smithers why {child_id}", details={"child_run_id": child_id, "child_status": status},
+            )
+        if value is None:
+            raise RunError(f"subflow {desc.node_id!r}: child run {child_id} finished without a result", retryable=False)
+        return validate_output(desc.model, value.model_dump(mode="json"), node_id=desc.node_id, retryable=False)
+
+    def _continue_as_new(self, desc: TaskDescriptor, *, loops: dict[str, int] | None = None, carry: list | None = None) -> None:
+        """Reached a ContinueAsNew (or a loop's continue_as_new_every): hand over to a fresh run."""
+        if self.running:  # let in-flight work land in this run first
+            if self.plan is not None:
+                self.plan.push(desc)
+            return
+        state = (desc.task.meta or {}).get("state") if loops is None else self.carried
+        self.next_run_id = continue_as_new(
+            self.store, self.run_id, self.owner.id, carried=state, reason="ContinueAsNew" if loops is None else "loop",
+            loops=loops, carry_nodes=carry, node=desc.key if loops is None else None,
+        )
+        self.continued = True
 
     async def _agent_attempt(self, desc: TaskDescriptor, tc: TaskContext) -> BaseModel:
         chain = AgentChain.of(desc, self.disabled_agents)
@@ -509,8 +579,19 @@ class RunLoop:
         self.running.clear()
 
 
+def _loop_tasks(loop: Any) -> list[TaskDescriptor]:
+    out: list[TaskDescriptor] = []
+    stack = list(loop.children)
+    while stack:
+        node = stack.pop()
+        if node.task is not None:
+            out.append(node.task)
+        stack.extend(node.children)
+    return out
+
+
 def dumps(value: Any) -> str:
     return json.dumps(value, default=str)
 
 
-__all__ = ["RunLoop", "RunError"]
+__all__ = ["RunError", "RunLoop"]

@@ -71,7 +71,7 @@ class Plan:
             if node.until or self._enable_sequence(node):
                 self.ready_loops.append(node)
             return False
-        if kind in ("sequence", "workflow", "approval"):
+        if kind in ("sequence", "workflow", "approval", "worktree"):
             node.terminal = self._enable_sequence(node)
             return node.terminal
         # parallel, branch: all children at once
@@ -97,7 +97,7 @@ class Plan:
         parent = node.parent
         while parent is not None:
             kind = parent.kind
-            if kind in ("sequence", "workflow", "loop", "approval"):
+            if kind in ("sequence", "workflow", "loop", "approval", "worktree"):
                 if parent.cursor >= len(parent.children) or parent.children[parent.cursor] is not node:
                     return
                 parent.cursor += 1

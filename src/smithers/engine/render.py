@@ -15,6 +15,7 @@ from pydantic import BaseModel
 
 from ..authoring.context import Ctx
 from ..authoring.human import Approval
+from ..authoring.structure import Worktree
 from ..authoring.nodes import Branch, Loop, Node, Parallel, Sequence, Task, flatten
 from ..authoring.policies import DEFAULT_AGENT_RETRIES, DEFAULT_RETRY
 from ..authoring.workflow import Workflow
@@ -68,6 +69,7 @@ class _Builder:
         self.ids: set[str] = set()
         self.loop_ids: set[str] = set()
         self.count = 0
+        self.worktree: tuple[str, str | None, str] | None = None
 
     def add(self, node: Node, parent: PlanNode, scopes: tuple[tuple[str, int], ...], groups: tuple[PlanNode, ...]) -> None:
         index = len(parent.children)
@@ -82,6 +84,16 @@ class _Builder:
             plan_node = self._task(node, parent, index, scopes, groups)
         elif isinstance(node, Loop):
             plan_node = self._loop(node, parent, index, scopes, groups)
+        elif isinstance(node, Worktree):
+            plan_node = PlanNode(kind="worktree", key=f"{parent.key}/{index}", parent=parent, index=index)
+            parent.children.append(plan_node)
+            previous, self.worktree = self.worktree, (node.path, node.branch, node.base)
+            try:
+                for child in node.children:
+                    self.add(child, plan_node, scopes, groups)
+            finally:
+                self.worktree = previous
+            return
         elif isinstance(node, (Sequence, Parallel, Branch)):
             plan_node = PlanNode(kind=node.kind, key=f"{parent.key}/{index}", parent=parent, index=index)
             if isinstance(node, Parallel) and node.max_concurrency is not None:
@@ -116,6 +128,7 @@ class _Builder:
             retries=retries,
             retry=task.retry or DEFAULT_RETRY,
             groups=groups,
+            worktree=self.worktree,
         )
         self.count += 1
         plan_node = PlanNode(kind="task", key=f"task:{node_id}", parent=parent, index=index, task=desc)
@@ -134,6 +147,7 @@ class _Builder:
         plan_node = PlanNode(
             kind="loop", key=f"loop:{scoped}", parent=parent, index=index, loop_id=scoped, iteration=iteration,
             until=loop.until, max_iterations=loop.max_iterations, on_max_reached=loop.on_max_reached, done=done,
+            continue_every=loop.continue_as_new_every,
         )
         self.loops.append(plan_node)
         inner = (*scopes, (loop.id, iteration))

@@ -25,6 +25,7 @@ class TaskDescriptor:
     retry: Retry
     groups: tuple[PlanNode, ...] = ()  # enclosing Parallels with a limit, innermost last
     node: PlanNode | None = None
+    worktree: tuple[str, str | None, str] | None = None  # (path, branch, base) of the innermost Worktree
 
     @property
     def key(self) -> tuple[str, int]:
@@ -53,6 +54,7 @@ class PlanNode:
     until: bool = False
     max_iterations: int = 5
     on_max_reached: str = "return-last"
+    continue_every: int | None = None
     done: bool = False
     # traversal state, rebuilt for every plan
     cursor: int = 0

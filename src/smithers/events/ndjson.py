@@ -16,14 +16,18 @@ def run_dir(db_path: Path, run_id: str) -> Path:
 
 
 class NdjsonSink:
-    def __init__(self, path: Path) -> None:
+    """Appends one run's events (a store may carry several runs' commits: subflows)."""
+
+    def __init__(self, path: Path, run_id: str | None = None) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
+        self.run_id = run_id
         self._file = path.open("a", encoding="utf-8")
 
     def __call__(self, events: list[dict[str, Any]]) -> None:
         for event in events:
-            self._file.write(json.dumps(event, separators=(",", ":"), default=str) + "\n")
+            if self.run_id is None or event["run_id"] == self.run_id:
+                self._file.write(json.dumps(event, separators=(",", ":"), default=str) + "\n")
 
     def flush(self) -> None:
         self._file.flush()

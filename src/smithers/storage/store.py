@@ -73,16 +73,20 @@ class Tx:
         **payload: Any,
     ) -> dict[str, Any]:
         run_id = run_id or self.run_id
-        if self._seq is None:
-            row = self.conn.execute("SELECT MAX(seq) FROM _smithers_events WHERE run_id = ?", (run_id,)).fetchone()
-            self._seq = (row[0] or 0)
-        self._seq += 1
+        if run_id != self.run_id:  # an event for another run (a continuation's first event): its own sequence
+            seq = (self.conn.execute("SELECT MAX(seq) FROM _smithers_events WHERE run_id = ?", (run_id,)).fetchone()[0] or 0) + 1
+        else:
+            if self._seq is None:
+                row = self.conn.execute("SELECT MAX(seq) FROM _smithers_events WHERE run_id = ?", (run_id,)).fetchone()
+                self._seq = (row[0] or 0)
+            self._seq += 1
+            seq = self._seq
         self.conn.execute(
             "INSERT INTO _smithers_events (run_id, seq, type, ts_ms, node_id, iteration, attempt, payload_json) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (run_id, self._seq, type, self.ts, node_id, iteration, attempt, _dumps(payload) if payload else None),
+            (run_id, seq, type, self.ts, node_id, iteration, attempt, _dumps(payload) if payload else None),
         )
-        event = {"seq": self._seq, "type": type, "run_id": run_id, "ts_ms": self.ts}
+        event = {"seq": seq, "type": type, "run_id": run_id, "ts_ms": self.ts}
         if node_id is not None:
             event.update(node_id=node_id, iteration=iteration)
         if attempt is not None:
