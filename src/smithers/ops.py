@@ -161,8 +161,10 @@ def resume_run(
     on_started: Callable[[str], None] | None = None,
     handle_signals: bool = False,
     stay_alive: bool = False,
+    lease_token: str | None = None,
 ) -> RunOutcome:
-    """``smithers resume``: check input and source are unchanged, take the lease, continue."""
+    """``smithers resume``: check input and source are unchanged, take the lease, continue.
+    ``lease_token``: the handoff lease ``smithers supervise`` took for this process."""
     run = get_run(store, run_id)
     loaded = loaded or load_workflow(run["workflow_spec"])
     stored_input = json.loads(run["input_json"])
@@ -186,7 +188,7 @@ def resume_run(
             )
     owner = Owner.this_process()
     seen = _last_seq(store, run_id)
-    recover(store, run_id, owner)
+    recover(store, run_id, owner, takeover_from=lease_token)
     concurrency = max_concurrency or run["max_concurrency"]
     return _drive(store, run_id, loaded, input_value, owner, concurrency, on_events, on_started, handle_signals, seen, stay_alive)
 

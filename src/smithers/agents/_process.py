@@ -30,6 +30,7 @@ def find_binary(name: str, explicit: str | None, *, hint: str) -> str:
     """The path of an agent's binary, or a non-retryable error that says how to install it."""
     if explicit:
         if os.path.sep in explicit:
+            explicit = os.path.abspath(explicit)  # the process starts in the task's folder, not ours
             if os.access(explicit, os.X_OK):
                 return explicit
             raise AgentConfigError(f"agent binary {explicit} does not exist or is not executable", hint=hint)
@@ -115,14 +116,47 @@ async def run_process(
     return ProcessResult(exit_code=code, stderr=_tail(stderr_chunks), lines=lines)
 
 
+def descendants(pid: int) -> list[int]:
+    """Every process below ``pid`` (read from /proc), including ones that left its process group."""
+    children: dict[int, list[int]] = {}
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return []
+    for entry in entries:
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", encoding="utf-8", errors="replace") as fh:
+                ppid = int(fh.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        children.setdefault(ppid, []).append(int(entry))
+    found: list[int] = []
+    stack = [pid]
+    while stack:
+        for child in children.get(stack.pop(), []):
+            found.append(child)
+            stack.append(child)
+    return found
+
+
 async def _terminate(proc: asyncio.subprocess.Process) -> None:
-    """SIGTERM the whole group, then SIGKILL it if anything is left after the grace period."""
+    """SIGTERM the whole group, then SIGKILL it if anything is left after the grace period.
+    Descendants that started their own session (some CLIs run tools that way) are found
+    through /proc first and killed too."""
+    strays = descendants(proc.pid)
     kill_group(proc.pid, signal.SIGTERM)
     try:
         await asyncio.wait_for(proc.wait(), KILL_GRACE)
     except TimeoutError:
         pass
     kill_group(proc.pid, signal.SIGKILL)  # grandchildren may outlive the leader
+    for pid in strays:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
     if proc.returncode is None:
         try:
             await asyncio.wait_for(proc.wait(), 2)

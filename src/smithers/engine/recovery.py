@@ -11,9 +11,12 @@ from ..storage.lease import DEFAULT_STALE_MS, Owner, claim_run
 from ..storage.store import Store
 
 
-def recover(store: Store, run_id: str, owner: Owner, *, stale_ms: int = DEFAULT_STALE_MS) -> dict:
-    """Claim ``run_id`` for ``owner`` and reset in-flight work, in one transaction after the claim."""
-    run = claim_run(store, run_id, owner, stale_ms=stale_ms)
+def recover(
+    store: Store, run_id: str, owner: Owner, *, stale_ms: int = DEFAULT_STALE_MS, takeover_from: str | None = None
+) -> dict:
+    """Claim ``run_id`` for ``owner`` and reset in-flight work, in one transaction after the claim.
+    ``takeover_from``: the handoff lease a supervisor took for this process (see ``storage.lease``)."""
+    run = claim_run(store, run_id, owner, stale_ms=stale_ms, takeover_from=takeover_from)
     with store.tx(run_id, owner_id=owner.id) as tx:
         abandoned = tx.execute(
             "SELECT node_id, iteration, attempt FROM _smithers_attempts WHERE run_id = ? AND status = 'running'", (run_id,)
