@@ -296,3 +296,46 @@ def review(ctx):
     result = project.cli("resume", run_id)
     assert result.returncode == 0, result.stderr
     assert project.query("SELECT node_id, text FROM echo ORDER BY node_id") == [("echo", "typo/high"), ("gate", "open")]
+
+
+def test_models_with_aliases_are_stored_by_field_name_and_read_back_after_resume(project, run_id_of):
+    """Regression: rows are stored by field name; reading them back (after a resume, when nothing
+    is cached) must validate models whose fields have aliases."""
+    project.write("wf.py", HEADER + """
+from pathlib import Path
+from pydantic import AliasChoices, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+class Tagged(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel)
+    class_: str = Field(alias="class")
+    line_count: int
+    picked: str = Field(validation_alias=AliasChoices("pick", "choice"))
+
+class Echo(BaseModel):
+    text: str
+
+def gate():
+    if (Path(__file__).parent / "closed").exists():
+        raise RuntimeError("closed")
+    return {"text": "open"}
+
+@workflow
+def aliased(ctx):
+    t = ctx.output("t")
+    return Sequence(
+        Task("t", output=Tagged, value={"class": "x", "lineCount": 2, "choice": "c"}),
+        Task("gate", output=Echo, run=gate),
+        t and Task("echo", output=Echo, value={"text": f"{t.class_}/{t.line_count}/{t.picked}"}),
+    )
+""")
+    (project.root / "closed").touch()
+    result = project.cli("up", "wf.py")
+    assert result.returncode == 1
+    run_id = run_id_of(result.stdout)
+    assert columns(project.db, "tagged").keys() >= {"class_", "line_count", "picked"}
+    assert project.query("SELECT class_, line_count, picked FROM tagged") == [("x", 2, "c")]
+    (project.root / "closed").unlink()
+    result = project.cli("resume", run_id)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert project.query("SELECT text FROM echo WHERE node_id = 'echo'") == [("x/2/c",)]

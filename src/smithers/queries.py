@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import time
 from itertools import pairwise
 from typing import Any
 
@@ -303,15 +304,19 @@ def why(store: Store, run_id: str) -> dict[str, Any]:
         cancelled = [entry(r) for r in nodes if r["status"] == "cancelled"]
         return result(f"the run was cancelled; `{resume}` continues it where it stopped", cancelled, [resume])
     if status.startswith("waiting-"):
-        waiting = [entry(r) for r in nodes if r["status"] == status]
-        what = status.removeprefix("waiting-")
-        ids = ", ".join(w["node_id"] for w in waiting) or "a node"
-        commands = {
-            "approval": [f"smithers approve {run_id} {w['node_id']}" for w in waiting]
-            + [f"smithers deny {run_id} {w['node_id']}" for w in waiting],
-            "event": [f"smithers signal {run_id} {w['node_id']}" for w in waiting],
-        }.get(what, [resume])
-        return result(f"the run is waiting for {what} on {ids}", waiting, commands)
+        from .ops import waiting_for
+
+        items = waiting_for(store, run_id)
+        waiting = [entry(r) for r in nodes if r["status"].startswith("waiting-")]
+        commands = [c for item in items for c in item["commands"]]
+        if owner_alive(run):
+            then = f"its owner (pid {run['owner_pid']}) continues the moment it arrives"
+        else:
+            then = f"then `{resume}` continues it"
+            if not any(item["kind"] == "timer" for item in items):
+                commands.append(resume)
+        what = "; ".join(_waiting_item(item) for item in items) or "nothing recorded"
+        return {**result(f"the run is waiting for {what}; {then}", waiting, commands), "waiting_for": items}
     # running (or a status written by a later version): is anyone actually running it?
     in_flight = [entry(r) for r in nodes if r["status"] == "running"]
     backoff = [entry(r) for r in nodes if r["status"] == "pending" and r["retry_at_ms"] is not None]
@@ -331,6 +336,23 @@ def why(store: Store, run_id: str) -> dict[str, Any]:
         parts.append(f"{len(backoff)} task(s) waiting to retry: {', '.join(e['node_id'] for e in backoff)}")
     detail = "; ".join(parts) if parts else "it is between tasks"
     return result(f"the run is running ({owner}); {detail}", in_flight + backoff, [])
+
+
+def _waiting_item(item: dict[str, Any]) -> str:
+    """One thing a waiting run waits for, in words (an item of ``ops.waiting_for``)."""
+    where = f"{item['node_id']}[{item['iteration']}]"
+    kind = item["kind"]
+    if kind == "approval":
+        return f"approval {where} ({item.get('title')})"
+    if kind == "human":
+        return f"human request {item['request_id']} on {where} ({item.get('title')})"
+    if kind == "signal":
+        corr = f" with correlation {item['correlation_id']!r}" if item.get("correlation_id") else ""
+        return f"signal {item.get('signal')!r}{corr} on {where}"
+    if kind == "timer":
+        due = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(item["fires_at_ms"] / 1000))
+        return f"timer {where} due at {due}"
+    return f"{kind} {where}"
 
 
 # -- graph -----------------------------------------------------------------------------------

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 import enum
+import inspect
 import json
 import re
 import types
@@ -117,7 +118,24 @@ class OutputTable:
             elif v is not None and kind == "bool":
                 v = bool(v)
             data[field] = v
-        return self.model.model_validate(data)
+        # columns are field names; a model with aliases (Field(alias=...), alias_generator) must
+        # still validate them, or a resumed run could not read its own rows back
+        if _VALIDATES_BY_NAME:
+            return self.model.model_validate(data, by_name=True)
+        return self.model.model_validate(_by_alias(self.model, data))
+
+
+_VALIDATES_BY_NAME = "by_name" in inspect.signature(BaseModel.model_validate).parameters  # pydantic >= 2.11
+
+
+def _by_alias(model: type[BaseModel], data: dict[str, Any]) -> dict[str, Any]:
+    """For pydantic < 2.11: key each field by the string alias validation expects."""
+    out: dict[str, Any] = {}
+    for name, value in data.items():
+        info = model.model_fields.get(name)
+        alias = None if info is None else (info.validation_alias if info.validation_alias is not None else info.alias)
+        out[alias if isinstance(alias, str) else name] = value
+    return out
 
 
 def check_unique_models(tables: dict[str, type[BaseModel]], model: type[BaseModel], node_id: str) -> None:

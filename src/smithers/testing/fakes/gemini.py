@@ -135,12 +135,12 @@ def _error(reply: Reply) -> JSONResponse:
 async def _model_call(request: Request) -> Response:
     target = request.path_params["target"]
     model, _, method = target.partition(":")
-    body = await request.json() if method != "" else {}
+    if method not in ("generateContent", "streamGenerateContent", "countTokens"):
+        return JSONResponse({"error": {"code": 404, "message": f"fake server: no method {method!r}", "status": "NOT_FOUND"}}, status_code=404)
+    body = await request.json()
     if method == "countTokens":
         text = json.dumps(body.get("contents") or body)
         return JSONResponse({"totalTokens": max(1, len(text) // 4)})
-    if method not in ("generateContent", "streamGenerateContent"):
-        return JSONResponse({"error": {"code": 404, "message": f"fake server: no method {method!r}", "status": "NOT_FOUND"}}, status_code=404)
     streaming = method == "streamGenerateContent"
     response_id = uuid.uuid4().hex[:16]
     if is_utility_request(body, streaming=streaming, user_agent=request.headers.get("user-agent", "")):
