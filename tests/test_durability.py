@@ -578,3 +578,103 @@ def looped(ctx):
     ]
     assert project.query("SELECT node_id, count(*) FROM out GROUP BY node_id") == [("note", 3)]
     assert project.query("SELECT loop_id, iteration, done FROM _smithers_loops") == [("passes", 2, 1)]
+
+
+@pytest.mark.slow
+def test_repeated_kills_at_different_points_then_resume(project, start_counts):
+    """Kill -9 the owner three times at different points of a loop of fan-outs, resume each time;
+    at the end every (node, iteration) finished exactly once with exactly one row."""
+    project.write("wf.py", HEADER + """
+def work(name):
+    async def fn(tc):
+        started(f"{name}@{tc.iteration}", tc.attempt)
+        await asyncio.sleep(0.08)
+        return {"name": name, "attempt": tc.attempt}
+    return fn
+
+@workflow
+def many(ctx):
+    return Loop(
+        Parallel(*[Task(f"w{i}", output=Out, run=work(f"w{i}")) for i in range(3)]),
+        Task("mark", output=Out, value={"name": "mark"}),
+        id="rounds", max_iterations=8,
+    )
+""")
+    run_id = "kills"
+    for threshold in (4, 10, 16):
+        args = ("up", "wf.py", "--run-id", run_id) if threshold == 4 else ("resume", run_id)
+        proc = project.popen(*args)
+
+        def enough(threshold=threshold):
+            if not project.db.exists():
+                return False
+            try:
+                return project.query("SELECT count(*) FROM _smithers_nodes WHERE status = 'finished'")[0][0] >= threshold
+            except sqlite3.Error:
+                return False
+
+        try:
+            wait_until(enough, what=f"{threshold} finished nodes")
+        finally:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
+            proc.stdout.close()
+            proc.stderr.close()
+        assert run_status(project, run_id) == "running"
+
+    result = project.cli("resume", run_id)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+    nodes = project.query("SELECT node_id, iteration, status FROM _smithers_nodes WHERE run_id = ?", (run_id,))
+    assert len(nodes) == 8 * 4 and {s for _, _, s in nodes} == {"finished"}
+    finished = project.query(
+        "SELECT node_id, iteration, count(*) FROM _smithers_attempts WHERE run_id = ? AND status = 'finished' GROUP BY node_id, iteration",
+        (run_id,),
+    )
+    assert len(finished) == 32 and {c for _, _, c in finished} == {1}
+    assert set(project.query("SELECT DISTINCT status FROM _smithers_attempts")) <= {("finished",), ("abandoned",)}
+    rows = project.query("SELECT node_id, iteration FROM out WHERE run_id = ? ORDER BY node_id, iteration", (run_id,))
+    assert rows == sorted((n, i) for n, i, _ in nodes)
+    # a task function ran once per recorded attempt at most, and at least once per finished attempt
+    counts = start_counts(project.root / "starts.log")
+    attempts = {
+        f"{n}@{i}": c for n, i, c in project.query(
+            "SELECT node_id, iteration, count(*) FROM _smithers_attempts WHERE node_id != 'mark' GROUP BY node_id, iteration"
+        )
+    }
+    assert set(counts) == set(attempts)
+    for key, ran in counts.items():
+        assert 1 <= ran <= attempts[key], key
+    assert project.query("SELECT loop_id, iteration, done FROM _smithers_loops") == [("rounds", 7, 1)]
+    seqs = [r[0] for r in project.query("SELECT seq FROM _smithers_events WHERE run_id = ? ORDER BY seq", (run_id,))]
+    assert seqs == list(range(1, len(seqs) + 1))
+
+
+def test_resuming_a_finished_run_does_not_rerun_tolerated_failures(project, run_id_of, start_counts):
+    """Regression: a continue_on_fail task that failed in a finished run stays failed on resume
+    (resume used to re-run it, and its new row then disagreed with what dependants had seen)."""
+    project.write("wf.py", HEADER + """
+def optional(tc):
+    started("optional", tc.attempt)
+    if (HERE / "broken").exists():
+        raise RuntimeError("optional step broken")
+    return {"name": "optional"}
+
+@workflow
+def tolerant(ctx):
+    o = ctx.output("optional")
+    return Sequence(
+        Task("optional", output=Out, run=optional, continue_on_fail=True),
+        Task("report", output=Out, value={"name": "without" if o is None else "with"}),
+    )
+""")
+    (project.root / "broken").touch()
+    result = project.cli("up", "wf.py")
+    assert result.returncode == 0, result.stderr
+    run_id = run_id_of(result.stdout)
+    (project.root / "broken").unlink()
+    result = project.cli("resume", run_id)
+    assert result.returncode == 0, result.stderr
+    assert start_counts(project.root / "starts.log") == {"optional": 1}
+    assert statuses(project, run_id) == {"optional": "failed", "report": "finished"}
+    assert project.query("SELECT node_id, name FROM out") == [("report", "without")]

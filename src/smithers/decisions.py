@@ -189,6 +189,12 @@ def inbox(store: Store) -> list[dict[str, Any]]:
     ):
         meta = json.loads(row["meta_json"] or "{}")
         corr = meta.get("correlation_id")
+        if store.conn.execute(  # delivered, not yet consumed: nothing left for a person to do
+            "SELECT 1 FROM _smithers_signals WHERE run_id = ? AND name = ? AND consumed_node_id IS NULL "
+            "AND ((? IS NULL AND correlation_id IS NULL) OR correlation_id = ?) LIMIT 1",
+            (row["run_id"], meta.get("signal"), corr, corr),
+        ).fetchone():
+            continue
         items.append({
             "kind": "signal", "run_id": row["run_id"], "node_id": row["node_id"], "iteration": row["iteration"],
             "signal": meta.get("signal"), "correlation_id": corr, "schema": meta.get("schema"), "since_ms": row["waiting_since_ms"],

@@ -202,8 +202,11 @@ def _drive(
     on_events: EventCallback | None, on_started: Callable[[str], None] | None, handle_signals: bool, replay_after: int,
     stay_alive: bool = False,
 ) -> RunOutcome:
+    from .observability.tracing import attach_tracing
+
     sink = NdjsonSink(run_dir(store.path, run_id) / "events.ndjson", run_id)
-    listeners = [sink] + ([on_events] if on_events else [])
+    tracer = attach_tracing(store, run_id)  # None unless SMITHERS_OTEL_ENABLED=1
+    listeners = [sink] + ([tracer] if tracer else []) + ([on_events] if on_events else [])
     if on_started:
         on_started(run_id)
     already = store.events(run_id, after_seq=replay_after)  # committed before the listeners were attached
@@ -235,6 +238,8 @@ def _drive(
         for listener in listeners:
             store.commit_listeners.remove(listener)
         sink.close()
+        if tracer:
+            tracer.close()
 
 
 def _lineage(store: Store, run_id: str, engine: RunLoop) -> None:

@@ -315,7 +315,9 @@ def why(store: Store, run_id: str) -> dict[str, Any]:
             then = f"then `{resume}` continues it"
             if not any(item["kind"] == "timer" for item in items):
                 commands.append(resume)
-        what = "; ".join(_waiting_item(item) for item in items) or "nothing recorded"
+        if not items:  # decided, answered or delivered, and not picked up yet
+            return {**result(f"what the run waited for has arrived; {then}", waiting, commands), "waiting_for": items}
+        what = "; ".join(_waiting_item(item) for item in items)
         return {**result(f"the run is waiting for {what}; {then}", waiting, commands), "waiting_for": items}
     # running (or a status written by a later version): is anyone actually running it?
     in_flight = [entry(r) for r in nodes if r["status"] == "running"]

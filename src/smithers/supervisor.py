@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -38,7 +39,15 @@ from typing import Any
 
 from .errors import RunOwnedError
 from .events.ndjson import run_dir
-from .storage.lease import DEFAULT_STALE_MS, HANDOFF_PREFIX, Owner, claim_run, owner_alive, release_run, renew_lease
+from .storage.lease import (
+    DEFAULT_STALE_MS,
+    HANDOFF_PREFIX,
+    Owner,
+    claim_run,
+    owner_alive,
+    release_run,
+    renew_lease,
+)
 from .storage.store import Store, now_ms
 
 WAITING = ("waiting-approval", "waiting-event", "waiting-timer")
@@ -70,7 +79,7 @@ class Decision:
     recorded: bool = False  # an event was written for it
 
     def line(self) -> str:
-        extra = ", ".join(f"{k}={v}" for k, v in self.detail.items() if k in ("pid", "exit_code", "would_resume", "log", "fires_at"))
+        extra = ", ".join(f"{k}={v}" for k, v in self.detail.items() if k in ("pid", "exit_code", "would_resume", "log", "fires_at", "retry_at"))
         tail = f" ({extra})" if extra else ""
         verbs = {"resume": "resumed", "skip": "skipped", "failed": "auto-resume failed", "exited": "resume process exited"}
         return f"{verbs.get(self.action, self.action)} {self.run_id}: {self.reason}{tail}"
@@ -108,7 +117,7 @@ class Supervisor:
         self.children: dict[str, Child] = {}
         self.stopping = False
         self._said: dict[str, str] = {}  # run id -> last reason printed (decisions are printed when they change)
-        self._recorded: dict[str, str] = {}  # run id -> last reason recorded as an event
+        self._recorded: dict[str, str | None] = {}  # run id -> last skip reason recorded (or the last event type)
         self._failures: dict[str, tuple[int, int]] = {}  # run id -> (failed resumes in a row, retry not before ms)
         self._renewed_at = 0.0
 
@@ -132,7 +141,7 @@ class Supervisor:
         while not self.stopping:
             self.tend()
             left = deadline - time.monotonic()
-            if left <= 0 or (not self.children and left <= 0):
+            if left <= 0:
                 return
             time.sleep(min(0.1, left))
 
@@ -188,7 +197,7 @@ class Supervisor:
             elif run["cancel_requested_at_ms"]:
                 return "skip", CANCEL_REQUESTED, {"hint": f"smithers cancel {run['run_id']}"}
             else:
-                same_host = run["owner_host"] == Owner.handoff().host
+                same_host = run["owner_host"] == socket.gethostname()
                 why = "owner process gone" if same_host and not run["owner_id"].startswith(HANDOFF_PREFIX) else "lease stale"
                 verdict = ("resume", why, {"owner_pid": run["owner_pid"], "owner_host": run["owner_host"]})
         else:
@@ -229,7 +238,7 @@ class Supervisor:
             (run_id,),
         ).fetchone()
         if row:
-            return "approval decided", {"node_id": row[0], "iteration": row[1], "decision": row[2]}
+            return "approval decided", {"node": row[0], "node_iteration": row[1], "decision": row[2]}
         row = conn.execute(
             "SELECT h.node_id, h.iteration, h.request_id FROM _smithers_human_requests h JOIN _smithers_nodes n ON n.run_id = h.run_id "
             "AND n.node_id = h.node_id AND n.iteration = h.iteration "
@@ -237,7 +246,7 @@ class Supervisor:
             (run_id,),
         ).fetchone()
         if row:
-            return "human request answered", {"node_id": row[0], "iteration": row[1], "request_id": row[2]}
+            return "human request answered", {"node": row[0], "node_iteration": row[1], "request_id": row[2]}
         for node_id, iteration, meta_json in conn.execute(
             "SELECT node_id, iteration, meta_json FROM _smithers_nodes WHERE run_id = ? AND status = 'waiting-event'", (run_id,)
         ).fetchall():
@@ -251,7 +260,7 @@ class Supervisor:
                 (run_id, name, corr, corr),
             ).fetchone()
             if hit:
-                return "signal received", {"node_id": node_id, "iteration": iteration, "signal": name, "signal_seq": hit[0]}
+                return "signal received", {"node": node_id, "node_iteration": iteration, "signal": name, "signal_seq": hit[0]}
         return None
 
     # -- resuming ------------------------------------------------------------------------------
@@ -289,14 +298,16 @@ class Supervisor:
             return self._reassess(run_id)
         except RunOwnedError:
             return self._reassess(run_id)
-        except OSError as err:
-            if proc is not None:  # started, but the lease and event were not committed: it must not run unfenced
+        except Exception as err:
+            if proc is not None:  # started, but the lease and event were not committed: stop it
                 proc.kill()
                 proc.wait()
-            return Decision(run_id, "skip", SPAWN_FAILED, {"error": str(err)})
+            if isinstance(err, OSError):
+                return Decision(run_id, "skip", SPAWN_FAILED, {"error": str(err)})
+            raise
         self.children[run_id] = Child(run_id, lease, proc, reason, log)
-        self._recorded[run_id] = "resumed"
-        self._said[run_id] = "resumed"
+        self._recorded[run_id] = "RunAutoResumed"
+        self._said[run_id] = "RunAutoResumed"
         decision = Decision(run_id, "resume", reason, {"pid": proc.pid, **detail}, recorded=True)
         self.echo(decision.line())
         return decision
@@ -332,8 +343,8 @@ class Supervisor:
                 detail = {"exit_code": code, "log": str(child.log), "took_over": not never_took_over, "retry_in_ms": delay}
                 with self.store.tx(run_id) as tx:
                     tx.event("RunAutoResumeFailed", reason=child.reason, pid=child.proc.pid, **detail)
-                self._recorded[run_id] = "failed"
-                self._said[run_id] = "failed"
+                self._recorded[run_id] = "RunAutoResumeFailed"
+                self._said[run_id] = "RunAutoResumeFailed"
                 decision = Decision(run_id, "failed", f"resume exited with {code} (see {child.log})", detail, recorded=True)
             else:
                 self._failures.pop(run_id, None)
@@ -367,7 +378,7 @@ class Supervisor:
             last = None
             if row is not None:
                 last = json.loads(row[1] or "{}").get("reason") if row[0] == "RunAutoResumeSkipped" else row[0]
-            self._recorded[run_id] = last  # type: ignore[assignment]
+            self._recorded[run_id] = last
         return self._recorded[run_id]
 
 

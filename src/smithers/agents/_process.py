@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from ..errors import AgentConfigError, AgentError
+from ._descendants import MARK_VAR, kill_marked, new_mark
 
 KILL_GRACE = 1.5  # seconds between SIGTERM and SIGKILL for the process group
 STDERR_TAIL = 4000
@@ -62,6 +63,8 @@ async def run_process(
 
     Raises AgentError on timeout or idle timeout (after killing the group). If the awaiting
     task is cancelled, the group is killed before the cancellation propagates."""
+    mark = new_mark()  # every descendant inherits it, even ones that leave the process group
+    env = {**env, MARK_VAR: mark}
     proc = await asyncio.create_subprocess_exec(
         *argv, cwd=cwd, env=env, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE, start_new_session=True, limit=16 * 1024 * 1024,
@@ -113,6 +116,7 @@ async def run_process(
         raise
     finally:
         guard.cancel()
+        kill_marked(mark)  # whatever the run left behind (CLIs that run tools in their own sessions)
     return ProcessResult(exit_code=code, stderr=_tail(stderr_chunks), lines=lines)
 
 

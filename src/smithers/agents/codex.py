@@ -46,7 +46,6 @@ from __future__ import annotations
 
 import contextvars
 import copy
-import dataclasses
 import json
 import shutil
 import tempfile
@@ -55,7 +54,6 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import AgentConfigError
-from ._descendants import MARK_VAR, kill_marked, new_mark
 from .base import AgentRequest, AgentResult
 from .cli import CliAgent, ParseState, parse_json_line
 
@@ -141,8 +139,6 @@ class Codex(CliAgent):
 
     async def run(self, request: AgentRequest) -> AgentResult:
         strict = strict_json_schema(request.output_schema) if self.output_schema and request.output_schema else None
-        mark = new_mark()
-        request = dataclasses.replace(request, env={**request.env, MARK_VAR: mark})
         tmpdir = None
         token = None
         try:
@@ -155,7 +151,6 @@ class Codex(CliAgent):
         finally:
             if token is not None:
                 _schema_file.reset(token)
-            kill_marked(mark)
             if tmpdir is not None:
                 shutil.rmtree(tmpdir, ignore_errors=True)
         if strict is not None and result.output is None:

@@ -37,7 +37,7 @@ def describe(cli: KnownCli, *, timeout: float = 10.0) -> dict[str, object]:
     if path:
         try:
             done = subprocess.run(
-                [path, "--version"], capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL,
+                [path, "--version"], check=False, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL,
                 start_new_session=True,
             )
             version = (done.stdout.strip() or done.stderr.strip()).splitlines()[-1] if (done.stdout or done.stderr) else None

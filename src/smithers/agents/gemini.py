@@ -33,13 +33,11 @@ What the adapter runs (gemini-cli 0.61)::
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
 from ..errors import AgentConfigError
-from ._descendants import MARK_VAR, kill_marked, new_mark
 from ._process import ProcessResult
-from .base import AgentRequest, AgentResult
+from .base import AgentRequest
 from .cli import CliAgent, ParseState, parse_json_line
 
 __all__ = ["Gemini"]
@@ -76,13 +74,6 @@ class Gemini(CliAgent):
         for tool in self.allowed_tools or ():
             argv += ["--allowed-tools", tool]
         return argv + self.extra_args
-
-    async def run(self, request: AgentRequest) -> AgentResult:
-        mark = new_mark()
-        try:
-            return await super().run(dataclasses.replace(request, env={**request.env, MARK_VAR: mark}))
-        finally:
-            kill_marked(mark)
 
     def parse_line(self, line: str, state: ParseState, request: AgentRequest) -> None:
         event = parse_json_line(line)

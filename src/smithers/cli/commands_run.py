@@ -52,6 +52,12 @@ def up(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the outcome.")] = False,
     wait: Annotated[bool, typer.Option("--wait", help="When the run waits (approval, signal, timer), stay and continue it.")] = False,
     json_out: JsonOption = False,
+    serve: Annotated[bool, typer.Option("--serve", help="Serve the HTTP API while the run goes (implies --wait).")] = False,
+    port: Annotated[int, typer.Option("--port", help="Port for --serve (0 picks a free one).")] = 7331,
+    host: Annotated[str, typer.Option("--host", help="Address for --serve; beyond loopback needs a token.")] = "127.0.0.1",
+    auth_token: Annotated[
+        str | None, typer.Option("--auth-token", envvar="SMITHERS_API_KEY", show_envvar=True, help="Token --serve requires.", show_default=False)
+    ] = None,
 ) -> int:
     """Run a workflow to the end (or until it fails, is cancelled or waits).
 
@@ -61,10 +67,18 @@ def up(
 
     raw_input = ops.parse_input(input)
     store = ops.open_store(db)
+    if detach and serve:
+        raise ops.UserError("--serve cannot be combined with --detach", hint="serve the database instead: smithers serve")
     if detach:
         return _detach(file, raw_input, run_id, resume, max_concurrency, store.path, allow_source_change, json_out)
     from .views import make_view
 
+    server = None
+    if serve:  # the API in a daemon thread for as long as the run goes (see commands_serve)
+        from .commands_serve import start_background_server
+
+        server = start_background_server(store.path, host, port, auth_token)
+        wait = True
     view = make_view(quiet=quiet or json_out, store=store)
     try:
         outcome = ops.start_run(
@@ -78,6 +92,8 @@ def up(
         )
     finally:
         view.close()
+        if server is not None:
+            server.stop()
     return _report_outcome(outcome, json_out)
 
 

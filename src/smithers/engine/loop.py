@@ -492,7 +492,11 @@ class RunLoop:
 
     def _terminal(self, desc: TaskDescriptor) -> None:
         if self.plan is not None and desc.node is not None:
+            before = len(self.plan.waiting)
             self.plan.task_terminal(desc)
+            for waiting in self.plan.waiting[before:]:  # already waiting in the store (a resume): pick the wait up
+                self.waits.adopt(waiting)
+                self.waits.check(waiting)
 
     def _failed(
         self, desc: TaskDescriptor, attempt: int, err: BaseException, *, heartbeat_json: str | None = None, static: bool = False,

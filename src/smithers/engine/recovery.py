@@ -1,8 +1,8 @@
 """Resume: take the lease, then put in-flight work back in the queue.
 
 Attempts that were ``running`` when their owner died become ``abandoned`` (they do not use
-up the retry budget) and their nodes go back to ``pending``. Resuming a failed run gives its
-failed tasks a fresh retry budget; resuming a cancelled run continues it.
+up the retry budget) and their nodes go back to ``pending``. Resuming a failed (or cancelled)
+run gives its failed tasks a fresh retry budget; resuming a cancelled run continues it.
 """
 
 from __future__ import annotations
@@ -33,11 +33,15 @@ def recover(
             "WHERE run_id = ? AND status IN ('running', 'cancelled')",
             (tx.ts, run_id),
         )
-        tx.execute(
-            "UPDATE _smithers_nodes SET status = 'pending', failures = 0, retry_at_ms = NULL, updated_at_ms = ? "
-            "WHERE run_id = ? AND status = 'failed'",
-            (tx.ts, run_id),
-        )
+        if run["status"] in ("failed", "cancelled"):
+            # a run that stopped early gives its failed tasks a fresh retry budget; a finished or
+            # waiting run (or one whose owner crashed) keeps them: its failures were tolerated
+            # (continue_on_fail), and resuming must not re-run them and change finished results
+            tx.execute(
+                "UPDATE _smithers_nodes SET status = 'pending', failures = 0, retry_at_ms = NULL, updated_at_ms = ? "
+                "WHERE run_id = ? AND status = 'failed'",
+                (tx.ts, run_id),
+            )
         tx.set_run("running")
         tx.event("RunStarted", resumed=True, previous_status=run["status"], owner_pid=owner.pid)
     return run

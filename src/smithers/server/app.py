@@ -1,0 +1,331 @@
+"""The HTTP server: ``create_app(db_path, root, token)`` builds the FastAPI app over one store.
+
+- every route except ``/health`` (and the dashboard's sign-in and static files) needs the
+  token when one is set: ``Authorization: Bearer T`` or the ``smithers_token`` cookie that
+  ``POST /v1/session`` sets; tokens are compared in constant time and never logged;
+- request bodies over ``max_body_bytes`` (1 MiB) are refused with 413 before any route runs;
+- every error is the envelope ``{"error": {"code", "message", "details"}}``;
+- runs are started and resumed in background ``smithers`` processes (their own session), so
+  the server never runs workflow code beyond validating a new run's input.
+
+:func:`serve_forever` (``smithers serve``) and :class:`ServerThread` (``smithers up --serve``)
+bind the socket themselves, so port 0 works and a busy port is a clean error.
+"""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from fastapi import Depends, FastAPI, Request
+
+from ..errors import UserError
+from ..storage.store import Store
+from . import errors
+from .errors import ApiError, envelope
+
+MAX_BODY_BYTES = 1 << 20
+COOKIE_NAME = "smithers_token"
+DEFAULT_PORT = 7331
+STATIC_DIR = Path(__file__).parent / "static"
+_DRAIN_LIMIT = 16 << 20  # read (and drop) at most this much of an oversized body before answering 413
+
+
+@dataclass
+class Service:
+    """What the routes share: the database, the workflow root, the token, and background runs."""
+
+    db_path: Path
+    root: Path
+    token: str | None = None
+    poll_interval: float = 0.2
+    ping_interval: float = 15.0
+    max_body_bytes: int = MAX_BODY_BYTES
+    _local: threading.local = field(default_factory=threading.local)
+    _stores: list[Store] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    load_lock: threading.Lock = field(default_factory=threading.Lock)  # workflow imports touch sys.modules/sys.path
+
+    def store(self) -> Store:
+        """This thread's connection (SQLite connections are not shared between threads)."""
+        store = getattr(self._local, "store", None)
+        if store is None:
+            store = Store.open(self.db_path)
+            self._local.store = store
+            with self._lock:
+                self._stores.append(store)
+        return store
+
+    def close(self) -> None:
+        with self._lock:
+            for store in self._stores:
+                try:
+                    store.close()
+                except Exception:  # noqa: BLE001 - closing at shutdown; nothing to do about it
+                    pass
+            self._stores.clear()
+
+    # -- auth ----------------------------------------------------------------------------
+
+    def token_ok(self, supplied: str | None) -> bool:
+        if not self.token:
+            return True
+        return supplied is not None and hmac.compare_digest(supplied.encode(), self.token.encode())
+
+    # -- background runs -----------------------------------------------------------------
+
+    def spawn(self, args: list[str], run_id: str) -> tuple[subprocess.Popen[bytes], Path]:
+        """Start ``smithers ARGS --db DB --quiet`` in its own session, output to the run's log."""
+        from ..events.ndjson import run_dir
+
+        log_path = run_dir(self.db_path, run_id) / "output.log"
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        argv = [sys.executable, "-m", "smithers", *args, "--db", str(self.db_path), "--quiet"]
+        env = {k: v for k, v in os.environ.items() if k != "SMITHERS_API_KEY"}
+        with open(log_path, "ab") as log, open(os.devnull, "rb") as devnull:
+            child = subprocess.Popen(
+                argv, cwd=self.root, env=env, stdin=devnull, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            )
+        threading.Thread(target=child.wait, name=f"reap-{child.pid}", daemon=True).start()  # no zombies
+        return child, log_path
+
+    def wait_started(self, child: subprocess.Popen[bytes], log_path: Path, run_id: str, *, timeout: float = 15.0) -> str:
+        """Wait until the child owns the run (or already left it); returns the run's status.
+        A child that exits with a usage error (exit 4) becomes a 409 naming its message."""
+        store = self.store()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            run = store.get_run(run_id)
+            if run is not None and run["owner_pid"] == child.pid:
+                return run["status"]
+            code = child.poll()
+            if code is not None:
+                run = store.get_run(run_id)
+                if code == 4 or run is None:
+                    message = _error_lines(log_path) or f"the background process exited with code {code}"
+                    raise ApiError(409 if run is not None else 400, "RUN_NOT_STARTED", message, details={"log": str(log_path)})
+                return run["status"]
+            time.sleep(0.05)
+        run = store.get_run(run_id)
+        return run["status"] if run else "starting"
+
+    def continue_if_unowned(self, run_id: str) -> bool:
+        """After a decision: a waiting run nobody runs is resumed in the background at once."""
+        from ..storage.lease import owner_alive
+
+        run = self.store().get_run(run_id)
+        if run is None or not run["status"].startswith("waiting") or owner_alive(run):
+            return False
+        self.spawn(["resume", run_id], run_id)
+        return True
+
+
+def _error_lines(log_path: Path) -> str:
+    try:
+        lines = log_path.read_text(encoding="utf-8", errors="replace").splitlines()[-20:]
+    except OSError:
+        return ""
+    picked = [line.strip() for line in lines if line.startswith(("error:", "  hint:"))]
+    return "\n".join(picked[-2:])
+
+
+class BodyLimit:
+    """Pure ASGI middleware: a request body over ``max_bytes`` is answered with 413 before any
+    route runs (the body is read once and replayed, so the limit holds for chunked bodies too)."""
+
+    def __init__(self, app: Any, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS"):
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope["headers"]).get(b"content-length")
+        too_large = declared is not None and declared.isdigit() and int(declared) > self.max_bytes
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            body = message.get("body", b"")
+            size += len(body)
+            if size > self.max_bytes:
+                too_large = True
+            if not too_large:
+                chunks.append(body)
+            if not message.get("more_body") or size > _DRAIN_LIMIT:
+                break
+        if too_large:
+            payload = json.dumps(envelope(
+                "PAYLOAD_TOO_LARGE", f"the request body is larger than {self.max_bytes} bytes", {"max_bytes": self.max_bytes},
+            )).encode()
+            await send({"type": "http.response.start", "status": 413, "headers": [
+                (b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode()), (b"connection", b"close"),
+            ]})
+            await send({"type": "http.response.body", "body": payload})
+            return
+        replayed = False
+
+        async def replay() -> Any:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": b"".join(chunks), "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+
+def service_of(request: Request) -> Service:
+    return request.app.state.service
+
+
+def require_token(request: Request) -> None:
+    """The auth dependency of every protected route: a bearer token or the session cookie."""
+    service = service_of(request)
+    if not service.token:
+        return
+    header = request.headers.get("authorization", "")
+    bearer = header[7:].strip() if header[:7].lower() == "bearer " else None
+    if service.token_ok(bearer) or service.token_ok(request.cookies.get(COOKIE_NAME)):
+        return
+    raise ApiError(
+        401, "UNAUTHORIZED", "a valid token is required: send 'Authorization: Bearer <token>' or sign in with POST /v1/session",
+        headers={"WWW-Authenticate": "Bearer"},
+    )
+
+
+def create_app(
+    db_path: str | Path,
+    root: str | Path,
+    token: str | None = None,
+    *,
+    poll_interval: float = 0.2,
+    ping_interval: float = 15.0,
+    max_body_bytes: int = MAX_BODY_BYTES,
+) -> FastAPI:
+    """The API over the database at ``db_path``; new runs must name a workflow under ``root``."""
+    from .. import __version__
+    from . import api
+
+    service = Service(
+        db_path=Path(db_path).expanduser().resolve(), root=Path(root).expanduser().resolve(), token=token or None,
+        poll_interval=poll_interval, ping_interval=ping_interval, max_body_bytes=max_body_bytes,
+    )
+    service.store()  # create/migrate the database now, not in the first request
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        service.close()
+
+    app = FastAPI(
+        title="smithers", version=__version__, description="HTTP API of the smithers durable workflow runtime.",
+        openapi_url=None, docs_url=None, redoc_url=None, lifespan=lifespan, strict_content_type=False,
+    )
+    app.state.service = service
+    errors.install(app)
+    app.include_router(api.public)
+    app.include_router(api.router, dependencies=[Depends(require_token)])
+    if STATIC_DIR.is_dir():
+        from starlette.staticfiles import StaticFiles
+
+        app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
+    return app
+
+
+# -- running it -------------------------------------------------------------------------------
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def check_bind(host: str, token: str | None) -> None:
+    """Refuse (exit 4) to listen beyond this machine without a token."""
+    if not is_loopback(host) and not token:
+        raise UserError(
+            f"refusing to serve on {host} without a token: anyone who can reach it could start and approve runs",
+            hint="set one with --auth-token or $SMITHERS_API_KEY, or keep the default --host 127.0.0.1",
+        )
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """A listening socket (port 0 picks a free port); a busy port is a usage error."""
+    try:
+        infos = socket.getaddrinfo(host.strip("[]"), port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as err:
+        raise UserError(f"cannot resolve --host {host}: {err.strerror}") from None
+    family, _, _, _, address = infos[0]
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind(address)
+    except OSError as err:
+        sock.close()
+        raise UserError(f"cannot listen on {host}:{port}: {err.strerror}", hint="pick another --port") from None
+    sock.listen(128)
+    sock.set_inheritable(False)
+    return sock
+
+
+def url_of(sock: socket.socket) -> str:
+    host, port = sock.getsockname()[:2]
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+def _server(app: FastAPI, *, access_log: bool) -> Any:
+    import uvicorn
+
+    config = uvicorn.Config(app, log_level="info" if access_log else "warning", access_log=access_log, lifespan="on",
+                            timeout_graceful_shutdown=2)
+    return uvicorn.Server(config)
+
+
+def serve_forever(app: FastAPI, sock: socket.socket) -> None:
+    """Serve on ``sock`` until Ctrl-C / SIGTERM (uvicorn handles both)."""
+    _server(app, access_log=True).run(sockets=[sock])
+
+
+class ServerThread:
+    """uvicorn in a daemon thread (``smithers up --serve``, tests): ``start()``, then ``stop()``."""
+
+    def __init__(self, app: FastAPI, sock: socket.socket, *, access_log: bool = False) -> None:
+        self.sock = sock
+        self.url = url_of(sock)
+        self.server = _server(app, access_log=access_log)
+        self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [sock]}, name="smithers-server", daemon=True)
+
+    def start(self, timeout: float = 10.0) -> ServerThread:
+        self.thread.start()
+        deadline = time.monotonic() + timeout
+        while not self.server.started:
+            if not self.thread.is_alive() or time.monotonic() > deadline:
+                raise UserError(f"the HTTP server did not start on {self.url}")
+            time.sleep(0.01)
+        return self
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout)
+        self.sock.close()
