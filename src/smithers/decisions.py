@@ -71,9 +71,8 @@ def decide(
         if sorted(rank) != sorted(keys):
             raise UserError(f"approval {row['node_id']!r}: --rank must list each of {', '.join(keys)} once, got {', '.join(rank)}")
         decision["ranked"] = rank
-    elif select is not None or rank is not None:
-        if mode == "approve":
-            raise UserError(f"approval {row['node_id']!r} is a yes/no approval; --select and --rank do not apply")
+    elif (select is not None or rank is not None) and mode == "approve":
+        raise UserError(f"approval {row['node_id']!r} is a yes/no approval; --select and --rank do not apply")
     with store.tx(run_id) as tx:
         cur = tx.execute(
             "UPDATE _smithers_approvals SET status = ?, decision_json = ?, decided_at_ms = ?, decided_by = ? "

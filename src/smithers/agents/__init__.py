@@ -33,3 +33,23 @@ def __getattr__(name: str) -> Any:
 
 def __dir__() -> list[str]:
     return sorted([*globals(), *_LAZY])
+
+
+# agent names a task may give instead of an object: Task(..., agent="codex")
+NAMES: dict[str, str] = {"claude-code": "ClaudeCode", "claude": "ClaudeCode", "codex": "Codex", "gemini": "Gemini", "pi": "Pi"}
+
+
+def resolve(name: str) -> Any:
+    """An agent from a name: ``"claude-code"``, ``"codex"``, ``"gemini"``, ``"pi"``, or any
+    ``"provider:model"`` (a :class:`ModelAgent`). Unknown names are a configuration error."""
+    from ..errors import AgentConfigError
+
+    key = name.strip().lower()
+    if key in NAMES:
+        return __getattr__(NAMES[key])()
+    if ":" in key:
+        return __getattr__("ModelAgent")(name.strip())
+    raise AgentConfigError(
+        f"unknown agent name {name!r}",
+        hint=f"use one of {', '.join(sorted(NAMES))}, a 'provider:model' string (e.g. 'openai:gpt-5'), or an agent object",
+    )

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from .app import DbOption, JsonOption, app
+
+if TYPE_CHECKING:
+    from ..storage.store import Store
 
 human_app = typer.Typer(help="Human tasks: answer what a run asked a person for.", no_args_is_help=True)
 app.add_typer(human_app, name="human")
@@ -20,6 +23,16 @@ ByOpt = Annotated[str | None, typer.Option("--by", help="Who decided (recorded).
 
 def _echo(result: dict, json_out: bool, line: str) -> None:
     typer.echo(json.dumps(result) if json_out else line)
+
+
+def _then(store: Store, run_id: str) -> str:
+    """What continues the run now: its live owner (``up --wait``), or ``smithers resume``."""
+    from ..storage.lease import owner_alive
+
+    run = store.get_run(run_id)
+    if run is not None and owner_alive(run):
+        return f"its owner (pid {run['owner_pid']}) continues it now"
+    return f"continue it with: smithers resume {run_id}"
 
 
 @app.command()
@@ -44,7 +57,7 @@ def approve(
     store = ops.open_store(db)
     ranked = [k.strip() for k in rank.split(",") if k.strip()] if rank else None
     result = decide(store, run_id, approved=True, node_id=node, iteration=iteration, note=note, by=by, select=select, rank=ranked)
-    _echo(result, json_out, f"approved {result['node_id']}[{result['iteration']}] in run {run_id}; continue it with: smithers resume {run_id}")
+    _echo(result, json_out, f"approved {result['node_id']}[{result['iteration']}] in run {run_id}; {_then(store, run_id)}")
     return 0
 
 
@@ -67,7 +80,7 @@ def deny(
 
     store = ops.open_store(db)
     result = decide(store, run_id, approved=False, node_id=node, iteration=iteration, note=note, by=by)
-    _echo(result, json_out, f"denied {result['node_id']}[{result['iteration']}] in run {run_id}; continue it with: smithers resume {run_id}")
+    _echo(result, json_out, f"denied {result['node_id']}[{result['iteration']}] in run {run_id}; {_then(store, run_id)}")
     return 0
 
 
@@ -93,7 +106,7 @@ def signal(
     text = Path(data[1:]).read_text(encoding="utf-8") if data.startswith("@") else data
     store = ops.open_store(db)
     result = send_signal(store, run_id, name, parse_json(text, "--data"), correlation_id=correlation, by=by)
-    line = f"signal {name} {'was already delivered' if result['duplicate'] else 'delivered'} to run {run_id} (#{result['seq']})"
+    line = f"signal {name} {'was already delivered' if result['duplicate'] else 'delivered'} to run {run_id} (#{result['seq']}); {_then(store, run_id)}"
     _echo(result, json_out, line)
     return 0
 
@@ -118,7 +131,7 @@ def human_answer(
     text = Path(value[1:]).read_text(encoding="utf-8") if value.startswith("@") else value
     store = ops.open_store(db)
     result = answer_human(store, request_id, parse_json(text, "--value"), by=by)
-    _echo(result, json_out, f"answered {request_id} (run {result['run_id']}, node {result['node_id']}); continue it with: smithers resume {result['run_id']}")
+    _echo(result, json_out, f"answered {request_id} (run {result['run_id']}, node {result['node_id']}); {_then(store, result['run_id'])}")
     return 0
 
 

@@ -46,6 +46,7 @@ class AgentChain:
     def of(cls, desc: TaskDescriptor, disabled: set[int]) -> AgentChain:
         agent = desc.task.agent
         agents = list(agent) if isinstance(agent, (list, tuple)) else [agent]
+        agents = [_named(a) if isinstance(a, str) else a for a in agents]
         if not agents:
             raise AgentConfigError(f"task {desc.node_id!r}: the agent list is empty", hint="pass agent=SomeAgent() or a non-empty list")
         for index, candidate in enumerate(agents):
@@ -68,6 +69,18 @@ class AgentChain:
     @property
     def has_enabled(self) -> bool:
         return any(id(agent) not in self.disabled for agent in self.agents)
+
+
+_NAMED: dict[str, Any] = {}
+
+
+def _named(name: str) -> Any:
+    """One agent object per name for the process, so a name disabled by a config error stays off."""
+    from ..agents import resolve
+
+    if name not in _NAMED:
+        _NAMED[name] = resolve(name)
+    return _NAMED[name]
 
 
 def _errors_text(err: InvalidOutputError) -> str:

@@ -3,7 +3,9 @@
 - every route except ``/health`` (and the dashboard's sign-in and static files) needs the
   token when one is set: ``Authorization: Bearer T`` or the ``smithers_token`` cookie that
   ``POST /v1/session`` sets; tokens are compared in constant time and never logged;
-- request bodies over ``max_body_bytes`` (1 MiB) are refused with 413 before any route runs;
+- request bodies over ``max_body_bytes`` (1 MiB) are refused with 413 before any route runs,
+  and so are cross-origin browser writes and, without a token, non-loopback ``Host`` names
+  (403; see :class:`Guard`);
 - every error is the envelope ``{"error": {"code", "message", "details"}}``;
 - runs are started and resumed in background ``smithers`` processes (their own session), so
   the server never runs workflow code beyond validating a new run's input.
@@ -141,17 +143,56 @@ def _error_lines(log_path: Path) -> str:
     return "\n".join(picked[-2:])
 
 
-class BodyLimit:
-    """Pure ASGI middleware: a request body over ``max_bytes`` is answered with 413 before any
-    route runs (the body is read once and replayed, so the limit holds for chunked bodies too)."""
+_SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 
-    def __init__(self, app: Any, max_bytes: int) -> None:
+
+def _hostname(netloc: str) -> str:
+    """``host[:port]`` → host (``[::1]:80`` → ``::1``)."""
+    if netloc.startswith("["):
+        return netloc[1:].split("]", 1)[0]
+    return netloc.rsplit(":", 1)[0] if netloc.count(":") == 1 else netloc
+
+
+async def _refuse(send: Any, status: int, code: str, message: str, details: dict[str, Any] | None = None) -> None:
+    payload = json.dumps(envelope(code, message, details)).encode()
+    await send({"type": "http.response.start", "status": status, "headers": [
+        (b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode()), (b"connection", b"close"),
+    ]})
+    await send({"type": "http.response.body", "body": payload})
+
+
+class Guard:
+    """Pure ASGI middleware in front of every route:
+
+    - browsers' cross-site writes are refused (403): an unsafe method whose ``Origin`` is not
+      this server's own ``Host``, so a web page cannot start, approve or cancel runs through a
+      browser on this machine;
+    - without a token, a ``Host`` that is not a loopback name is refused (403), which defeats
+      DNS rebinding against a loopback server;
+    - a request body over ``max_bytes`` is answered with 413 before any route runs (the body
+      is read once and replayed, so the limit holds for chunked bodies too).
+    """
+
+    def __init__(self, app: Any, max_bytes: int, token_required: bool) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.token_required = token_required
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS"):
+        if scope["type"] != "http":
             await self.app(scope, receive, send)
+            return
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        host = headers.get("host", "")
+        if not self.token_required and host and not is_loopback(_hostname(host)):
+            await _refuse(send, 403, "FORBIDDEN_HOST", f"host {host!r} is not a loopback name; a server without a token answers only those")
+            return
+        if scope["method"] in _SAFE_METHODS:
+            await self.app(scope, receive, send)
+            return
+        origin = headers.get("origin")
+        if origin is not None and origin.split("://", 1)[-1].rstrip("/") != host:
+            await _refuse(send, 403, "CROSS_ORIGIN", f"cross-origin request from {origin!r} refused")
             return
         declared = dict(scope["headers"]).get(b"content-length")
         too_large = declared is not None and declared.isdigit() and int(declared) > self.max_bytes
@@ -170,13 +211,8 @@ class BodyLimit:
             if not message.get("more_body") or size > _DRAIN_LIMIT:
                 break
         if too_large:
-            payload = json.dumps(envelope(
-                "PAYLOAD_TOO_LARGE", f"the request body is larger than {self.max_bytes} bytes", {"max_bytes": self.max_bytes},
-            )).encode()
-            await send({"type": "http.response.start", "status": 413, "headers": [
-                (b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode()), (b"connection", b"close"),
-            ]})
-            await send({"type": "http.response.body", "body": payload})
+            message = f"the request body is larger than {self.max_bytes} bytes"
+            await _refuse(send, 413, "PAYLOAD_TOO_LARGE", message, {"max_bytes": self.max_bytes})
             return
         replayed = False
 
@@ -235,7 +271,7 @@ def create_app(
 
     app = FastAPI(
         title="smithers", version=__version__, description="HTTP API of the smithers durable workflow runtime.",
-        openapi_url=None, docs_url=None, redoc_url=None, lifespan=lifespan, strict_content_type=False,
+        openapi_url=None, docs_url=None, redoc_url=None, lifespan=lifespan,
     )
     app.state.service = service
     errors.install(app)
@@ -245,7 +281,7 @@ def create_app(
         from starlette.staticfiles import StaticFiles
 
         app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
-    app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
+    app.add_middleware(Guard, max_bytes=max_body_bytes, token_required=bool(service.token))
     return app
 
 

@@ -74,12 +74,16 @@ def install(app: Any) -> None:
             log.error("request failed: %s: %s", err.code, err.message)
         return JSONResponse(smithers_envelope(err), status_code=status)
 
-    async def validation_error(_request: Any, err: RequestValidationError) -> JSONResponse:
+    async def validation_error(request: Any, err: RequestValidationError) -> JSONResponse:
         errors = [
             {"loc": [str(p) for p in e.get("loc", ())], "type": e.get("type"), "message": e.get("msg")} for e in err.errors()
         ]
         if any(e["type"] == "json_invalid" for e in errors):
             return JSONResponse(envelope("INVALID_JSON", "the request body is not valid JSON", {"errors": errors}), status_code=400)
+        content_type = request.headers.get("content-type", "")
+        if "json" not in content_type and any(e["loc"][:1] == ["body"] for e in errors):
+            message = "the request body must be JSON, sent with 'Content-Type: application/json'"
+            return JSONResponse(envelope("INVALID_JSON", message, {"errors": errors}), status_code=400)
         lines = "; ".join(f"{'.'.join(e['loc'][1:] or e['loc'])}: {e['message']}" for e in errors)
         return JSONResponse(envelope("INVALID_REQUEST", f"invalid request: {lines}", {"errors": errors}), status_code=400)
 

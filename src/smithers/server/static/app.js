@@ -386,13 +386,34 @@
     return form;
   }
 
-  function humanItem(item) {
-    return h("div", { class: "approval" },
+  /** A form to answer a human task (an inbox item of kind "human"). */
+  function humanItem(item, done) {
+    const value = h("textarea", { name: "answer", rows: 4, "aria-label": "answer (JSON)", spellcheck: "false" }, "{}");
+    const msg = h("p", { class: "error-text small", role: "alert" });
+    const send = h("button", { type: "submit", class: "primary" }, "Send answer");
+    const form = h("form", { class: "approval", dataset: { node: item.node_id, request: item.request_id } },
       h("div", { class: "row" }, h("b", null, item.title || "A person's answer is needed"), h("span", { class: "spacer" }),
         h("span", { class: "muted small mono" }, `${item.node_id}[${item.iteration}]`)),
-      h("p", { class: "muted small" }, "Answer it from a terminal:"),
-      h("pre", null, (item.commands || []).join("\n") || `smithers human answer ${item.request_id} --value '{...}'`),
-      item.schema ? h("details", null, h("summary", null, "answer schema"), json(item.schema)) : null);
+      item.schema ? h("details", null, h("summary", null, "answer schema"), json(item.schema)) : null,
+      h("label", null, "Answer (JSON matching the schema)"), value,
+      h("div", { class: "row", style: "margin-top:6px" }, send, h("span", { class: "muted small mono" }, item.request_id)), msg);
+    form.addEventListener("submit", async (ev) => {
+      ev.preventDefault();
+      setText(msg, "");
+      let answer;
+      try { answer = JSON.parse(value.value); } catch (e) { setText(msg, "The answer is not valid JSON: " + e.message); return; }
+      send.disabled = true;
+      try {
+        await api(`/v1/human/${enc(item.request_id)}/answer`, { method: "POST", body: { value: answer, by: savedBy() || null } });
+        toast("Answer sent");
+        if (done) done();
+      } catch (e) {
+        setText(msg, describeError(e));
+      } finally {
+        send.disabled = false;
+      }
+    });
+    return form;
   }
 
   // -- runs list ------------------------------------------------------------------------------------
@@ -487,7 +508,7 @@
       box.replaceChildren(...items.map((item) => h("section", { class: "panel waiting" },
         item.kind === "approval" ? approvalCard(item, () => { shownKey = null; refreshInbox(); }, { showRun: true })
           : item.kind === "signal" ? [h("p", { class: "small mono" }, h("a", { href: runHref(item.run_id) }, item.run_id)), signalForm(item.run_id, item, () => { shownKey = null; refreshInbox(); })]
-            : humanItem(item))));
+            : humanItem(item, () => { shownKey = null; refreshInbox(); }))));
     }
     inboxListeners.add(draw);
     refreshInbox().then((items) => { if (alive) draw(items); });
@@ -622,7 +643,7 @@
       waitBox.replaceChildren(h("h2", null, "Waiting for you"), ...items.map((item) =>
         item.kind === "approval" ? approvalCard(item, afterDecision)
           : item.kind === "signal" ? h("div", { class: "approval" }, signalForm(runId, item, afterDecision))
-            : humanItem(item)));
+            : humanItem(item, afterDecision)));
     }
     function afterDecision() {
       waitKey = null;
@@ -826,7 +847,7 @@
               h("td", null, badge(a.status)),
               h("td", { title: fmtFull(a.started_at_ms) }, fmtTime(a.started_at_ms)),
               h("td", null, a.finished_at_ms ? fmtDur(a.finished_at_ms - a.started_at_ms) : a.status === "running" ? fmtDur(Date.now() - a.started_at_ms) : ""),
-              h("td", null, a.error ? errorBlock(a.error, true) : ""))))))));
+              h("td", null, a.error ? errorBlock(a.error, true) : "")))))));
           const hb = attempts.filter((a) => a.heartbeat != null).pop();
           if (hb) box.append(h("details", null, h("summary", null, `last heartbeat (attempt ${hb.attempt}${hb.heartbeat_at_ms ? ", " + fmtTime(hb.heartbeat_at_ms) : ""})`), json(hb.heartbeat)));
         }
@@ -1016,7 +1037,10 @@
       if (type === "RunWaiting" && S.run) S.run.status = p.status || "waiting-approval";
       else if (RUN_STATUS_OF[type] && S.run && (e.run_id == null || e.run_id === runId)) S.run.status = RUN_STATUS_OF[type];
       if (type.startsWith("Run")) { drawHead(); soon("run", refresh, 150); }
-      if (type === "FrameCommitted") soon("frames", () => loadTree(), 150);
+      if (type === "FrameCommitted") {
+        if (typeof p.frame === "number") S.frames = Math.max(S.frames, p.frame + 1);
+        soon("frames", () => loadTree(), 150);
+      }
       if (type.startsWith("Approval") || type.startsWith("Signal") || type.startsWith("Human") || type === "NodeWaiting" || type === "RunWaiting") soon("inbox", loadInbox, 150);
       if (S.tab === "events") drawTabs();
     }
@@ -1100,8 +1124,12 @@
       try { ev = JSON.parse(data.join("\n")); } catch (e) { return false; }
       if (!ev || typeof ev !== "object") return false;
       if (ev.seq == null && id != null && /^\d+$/.test(id)) ev.seq = Number(id);
+      if (type === "end") { // the run is over and every event was sent: the server closes the stream
+        if (S.run && ev.status) { S.run.status = ev.status; drawHead(); }
+        return false;
+      }
       if (!ev.type && type) ev.type = type;
-      if (!ev.type || ev.type === "ping") return false;
+      if (!ev.type) return false;
       applyEvent(ev);
       return true;
     }
@@ -1114,6 +1142,7 @@
         const data = await api(`/v1/runs/${enc(runId)}`);
         if (!S.alive) return;
         S.run = runOf(data);
+        if (typeof S.run.frames === "number") S.frames = Math.max(S.frames, S.run.frames);
         S.detailNodes.clear();
         for (const n of S.run.nodes || []) S.detailNodes.set(nodeKey(n.id ?? n.node_id, n.iteration), { ...n, id: n.id ?? n.node_id, iteration: n.iteration || 0 });
         drawHead();
@@ -1138,27 +1167,18 @@
     inboxListeners.add(onInbox);
 
     function treeFromFrame(data) {
-      if (!data) return null;
-      if (data.tree !== undefined) return data.tree;
-      if (data.plan !== undefined) return data.plan;
-      if (data.entries) return nest(data.entries, data.statuses);
-      return null;
+      return data && data.tree !== undefined ? data.tree : null;
     }
 
     async function loadTree() {
       try {
-        const data = await api(`/v1/runs/${enc(runId)}/frames?frame=latest`.replace("?frame=latest", "?frame=-1"), { quiet: true })
-          .catch(async (e) => {
-            if (e.status === 401) throw e;
-            // no "last frame" shortcut: read the count, then the last one
-            const list = await api(`/v1/runs/${enc(runId)}/frames`, { quiet: true });
-            const count = frameCount(list);
-            if (!count) return null;
-            return api(`/v1/runs/${enc(runId)}/frames?frame=${count - 1}`, { quiet: true });
-          });
+        let count = S.frames;
+        if (!count) count = frameCount(await api(`/v1/runs/${enc(runId)}/frames`, { quiet: true }));
+        if (!count || !S.alive) return;
+        const data = await api(`/v1/runs/${enc(runId)}/frames?frame=${count - 1}`, { quiet: true });
         if (!S.alive || !data) return;
         S.tree = treeFromFrame(data);
-        if (typeof data.frames === "number") S.frames = data.frames;
+        if (typeof data.frames === "number") S.frames = Math.max(S.frames, data.frames);
         queueTree();
         if (S.tab === "plan" && S.plan.follow) drawPlan(data);
       } catch (e) {
@@ -1257,7 +1277,8 @@
     drawHead();
     buildTree();
     (async () => {
-      await Promise.all([refresh(), loadTree(), loadInbox()]);
+      await Promise.all([refresh(), loadInbox()]);
+      await loadTree();
       if (!S.alive) return;
       if (S.selected != null) loadDetail(true);
       ensureStream();
@@ -1285,30 +1306,6 @@
     if (typeof list.count === "number") return list.count;
     const items = listOf(list, "frames", "items");
     return items.length;
-  }
-
-  /** Nest frame entries ({key: {k, p, i, t, ...}}) into a tree, as the server's plan_tree does. */
-  function nest(entries, statuses) {
-    const byParent = new Map();
-    const all = Array.isArray(entries) ? entries : Object.values(entries || {});
-    for (const e of all) {
-      const p = e.p == null ? null : e.p;
-      if (!byParent.has(p)) byParent.set(p, []);
-      byParent.get(p).push(e);
-    }
-    const build = (e) => {
-      const node = { ...e };
-      delete node.p; delete node.i;
-      const kids = (byParent.get(e.k) || []).slice().sort((a, b) => a.i - b.i);
-      if (kids.length) node.children = kids.map(build);
-      if (node.t === "task" && statuses) {
-        const s = Array.isArray(statuses) ? null : statuses[`${node.id}:${node.it || 0}`] || statuses[`${node.id}[${node.it || 0}]`];
-        if (s) node.status = s;
-      }
-      return node;
-    };
-    const roots = byParent.get(null) || [];
-    return roots.length ? build(roots[0]) : null;
   }
 
   // -- routing ----------------------------------------------------------------------------------
