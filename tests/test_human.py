@@ -235,6 +235,7 @@ def choices(ctx):
         Approval("pick", mode="select", options=["blue", {"key": "green", "label": "Green"}], request="Which color?"),
         Approval("order", mode="rank", options=["x", "y", "z"], request="Order these"),
         pick and order and Task("use", output=Out, value={"text": pick.selected + ":" + ",".join(order.ranked)}),
+        Task("last", output=Out, value={"text": "last"}),
     )
 """
 
@@ -267,6 +268,8 @@ def test_select_and_rank(project, run_id_of):
     assert project.cli("approve", run_id, "--rank", "z, x ,y").returncode == 0
     assert project.cli("resume", run_id, "-q").returncode == 0
     assert _rows(project, "out", run_id)["use"][-1] == "green:z,x,y"
+    # the task mounted by the decision runs before the one written after it, though the decision was picked up by a resume
+    assert _finish_order(project, run_id) == ["pick", "order", "use", "last"]
     decisions = {r[0]: r[1:] for r in project.query(
         "SELECT node_id, approved, selected, ranked FROM approval_decision WHERE run_id = ?", (run_id,)
     )}
@@ -313,6 +316,24 @@ def test_async_approval_lets_other_work_finish(project, run_id_of):
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     assert _rows(project, "out", run_id)["after"][-1] == "yes"
     assert _finish_order(project, run_id)[-2:] == ["review", "after"]
+
+
+def test_async_approval_cannot_gate_children(project):
+    project.write("wf.py", """
+from pydantic import BaseModel
+from smithers import Approval, Task, workflow
+
+class Out(BaseModel):
+    n: int
+
+@workflow
+def wf(ctx):
+    return Approval("ship", Task("push", output=Out, value={"n": 1}), async_=True)
+""")
+    result = project.cli("up", "wf.py")
+    assert result.returncode == 4
+    assert "approval 'ship': async_=True cannot gate children" in result.stderr
+    assert project.query("SELECT count(*) FROM _smithers_runs") == [(0,)]
 
 
 # -- human tasks ------------------------------------------------------------------------------
@@ -436,3 +457,6 @@ def test_inbox_and_why_list_what_waits_with_commands(project, run_id_of):
     done = project.cli("resume", first, "-q")  # by now the 1 s timer is due
     assert done.returncode == 0, done.stdout + done.stderr
     assert project.json("why", first)["commands"] == []
+    # a cancelled run's waits leave the inbox (they come back if it is resumed)
+    assert project.cli("cancel", second).returncode == 0
+    assert project.json("inbox") == []

@@ -11,18 +11,20 @@ import shutil
 import socket
 import subprocess
 import sys
-import threading
 import time
 import urllib.parse
 import urllib.request
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from smithers import ops
-from smithers.observability.metrics import collector_for, observe_transaction, render_metrics
+from smithers.observability.metrics import (
+    collector_for,
+    observe_transaction,
+    render_metrics,
+)
 from smithers.storage.store import Store
 
 HEADER = """
@@ -189,39 +191,30 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-class MetricsServer:
-    """``GET /metrics`` → ``render_metrics`` (stands in for ``smithers serve``, whose route calls the same)."""
+def serve(project) -> tuple[subprocess.Popen[str], int]:
+    """The real `smithers serve` (its GET /metrics calls render_metrics) on a free port."""
+    port = free_port()
+    proc = project.popen("serve", "--port", str(port))
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, proc.communicate()
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as response:
+                if response.status == 200:
+                    return proc, port
+        except OSError:
+            time.sleep(0.1)
+    proc.kill()
+    raise AssertionError(f"smithers serve did not answer on port {port}: {proc.communicate()}")
 
-    def __init__(self, db: Path) -> None:
-        store = Store.open(db)
-        lock = threading.Lock()
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802
-                if self.path.split("?")[0] != "/metrics":
-                    self.send_error(404)
-                    return
-                with lock:
-                    body, content_type = render_metrics(store)
-                self.send_response(200)
-                self.send_header("Content-Type", content_type)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.store = store
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.port = self.httpd.server_address[1]
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-        self.store.close()
+def stop(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.communicate(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate()
 
 
 def query(port: int, promql: str) -> list[dict]:
@@ -236,20 +229,20 @@ def test_a_real_prometheus_scrapes_the_run_counts(project, tmp_path):
     prometheus = shutil.which("prometheus") or ("/usr/bin/prometheus" if os.path.exists("/usr/bin/prometheus") else None)
     if prometheus is None:
         pytest.fail("/usr/bin/prometheus is missing: install the Debian package `prometheus` (apt-get install prometheus)")
-    # runs executed by other processes (the CLI) on the store
+    server, server_port = serve(project)
+    # runs executed by other processes (the CLI) on the store the server reads
     project.write("ok.py", OK)
     project.write("failing.py", FAILING)
     for name, code in (("ok.py", 0), ("ok.py", 0), ("failing.py", 1)):
         result = project.cli("up", name, "--quiet")
         assert result.returncode == code, result.stdout + result.stderr
 
-    server = MetricsServer(project.db)
     port = free_port()
     config = tmp_path / "prometheus.yml"
     config.write_text(
         "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n"
         "scrape_configs:\n  - job_name: smithers\n    metrics_path: /metrics\n"
-        f"    static_configs:\n      - targets: ['127.0.0.1:{server.port}']\n"
+        f"    static_configs:\n      - targets: ['127.0.0.1:{server_port}']\n"
     )
     log = (tmp_path / "prometheus.log").open("w")
     proc = subprocess.Popen(
@@ -285,7 +278,7 @@ def test_a_real_prometheus_scrapes_the_run_counts(project, tmp_path):
             proc.kill()
             proc.wait()
         log.close()
-        server.close()
+        stop(server)
 
 
 def test_the_exposition_passes_promtool(tmp_path):
@@ -294,7 +287,7 @@ def test_the_exposition_passes_promtool(tmp_path):
     promtool = shutil.which("promtool") or "/usr/bin/promtool"
     if not os.path.exists(promtool):
         pytest.fail("promtool is missing: install the Debian package `prometheus` (apt-get install prometheus)")
-    check = subprocess.run([promtool, "check", "metrics"], input=body, capture_output=True, timeout=30)
+    check = subprocess.run([promtool, "check", "metrics"], check=False, input=body, capture_output=True, timeout=30)
     assert check.returncode == 0, check.stdout.decode() + check.stderr.decode()
 
 
@@ -305,7 +298,7 @@ STACK = Path(__file__).resolve().parent.parent / "src" / "smithers" / "observabi
 
 def smithers(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "smithers", *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=60,
+        [sys.executable, "-m", "smithers", *args], check=False, env=env, cwd=cwd, capture_output=True, text=True, timeout=60,
         stdin=subprocess.DEVNULL,
     )
 
@@ -333,7 +326,7 @@ def test_the_stack_files_are_consistent(tmp_path):
     for mounted in re.findall(r"- \./([\w./-]+):", compose):
         assert (STACK / mounted).exists(), mounted
     promtool = shutil.which("promtool") or "/usr/bin/promtool"
-    check = subprocess.run([promtool, "check", "config", str(STACK / "prometheus.yml")], capture_output=True, text=True, timeout=30)
+    check = subprocess.run([promtool, "check", "config", str(STACK / "prometheus.yml")], check=False, capture_output=True, text=True, timeout=30)
     assert check.returncode == 0, check.stdout + check.stderr
     # every metric the dashboard queries is one smithers exports
     start(tmp_path, "ok.py", OK)

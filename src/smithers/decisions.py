@@ -159,11 +159,13 @@ def answer_human(store: Store, request_id: str, value: Any, *, by: str | None = 
 
 
 def inbox(store: Store) -> list[dict[str, Any]]:
-    """Every pending approval, human task and awaited signal across runs, with the command that answers it."""
+    """Every pending approval, human task and awaited signal across live runs (not finished, failed, cancelled
+    or continued), with the command that answers it."""
     items: list[dict[str, Any]] = []
+    live = "run_id IN (SELECT run_id FROM _smithers_runs WHERE status NOT IN ('finished', 'failed', 'cancelled', 'continued'))"
     for row in store._rows(
         "SELECT a.run_id, a.node_id, a.iteration, a.request_json, a.requested_at_ms, a.gate FROM _smithers_approvals a "
-        "WHERE a.status = 'requested' ORDER BY a.requested_at_ms"
+        f"WHERE a.status = 'requested' AND a.{live} ORDER BY a.requested_at_ms"
     ):
         request = json.loads(row["request_json"])
         cmd = f"smithers approve {row['run_id']} --node {row['node_id']}"
@@ -177,14 +179,15 @@ def inbox(store: Store) -> list[dict[str, Any]]:
             "options": request.get("options", []), "since_ms": row["requested_at_ms"],
             "commands": [cmd, f"smithers deny {row['run_id']} --node {row['node_id']}"],
         })
-    for row in store._rows("SELECT * FROM _smithers_human_requests WHERE status = 'pending' ORDER BY created_at_ms"):
+    for row in store._rows(f"SELECT * FROM _smithers_human_requests WHERE status = 'pending' AND {live} ORDER BY created_at_ms"):
         items.append({
             "kind": "human", "run_id": row["run_id"], "node_id": row["node_id"], "iteration": row["iteration"],
             "request_id": row["request_id"], "title": row["prompt"], "schema": json.loads(row["schema_json"]),
             "since_ms": row["created_at_ms"], "commands": [f"smithers human answer {row['request_id']} --value '{{...}}'"],
         })
     for row in store._rows(
-        "SELECT run_id, node_id, iteration, meta_json, waiting_since_ms FROM _smithers_nodes WHERE status = 'waiting-event' ORDER BY waiting_since_ms"
+        "SELECT run_id, node_id, iteration, meta_json, waiting_since_ms FROM _smithers_nodes "
+        f"WHERE status = 'waiting-event' AND {live} ORDER BY waiting_since_ms"
     ):
         meta = json.loads(row["meta_json"] or "{}")
         corr = meta.get("correlation_id")

@@ -8,7 +8,7 @@ signal, a clock — recorded durably, so no process has to stay alive while it w
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
@@ -98,6 +98,11 @@ class Approval(Task):
         self.mode = "approval"
         self.wait_async = bool(async_)
         self.children = flatten(children, f"Approval {id!r}")
+        if self.wait_async and self.children:  # the plan would run them without waiting for the decision
+            raise RenderError(
+                f"approval {id!r}: async_=True cannot gate children (they would not wait for the decision)",
+                hint=f"mount the gated work on the decision instead: d = ctx.output({id!r}); d and d.approved and Task(...)",
+            )
         self.wait = {
             "kind": "approval", "mode": mode, "on_deny": on_deny, "request": request.model_dump(mode="json"),
             "options": [o.model_dump() for o in parsed],
@@ -179,7 +184,7 @@ class Timer(Task):
                 except ValueError:
                     raise RenderError(f"timer {id!r}: until={until!r} is not an ISO date-time") from None
             if until.tzinfo is None:
-                until = until.replace(tzinfo=timezone.utc)
+                until = until.replace(tzinfo=UTC)
             until_ms = int(until.timestamp() * 1000)
         else:
             try:

@@ -45,7 +45,7 @@ def _compose_command() -> list[str]:
     if docker is None:
         raise UserError("smithers observability needs Docker, and there is no `docker` command on PATH", hint=hint)
     try:
-        info = subprocess.run([docker, "info"], capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL)
+        info = subprocess.run([docker, "info"], check=False, capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL)
     except (OSError, subprocess.TimeoutExpired) as err:
         raise UserError(f"smithers observability needs Docker, and `docker info` did not answer: {err}", hint=hint) from None
     if info.returncode != 0:
@@ -54,7 +54,7 @@ def _compose_command() -> list[str]:
             f"smithers observability needs Docker, and the Docker daemon is not reachable (`docker info` failed: {reason})",
             hint=hint,
         )
-    version = subprocess.run([docker, "compose", "version"], capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL)
+    version = subprocess.run([docker, "compose", "version"], check=False, capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL)
     if version.returncode == 0:
         return [docker, "compose"]
     legacy = shutil.which("docker-compose")
@@ -73,7 +73,7 @@ def _targets_dir(target: str) -> Path:
 
 def _compose(args: list[str], env: dict[str, str] | None = None) -> int:
     command = [*_compose_command(), "-p", PROJECT, "-f", str(stack_dir() / "docker-compose.yml"), *args]
-    return subprocess.run(command, env={**os.environ, **(env or {})}, stdin=subprocess.DEVNULL).returncode
+    return subprocess.run(command, check=False, env={**os.environ, **(env or {})}, stdin=subprocess.DEVNULL).returncode
 
 
 @observability_app.command("up")

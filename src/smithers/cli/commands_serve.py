@@ -35,12 +35,14 @@ def serve(
 
     Example: SMITHERS_API_KEY=s3cret smithers serve --port 7331 --root .
     """
-    from .. import ops
     from ..errors import UserError
+    from ..server import check_bind
+
+    token = auth_token or None
+    check_bind(host, token)  # before importing FastAPI and the engine: a refusal is instant
+    from .. import ops
 
     server = _server_module()
-    token = auth_token or None
-    server.check_bind(host, token)
     root_path = Path(root or ".").expanduser().resolve()
     if not root_path.is_dir():
         raise UserError(f"--root {root_path} is not a folder")
@@ -57,9 +59,11 @@ def serve(
 
 def start_background_server(db_path: Path, host: str, port: int, token: str | None) -> ServerThread:
     """``smithers up --serve``: the API in a daemon thread; its URL goes to stderr."""
-    server = _server_module()
+    from ..server import check_bind
+
     token = token or None
-    server.check_bind(host, token)
+    check_bind(host, token)
+    server = _server_module()
     application = server.create_app(db_path, Path.cwd(), token)
     thread = server.ServerThread(application, server.bind(host, port)).start()
     typer.echo(f"serving on {thread.url}", err=True)

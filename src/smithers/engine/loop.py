@@ -128,6 +128,8 @@ class RunLoop:
                 return await self._cancel(self.cancel_reason)
             if self.needs_render and self.failure is None:
                 self._render_or_fail()                                  # ① render + ② plan
+                if self.needs_render:  # a wait the render picked up ended with an output it reads: mount what it unlocks first
+                    continue
             if self._advance_loops():
                 continue
             started = await self._start_ready() if self.failure is None else None  # ③ schedule + ④ execute

@@ -8,12 +8,15 @@ costs what happened since the previous one, not the length of the history) and u
 counters and histograms from them; gauges come from the current table state.
 
 All metrics live in the collector's own ``CollectorRegistry`` (never the global default
-one) and are named ``smithers_*``. ``prometheus-client`` is imported lazily (the ``server``
-extra); :func:`observe_transaction` is a no-op without it.
+one) and are named ``smithers_*``; the values are kept here and handed to
+``prometheus-client`` as metric families at scrape time (so no ``*_created`` series).
+``prometheus-client`` (the ``server`` extra) is imported only to render;
+:func:`observe_transaction` does not need it.
 """
 
 from __future__ import annotations
 
+import bisect
 import json
 import sqlite3
 import threading
@@ -34,55 +37,98 @@ _RUN_COUNTERS = {
     "RunFinished": "finished", "RunFailed": "failed", "RunCancelled": "cancelled", "RunContinuedAsNew": "continued",
 }
 
+# -- metric values (plain Python; turned into Prometheus families at scrape time) -----------------
+
+
+class _Counter:
+    kind = "counter"
+
+    def __init__(self, name: str, doc: str, labels: tuple[str, ...] = ()) -> None:
+        self.name, self.doc, self.labels = name, doc, labels
+        self.values: dict[tuple[str, ...], float] = {} if labels else {(): 0.0}
+
+    def inc(self, *label_values: str, amount: float = 1.0) -> None:
+        self.values[label_values] = self.values.get(label_values, 0.0) + amount
+
+    def family(self) -> Any:
+        from prometheus_client.core import CounterMetricFamily
+
+        family = CounterMetricFamily(self.name, self.doc, labels=self.labels)
+        for key, value in sorted(self.values.items()):
+            family.add_metric(key, value)
+        return family
+
+
+class _Gauge(_Counter):
+    kind = "gauge"
+
+    def set(self, value: float) -> None:
+        self.values[()] = float(value)
+
+    def family(self) -> Any:
+        from prometheus_client.core import GaugeMetricFamily
+
+        family = GaugeMetricFamily(self.name, self.doc, labels=self.labels)
+        for key, value in sorted(self.values.items()):
+            family.add_metric(key, value)
+        return family
+
+
+class _Histogram:
+    def __init__(self, name: str, doc: str, labels: tuple[str, ...] = (), buckets: tuple[float, ...] = DURATION_BUCKETS) -> None:
+        self.name, self.doc, self.labels, self.buckets = name, doc, labels, buckets
+        self.series: dict[tuple[str, ...], tuple[list[int], list[float]]] = {}  # labels -> (counts per bucket + Inf, [sum])
+        self._lock = threading.Lock()
+        if not labels:
+            self.series[()] = ([0] * (len(buckets) + 1), [0.0])
+
+    def observe(self, value: float, *label_values: str) -> None:
+        index = bisect.bisect_left(self.buckets, value)
+        with self._lock:
+            series = self.series.get(label_values)
+            if series is None:
+                series = self.series[label_values] = ([0] * (len(self.buckets) + 1), [0.0])
+            series[0][index] += 1
+            series[1][0] += value
+
+    def family(self) -> Any:
+        from prometheus_client.core import HistogramMetricFamily
+
+        family = HistogramMetricFamily(self.name, self.doc, labels=self.labels)
+        with self._lock:
+            snapshot = sorted((key, list(counts), total[0]) for key, (counts, total) in self.series.items())
+        for key, counts, total in snapshot:
+            cumulative, buckets = 0, []
+            for bound, count in zip((*self.buckets, float("inf")), counts, strict=True):
+                cumulative += count
+                buckets.append(("+Inf" if bound == float("inf") else repr(float(bound)), cumulative))
+            family.add_metric(key, buckets, total)
+        return family
+
+
 # -- the store transaction histogram (in-process) ----------------------------------------------
 
-_tx_lock = threading.Lock()
-_tx_histogram: Any = None
-_tx_unavailable = False
-
-
-def _transaction_histogram() -> Any:
-    global _tx_histogram, _tx_unavailable
-    if _tx_histogram is None and not _tx_unavailable:
-        with _tx_lock:
-            if _tx_histogram is None and not _tx_unavailable:
-                try:
-                    from prometheus_client import Histogram
-                except ImportError:
-                    _tx_unavailable = True
-                    return None
-                _tx_histogram = Histogram(
-                    "smithers_store_transaction_seconds",
-                    "Time of one store write transaction (BEGIN IMMEDIATE to COMMIT), measured in this process",
-                    buckets=TRANSACTION_BUCKETS, registry=None,
-                )
-    return _tx_histogram
+_transactions = _Histogram(
+    "smithers_store_transaction_seconds",
+    "Time of one store write transaction (BEGIN IMMEDIATE to COMMIT) in the process serving these metrics",
+    buckets=TRANSACTION_BUCKETS,
+)
 
 
 def observe_transaction(seconds: float) -> None:
-    """Record one store write transaction's duration (called by ``Store.tx``). Safe and cheap
-    without ``prometheus-client`` installed. Only transactions of the scraped process show up."""
-    histogram = _tx_histogram if _tx_histogram is not None else _transaction_histogram()
-    if histogram is not None:
-        histogram.observe(seconds)
+    """Record one store write transaction's duration (``Store.tx`` calls it). Cheap, and needs
+    no ``prometheus-client``. Only the transactions of the scraped process show up."""
+    _transactions.observe(seconds)
 
 
 # -- the collector -----------------------------------------------------------------------------
 
 
-class _ProcessMetrics:
-    """Adds the in-process transaction histogram to a collector's registry."""
-
-    def collect(self) -> Any:
-        histogram = _transaction_histogram()
-        return histogram.collect() if histogram is not None else []
-
-
 class MetricsCollector:
-    """The metrics of one database. Call :meth:`scrape` (or :meth:`render`) on each scrape."""
+    """The metrics of one database. Call :meth:`render` on each scrape."""
 
     def __init__(self, path: Path | str) -> None:
-        from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+        from prometheus_client import CollectorRegistry
 
         self.path = Path(path)
         self._conn: sqlite3.Connection | None = None
@@ -91,41 +137,50 @@ class MetricsCollector:
         self._attempt_started: dict[tuple[str, str, int, int], int] = {}  # (run, node, iteration, attempt) -> ts_ms
         self._node_started: dict[tuple[str, str, int], int] = {}  # (run, node, iteration) -> first attempt's ts_ms
         self._tool_started: dict[tuple[str, str], int] = {}  # (run, call_id) -> ts_ms
-        r = self.registry = CollectorRegistry(auto_describe=True)
 
-        self.runs_started = Counter("smithers_runs_started", "Runs started (not counting resumes)", registry=r)
-        self.runs_resumed = Counter("smithers_runs_resumed", "Runs resumed after their process stopped", registry=r)
+        self.runs_started = _Counter("smithers_runs_started", "Runs started (resumes not counted)")
+        self.runs_resumed = _Counter("smithers_runs_resumed", "Runs resumed (by smithers resume, a supervisor or a takeover)")
         self.runs_ended = {
-            status: Counter(f"smithers_runs_{status}", f"Runs that ended {status}", registry=r)
-            for status in ("finished", "failed", "cancelled", "continued")
+            status: _Counter(f"smithers_runs_{status}", doc)
+            for status, doc in (
+                ("finished", "Runs that finished"), ("failed", "Runs that failed"), ("cancelled", "Runs that were cancelled"),
+                ("continued", "Runs that continued as a new run"),
+            )
         }
-        self.runs_active = Gauge("smithers_runs_active", "Runs in status running", registry=r)
-        self.runs_waiting = Gauge("smithers_runs_waiting", "Runs waiting for an approval, a signal or a timer", registry=r)
-        self.nodes_started = Counter("smithers_node_attempts_started", "Task attempts started", registry=r)
-        self.attempts_ended = Counter("smithers_node_attempts", "Task attempts ended, by status", ["status"], registry=r)
-        self.node_duration = Histogram(
-            "smithers_node_duration_seconds", "Time from a task's first attempt start to its final finish or failure",
-            ["status"], buckets=DURATION_BUCKETS, registry=r,
+        self.runs_active = _Gauge("smithers_runs_active", "Runs in status running")
+        self.runs_waiting = _Gauge("smithers_runs_waiting", "Runs waiting for an approval, a signal or a timer")
+        self.attempts_started = _Counter("smithers_node_attempts_started", "Task attempts started")
+        self.attempts_ended = _Counter("smithers_node_attempts", "Task attempts ended, by status", ("status",))
+        self.node_duration = _Histogram(
+            "smithers_node_duration_seconds", "Time from a task's first attempt start to its final finish, failure or cancel",
+            ("status",),
         )
-        self.attempt_duration = Histogram(
-            "smithers_attempt_duration_seconds", "Time of one task attempt, by how it ended", ["status"],
-            buckets=DURATION_BUCKETS, registry=r,
-        )
-        self.retries = Counter("smithers_node_retries", "Task retries scheduled after a failed attempt", registry=r)
-        self.nodes_skipped = Counter("smithers_nodes_skipped", "Tasks skipped", registry=r)
-        self.agent_turns = Counter("smithers_agent_turns", "Agent turns (prompts sent to an agent)", ["agent"], registry=r)
-        self.tokens = Counter("smithers_tokens", "Tokens reported by agents", ["agent", "model", "kind"], registry=r)
-        self.cost = Counter("smithers_agent_cost_usd", "Cost reported by agents, in US dollars", ["agent", "model"], registry=r)
-        self.tool_calls = Counter("smithers_tool_calls", "Tool calls made by agents", ["tool", "status"], registry=r)
-        self.tool_duration = Histogram(
-            "smithers_tool_duration_seconds", "Time of one tool call", ["tool"], buckets=DURATION_BUCKETS, registry=r,
-        )
-        self.approvals_requested = Counter("smithers_approvals_requested", "Approvals requested", registry=r)
-        self.approvals_decided = Counter("smithers_approvals_decided", "Approvals decided, by outcome", ["decision"], registry=r)
-        self.approvals_pending = Gauge("smithers_approvals_pending", "Approvals waiting for a decision", registry=r)
-        self.queue_depth = Gauge("smithers_scheduler_queue_depth", "Tasks pending in running runs", registry=r)
-        self.events = Counter("smithers_events", "Events recorded, by type", ["type"], registry=r)
-        r.register(_ProcessMetrics())
+        self.attempt_duration = _Histogram("smithers_attempt_duration_seconds", "Time of one task attempt, by how it ended", ("status",))
+        self.retries = _Counter("smithers_node_retries", "Task retries scheduled after a failed attempt")
+        self.nodes_skipped = _Counter("smithers_nodes_skipped", "Tasks skipped")
+        self.agent_turns = _Counter("smithers_agent_turns", "Agent turns (prompts sent to an agent)", ("agent",))
+        self.tokens = _Counter("smithers_tokens", "Tokens reported by agents", ("agent", "model", "kind"))
+        self.cost = _Counter("smithers_agent_cost_usd", "Cost reported by agents, in US dollars", ("agent", "model"))
+        self.tool_calls = _Counter("smithers_tool_calls", "Tool calls made by agents", ("tool", "status"))
+        self.tool_duration = _Histogram("smithers_tool_duration_seconds", "Time of one tool call", ("tool",))
+        self.approvals_requested = _Counter("smithers_approvals_requested", "Approvals requested")
+        self.approvals_decided = _Counter("smithers_approvals_decided", "Approvals decided, by decision", ("decision",))
+        self.approvals_pending = _Gauge("smithers_approvals_pending", "Approvals waiting for a decision")
+        self.queue_depth = _Gauge("smithers_scheduler_queue_depth", "Tasks pending in running runs")
+        self.events = _Counter("smithers_events", "Events recorded, by type", ("type",))
+        self.metrics: list[Any] = [
+            self.runs_started, self.runs_resumed, *self.runs_ended.values(), self.runs_active, self.runs_waiting,
+            self.attempts_started, self.attempts_ended, self.node_duration, self.attempt_duration, self.retries,
+            self.nodes_skipped, self.agent_turns, self.tokens, self.cost, self.tool_calls, self.tool_duration,
+            self.approvals_requested, self.approvals_decided, self.approvals_pending, self.queue_depth, self.events,
+            _transactions,
+        ]
+        self.registry = CollectorRegistry(auto_describe=False)
+        self.registry.register(self)
+
+    def collect(self) -> Any:  # the prometheus_client Collector protocol
+        for metric in self.metrics:
+            yield metric.family()
 
     # -- reading -------------------------------------------------------------------------------
 
@@ -140,26 +195,31 @@ class MetricsCollector:
     def scrape(self) -> None:
         """Count the events committed since the last scrape, then refresh the gauges."""
         with self._lock:
-            conn = self._connection()
-            while True:
-                rows = conn.execute(
-                    "SELECT rowid, run_id, type, ts_ms, node_id, iteration, attempt, payload_json FROM _smithers_events "
-                    "WHERE rowid > ? ORDER BY rowid LIMIT ?",
-                    (self.cursor, BATCH),
-                ).fetchall()
-                for row in rows:
-                    self._count(row)
-                if rows:
-                    self.cursor = rows[-1][0]
-                if len(rows) < BATCH:
-                    break
-            self._gauges(conn)
+            self._scrape()
+
+    def _scrape(self) -> None:
+        conn = self._connection()
+        while True:
+            rows = conn.execute(
+                "SELECT rowid, run_id, type, ts_ms, node_id, iteration, attempt, payload_json FROM _smithers_events "
+                "WHERE rowid > ? ORDER BY rowid LIMIT ?",
+                (self.cursor, BATCH),
+            ).fetchall()
+            for row in rows:
+                self._count(row)
+            if rows:
+                self.cursor = rows[-1][0]
+            if len(rows) < BATCH:
+                break
+        self._gauges(conn)
 
     def render(self) -> tuple[bytes, str]:
         from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-        self.scrape()
-        return generate_latest(self.registry), CONTENT_TYPE_LATEST
+        with self._lock:
+            self._scrape()
+            body = generate_latest(self.registry)
+        return body, CONTENT_TYPE_LATEST
 
     def close(self) -> None:
         if self._conn is not None:
@@ -167,7 +227,7 @@ class MetricsCollector:
             self._conn = None
 
     def _gauges(self, conn: sqlite3.Connection) -> None:
-        one = lambda sql: conn.execute(sql).fetchone()[0]  # noqa: E731
+        one = lambda sql: conn.execute(sql).fetchone()[0]
         self.runs_active.set(one("SELECT COUNT(*) FROM _smithers_runs WHERE status = 'running'"))
         self.runs_waiting.set(one("SELECT COUNT(*) FROM _smithers_runs WHERE status LIKE 'waiting-%'"))
         self.approvals_pending.set(one("SELECT COUNT(*) FROM _smithers_approvals WHERE status = 'requested'"))
@@ -188,13 +248,13 @@ class MetricsCollector:
                 loaded = None
             if isinstance(loaded, dict):
                 payload = loaded
-        self.events.labels(type=kind).inc()
+        self.events.inc(kind)
         if kind == "RunStarted":
             (self.runs_resumed if payload.get("resumed") else self.runs_started).inc()
         elif kind in _RUN_COUNTERS:
             self.runs_ended[_RUN_COUNTERS[kind]].inc()
         elif kind == "NodeStarted" and attempt is not None:
-            self.nodes_started.inc()
+            self.attempts_started.inc()
             self._attempt_started[(run_id, node_id, iteration, attempt)] = ts_ms
             self._node_started.setdefault((run_id, node_id, iteration), ts_ms)
         elif kind in _ATTEMPT_END and attempt is not None:
@@ -204,7 +264,7 @@ class MetricsCollector:
         elif kind == "NodeSkipped":
             self.nodes_skipped.inc()
         elif kind == "AgentTurn":
-            self.agent_turns.labels(agent=str(payload.get("agent") or "unknown")).inc()
+            self.agent_turns.inc(str(payload.get("agent") or "unknown"))
         elif kind == "TokenUsageReported":
             self._usage(payload)
         elif kind == "ToolCallStarted":
@@ -214,20 +274,20 @@ class MetricsCollector:
         elif kind == "ApprovalRequested":
             self.approvals_requested.inc()
         elif kind == "ApprovalDecided":  # the decision itself (ApprovalGranted/Denied: the run consuming it)
-            self.approvals_decided.labels(decision="approved" if payload.get("approved") else "denied").inc()
+            self.approvals_decided.inc("approved" if payload.get("approved") else "denied")
 
     def _attempt_ended(
         self, run_id: str, node_id: str, iteration: int, attempt: int, ts_ms: int, status: str, payload: dict[str, Any]
     ) -> None:
-        self.attempts_ended.labels(status=status).inc()
+        self.attempts_ended.inc(status)
         started = self._attempt_started.pop((run_id, node_id, iteration, attempt), None)
         if started is not None:
-            self.attempt_duration.labels(status=status).observe(max(ts_ms - started, 0) / 1000)
+            self.attempt_duration.observe(max(ts_ms - started, 0) / 1000, status)
         final = status == "finished" or (status == "failed" and not payload.get("will_retry")) or status == "cancelled"
         if final:
             first = self._node_started.pop((run_id, node_id, iteration), None)
             if first is not None:
-                self.node_duration.labels(status=status).observe(max(ts_ms - first, 0) / 1000)
+                self.node_duration.observe(max(ts_ms - first, 0) / 1000, status)
 
     def _usage(self, payload: dict[str, Any]) -> None:
         agent = str(payload.get("agent") or "unknown")
@@ -235,20 +295,20 @@ class MetricsCollector:
         for kind in TOKEN_KINDS:
             value = payload.get(f"{kind}_tokens")
             if isinstance(value, (int, float)) and value > 0:
-                self.tokens.labels(agent=agent, model=model, kind=kind).inc(value)
+                self.tokens.inc(agent, model, kind, amount=value)
         cost = payload.get("cost_usd")
         if isinstance(cost, (int, float)) and cost > 0:
-            self.cost.labels(agent=agent, model=model).inc(cost)
+            self.cost.inc(agent, model, amount=cost)
 
     def _tool_finished(self, run_id: str, ts_ms: int, payload: dict[str, Any]) -> None:
         tool = str(payload.get("tool") or "unknown")
-        self.tool_calls.labels(tool=tool, status="error" if payload.get("is_error") else "ok").inc()
+        self.tool_calls.inc(tool, "error" if payload.get("is_error") else "ok")
         started = self._tool_started.pop((run_id, str(payload.get("call_id"))), None)
         duration_ms = payload.get("duration_ms")
         if not isinstance(duration_ms, (int, float)):
             duration_ms = ts_ms - started if started is not None else None
         if duration_ms is not None:
-            self.tool_duration.labels(tool=tool).observe(max(duration_ms, 0) / 1000)
+            self.tool_duration.observe(max(duration_ms, 0) / 1000, tool)
 
 
 # -- one collector per database ----------------------------------------------------------------

@@ -16,8 +16,8 @@ bind the socket themselves, so port 0 works and a busy port is a clean error.
 
 from __future__ import annotations
 
+import contextlib
 import hmac
-import ipaddress
 import json
 import os
 import socket
@@ -35,7 +35,7 @@ from fastapi import Depends, FastAPI, Request
 
 from ..errors import UserError
 from ..storage.store import Store
-from . import errors
+from . import check_bind, errors, is_loopback  # noqa: F401  (check_bind: re-exported)
 from .errors import ApiError, envelope
 
 MAX_BODY_BYTES = 1 << 20
@@ -73,10 +73,8 @@ class Service:
     def close(self) -> None:
         with self._lock:
             for store in self._stores:
-                try:
+                with contextlib.suppress(Exception):  # closing at shutdown; nothing to do about it
                     store.close()
-                except Exception:  # noqa: BLE001 - closing at shutdown; nothing to do about it
-                    pass
             self._stores.clear()
 
     # -- auth ----------------------------------------------------------------------------
@@ -89,12 +87,13 @@ class Service:
     # -- background runs -----------------------------------------------------------------
 
     def spawn(self, args: list[str], run_id: str) -> tuple[subprocess.Popen[bytes], Path]:
-        """Start ``smithers ARGS --db DB --quiet`` in its own session, output to the run's log."""
+        """Start ``smithers ARGS --db DB --quiet`` in its own session, output to the run's log
+        (``-P``: files in the root never shadow modules the CLI imports)."""
         from ..events.ndjson import run_dir
 
         log_path = run_dir(self.db_path, run_id) / "output.log"
         log_path.parent.mkdir(parents=True, exist_ok=True)
-        argv = [sys.executable, "-m", "smithers", *args, "--db", str(self.db_path), "--quiet"]
+        argv = [sys.executable, "-P", "-m", "smithers", *args, "--db", str(self.db_path), "--quiet"]
         env = {k: v for k, v in os.environ.items() if k != "SMITHERS_API_KEY"}
         with open(log_path, "ab") as log, open(os.devnull, "rb") as devnull:
             child = subprocess.Popen(
@@ -105,7 +104,8 @@ class Service:
 
     def wait_started(self, child: subprocess.Popen[bytes], log_path: Path, run_id: str, *, timeout: float = 15.0) -> str:
         """Wait until the child owns the run (or already left it); returns the run's status.
-        A child that exits with a usage error (exit 4) becomes a 409 naming its message."""
+        A child that exits with a usage error (exit 4) is a 409 (400 if it created no run)
+        naming its message; one that crashed before creating the run is a 500."""
         store = self.store()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -117,7 +117,8 @@ class Service:
                 run = store.get_run(run_id)
                 if code == 4 or run is None:
                     message = _error_lines(log_path) or f"the background process exited with code {code}"
-                    raise ApiError(409 if run is not None else 400, "RUN_NOT_STARTED", message, details={"log": str(log_path)})
+                    status = 409 if run is not None else 400 if code == 4 else 500
+                    raise ApiError(status, "RUN_NOT_STARTED", message, details={"log": str(log_path), "exit_code": code})
                 return run["status"]
             time.sleep(0.05)
         run = store.get_run(run_id)
@@ -288,32 +289,14 @@ def create_app(
 # -- running it -------------------------------------------------------------------------------
 
 
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
-
-
-def check_bind(host: str, token: str | None) -> None:
-    """Refuse (exit 4) to listen beyond this machine without a token."""
-    if not is_loopback(host) and not token:
-        raise UserError(
-            f"refusing to serve on {host} without a token: anyone who can reach it could start and approve runs",
-            hint="set one with --auth-token or $SMITHERS_API_KEY, or keep the default --host 127.0.0.1",
-        )
-
-
 def bind(host: str, port: int) -> socket.socket:
     """A listening socket (port 0 picks a free port); a busy port is a usage error."""
     try:
         infos = socket.getaddrinfo(host.strip("[]"), port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
     except socket.gaierror as err:
         raise UserError(f"cannot resolve --host {host}: {err.strerror}") from None
-    family, _, _, _, address = infos[0]
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    family, kind, proto, _, address = infos[0]
+    sock = socket.socket(family, kind, proto)  # proto IPPROTO_TCP: asyncio then sets TCP_NODELAY on each connection
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind(address)

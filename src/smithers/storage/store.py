@@ -19,6 +19,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from ..errors import LeaseLostError, StorageError
+from ..observability.metrics import observe_transaction
 from .output_tables import OutputTable
 from .schema import MIGRATIONS
 from .sqlite import begin_write, connect
@@ -252,6 +253,7 @@ class Store:
                     raise StorageError(f"a transaction for run {current.run_id} is open; cannot nest one for {run_id}")
                 yield current
                 return
+            started = time.perf_counter()
             begin_write(self.conn)
             tx = Tx(self.conn, run_id)
             self._current = tx
@@ -264,6 +266,7 @@ class Store:
                         raise LeaseLostError(f"run {run_id}: another process took over this run; stopping here")
                 yield tx
                 self.conn.execute("COMMIT")
+                observe_transaction(time.perf_counter() - started)
             except BaseException:
                 self.conn.execute("ROLLBACK")
                 raise

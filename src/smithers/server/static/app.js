@@ -49,6 +49,12 @@
     return el;
   }
 
+  /** Replace an element's children (null / false children are skipped, never shown as text). */
+  function fill(el, ...kids) {
+    el.replaceChildren();
+    return add(el, kids);
+  }
+
   function setText(el, text) {
     const s = text == null ? "" : String(text);
     if (el.textContent !== s) el.textContent = s;
@@ -188,10 +194,7 @@
   }
 
   function runOf(data) {
-    if (data && data.run && typeof data.run === "object") {
-      return { ...data.run, nodes: data.nodes || data.run.nodes || [], waiting_for: data.waiting_for || data.run.waiting_for };
-    }
-    return data || {};
+    return data && typeof data === "object" ? data : {};
   }
 
   function nodeKey(id, iteration) {
@@ -234,7 +237,7 @@
         input.select();
       }
     });
-    app.replaceChildren(form);
+    fill(app, form);
     setNav(null);
     input.focus();
   }
@@ -286,14 +289,14 @@
     const optionsBox = h("div");
     function drawOptions() {
       if (mode === "select") {
-        optionsBox.replaceChildren(h("ul", { class: "options" }, options.map((o) =>
+        fill(optionsBox, h("ul", { class: "options" }, options.map((o) =>
           h("li", null, h("label", null,
             h("input", { type: "radio", name: `select-${item.run_id}-${item.node_id}-${item.iteration}`, value: o.key,
               checked: chosen === o.key, onchange: () => { chosen = o.key; } }),
             h("span", { class: "opt-label" }, h("b", null, o.label || o.key), o.summary ? h("span", { class: "muted" }, " — " + o.summary) : null))))));
       } else if (mode === "rank") {
         const byKey = new Map(options.map((o) => [o.key, o]));
-        optionsBox.replaceChildren(h("ol", { class: "options" }, order.map((key, i) => {
+        fill(optionsBox, h("ol", { class: "options" }, order.map((key, i) => {
           const o = byKey.get(key) || { key };
           const move = (d) => () => {
             const j = i + d;
@@ -387,13 +390,14 @@
   }
 
   /** A form to answer a human task (an inbox item of kind "human"). */
-  function humanItem(item, done) {
+  function humanItem(item, done, { showRun = false } = {}) {
     const value = h("textarea", { name: "answer", rows: 4, "aria-label": "answer (JSON)", spellcheck: "false" }, "{}");
     const msg = h("p", { class: "error-text small", role: "alert" });
     const send = h("button", { type: "submit", class: "primary" }, "Send answer");
     const form = h("form", { class: "approval", dataset: { node: item.node_id, request: item.request_id } },
       h("div", { class: "row" }, h("b", null, item.title || "A person's answer is needed"), h("span", { class: "spacer" }),
-        h("span", { class: "muted small mono" }, `${item.node_id}[${item.iteration}]`)),
+        h("span", { class: "muted small mono" }, showRun ? h("a", { href: runHref(item.run_id, item.node_id) }, item.run_id) : null,
+          showRun ? " · " : null, `${item.node_id}[${item.iteration}]`)),
       item.schema ? h("details", null, h("summary", null, "answer schema"), json(item.schema)) : null,
       h("label", null, "Answer (JSON matching the schema)"), value,
       h("div", { class: "row", style: "margin-top:6px" }, send, h("span", { class: "muted small mono" }, item.request_id)), msg);
@@ -431,14 +435,14 @@
     const filters = h("div", { class: "filters", role: "toolbar", "aria-label": "filter by status" });
 
     function drawFilters() {
-      filters.replaceChildren(...RUN_FILTERS.map(([value, label]) =>
+      fill(filters, ...RUN_FILTERS.map(([value, label]) =>
         h("button", { type: "button", class: "chip" + (value === status ? " on" : ""), dataset: { filter: value || "all" },
           "aria-pressed": value === status ? "true" : "false",
           onclick: () => { status = value; history.replaceState(null, "", value ? `#/?status=${enc(value)}` : "#/"); drawFilters(); load(); } },
         label)));
     }
 
-    app.replaceChildren(
+    fill(app, 
       h("div", { class: "row" }, h("h1", null, "Runs"), h("span", { class: "spacer" }), updated),
       filters,
       h("section", { class: "panel" }, list, h("div", { class: "row", style: "justify-content:center" }, more)));
@@ -447,7 +451,7 @@
 
     function row(r) {
       const ended = TERMINAL.has(r.status);
-      const elapsed = (ended || r.status.startsWith("waiting") ? r.updated_at_ms : Date.now()) - r.created_at_ms;
+      const elapsed = (ended ? r.updated_at_ms : Date.now()) - r.created_at_ms;
       return h("li", { class: "run-row", dataset: { run: r.run_id, status: r.status } },
         h("span", { class: "id mono" }, h("a", { href: runHref(r.run_id) }, r.run_id)),
         h("span", { class: "wf" }, r.workflow),
@@ -466,7 +470,7 @@
         const runs = listOf(data, "runs", "items");
         const head = h("li", { class: "run-row head" }, h("span", null, "Run"), h("span", null, "Workflow"), h("span", null, "Status"),
           h("span", null, "Created"), h("span", null, "Elapsed"));
-        list.replaceChildren(head, ...runs.map(row));
+        fill(list, head, ...runs.map(row));
         if (!runs.length) {
           list.append(h("li", { class: "empty" }, status ? `No ${status} runs.` : "No runs yet. Start one with ",
             status ? null : h("code", null, "smithers up workflow.py"), status ? null : "."));
@@ -492,7 +496,7 @@
   function InboxPage() {
     let alive = true;
     const box = h("div", { id: "inbox" });
-    app.replaceChildren(h("h1", null, "Inbox"), h("p", { class: "muted" }, "Everything a run is waiting for a person to decide or send."), box);
+    fill(app, h("h1", null, "Inbox"), h("p", { class: "muted" }, "Everything a run is waiting for a person to decide or send."), box);
     setNav("inbox");
     let shownKey = null;
 
@@ -502,13 +506,13 @@
       if (key === shownKey) return;
       shownKey = key;
       if (!items.length) {
-        box.replaceChildren(h("section", { class: "panel empty" }, "Nothing is waiting for you."));
+        fill(box, h("section", { class: "panel empty" }, "Nothing is waiting for you."));
         return;
       }
-      box.replaceChildren(...items.map((item) => h("section", { class: "panel waiting" },
+      fill(box, ...items.map((item) => h("section", { class: "panel waiting" },
         item.kind === "approval" ? approvalCard(item, () => { shownKey = null; refreshInbox(); }, { showRun: true })
           : item.kind === "signal" ? [h("p", { class: "small mono" }, h("a", { href: runHref(item.run_id) }, item.run_id)), signalForm(item.run_id, item, () => { shownKey = null; refreshInbox(); })]
-            : humanItem(item, () => { shownKey = null; refreshInbox(); }))));
+            : humanItem(item, () => { shownKey = null; refreshInbox(); }, { showRun: true }))));
     }
     inboxListeners.add(draw);
     refreshInbox().then((items) => { if (alive) draw(items); });
@@ -538,6 +542,11 @@
 
     // layout ------------------------------------------------------------------
     const headBox = h("section", { class: "panel", id: "run-head" });
+    const headMain = h("div");
+    const inputBox = h("details", { class: "run-input", hidden: true }, h("summary", null, "input"));
+    const signalBox = h("details", { class: "signal-box", hidden: true }, h("summary", null, "send a signal"), signalForm(runId, null, () => refresh()));
+    add(headBox, [headMain, inputBox, signalBox]);
+    let elapsedEl = null;
     const waitBox = h("section", { class: "panel waiting", id: "waiting", hidden: true });
     const tabs = h("div", { class: "tabs", role: "tablist" });
     const treeList = h("ul", { class: "tree", id: "tree" });
@@ -552,14 +561,14 @@
     const eventsView = h("section", { class: "panel", id: "events-view", hidden: true },
       h("div", { class: "row", style: "margin-bottom:8px" }, eventsFilter, h("span", { class: "muted small", id: "events-count" })), eventsBox);
 
-    app.replaceChildren(
+    fill(app, 
       h("div", { class: "crumbs" }, h("a", { href: "#/" }, "← Runs")),
       headBox, waitBox, tabs, nodesView, planView, eventsView);
     setNav("runs");
 
     function drawTabs() {
       const counts = { events: S.events.length };
-      tabs.replaceChildren(...[["nodes", "Nodes"], ["plan", "Plan"], ["events", "Events"]].map(([key, label]) =>
+      fill(tabs, ...[["nodes", "Nodes"], ["plan", "Plan"], ["events", "Events"]].map(([key, label]) =>
         h("button", { type: "button", role: "tab", class: S.tab === key ? "on" : "", "aria-selected": S.tab === key ? "true" : "false", dataset: { tab: key },
           onclick: () => { S.tab = key; drawTabs(); showTab(); } }, label, counts[key] ? h("span", { class: "muted small" }, ` ${counts[key]}`) : null)));
     }
@@ -577,10 +586,10 @@
     let cancelArmed = false;
     function drawHead() {
       const r = S.run;
-      if (!r) { headBox.replaceChildren(h("h1", { class: "mono" }, runId), h("p", { class: "muted" }, "Loading…")); return; }
+      if (!r) { fill(headMain, h("h1", { class: "mono" }, runId), h("p", { class: "muted" }, "Loading…")); return; }
       const status = r.status;
       const ended = TERMINAL.has(status);
-      const end = ended || (status || "").startsWith("waiting") ? (r.updated_at_ms || r.finished_at_ms) : Date.now();
+      const end = ended ? (r.finished_at_ms || r.updated_at_ms) : Date.now();
       const actions = h("div", { class: "actions" });
       if (!ended) {
         const cancel = h("button", { type: "button", class: "danger" + (cancelArmed ? " confirm" : ""), dataset: { action: "cancel" } },
@@ -597,7 +606,8 @@
         });
         actions.append(cancel);
       }
-      if (status === "failed" || status === "cancelled" || (status || "").startsWith("waiting") || (status === "running" && r.owner_alive === false)) {
+      // a run nobody runs can be resumed: failed, cancelled, or waiting / running without a live owner
+      if (status === "failed" || status === "cancelled" || (!ended && r.owner_alive === false)) {
         const resume = h("button", { type: "button", class: "primary", dataset: { action: "resume" } }, "Resume");
         resume.addEventListener("click", async () => {
           resume.disabled = true;
@@ -614,21 +624,25 @@
       const counts = {};
       for (const n of allNodes()) counts[n.status] = (counts[n.status] || 0) + 1;
       const progress = Object.entries(counts).sort().map(([s, n]) => h("span", { dataset: { status: s } }, h("span", { class: "dot" }), ` ${n} ${s}`));
-      headBox.replaceChildren(
+      elapsedEl = h("b", null, r.created_at_ms && end ? fmtDur(end - r.created_at_ms) : "");
+      fill(headMain,
         h("div", { class: "run-head" },
           h("div", { class: "title" },
             h("div", { class: "row" }, h("h1", { class: "mono", id: "run-id" }, r.run_id || runId), h("span", { id: "run-status", dataset: { status } }, badge(status))),
             h("div", { class: "meta" },
               h("span", null, "workflow ", h("b", null, r.workflow || "?")),
               h("span", { title: fmtFull(r.created_at_ms) }, "started ", h("b", null, fmtTime(r.created_at_ms))),
-              r.created_at_ms && end ? h("span", null, ended ? "took " : "elapsed ", h("b", null, fmtDur(end - r.created_at_ms))) : null,
+              r.created_at_ms ? h("span", null, ended ? "took " : "elapsed ", elapsedEl) : null,
               r.continued_to ? h("span", null, "continued as ", h("a", { class: "mono", href: runHref(r.continued_to) }, r.continued_to)) : null,
               r.continued_from ? h("span", null, "continues ", h("a", { class: "mono", href: runHref(r.continued_from) }, r.continued_from)) : null),
             h("div", { class: "meta small" }, progress)),
           actions),
-        error ? h("div", { class: "run-error" }, error) : null,
-        r.input && Object.keys(r.input).length ? h("details", { style: "margin-top:8px" }, h("summary", null, "input"), json(r.input)) : null,
-        !ended ? h("details", { class: "signal-box", style: "margin-top:8px" }, h("summary", null, "send a signal"), signalForm(runId, null, refresh)) : null);
+        error ? h("div", { class: "run-error" }, error) : null);
+      if (inputBox.hidden && r.input && Object.keys(r.input).length) {
+        inputBox.append(json(r.input));
+        inputBox.hidden = false;
+      }
+      signalBox.hidden = ended;
     }
 
     // waiting items -----------------------------------------------------------------
@@ -639,8 +653,8 @@
       if (key === waitKey) return; // never wipe a note being typed
       waitKey = key;
       waitBox.hidden = !items.length;
-      if (!items.length) { waitBox.replaceChildren(); return; }
-      waitBox.replaceChildren(h("h2", null, "Waiting for you"), ...items.map((item) =>
+      if (!items.length) { fill(waitBox); return; }
+      fill(waitBox, h("h2", null, "Waiting for you"), ...items.map((item) =>
         item.kind === "approval" ? approvalCard(item, afterDecision)
           : item.kind === "signal" ? h("div", { class: "approval" }, signalForm(runId, item, afterDecision))
             : humanItem(item, afterDecision)));
@@ -718,13 +732,13 @@
       if (shape !== treeShape) {
         treeShape = shape;
         rows.clear();
-        treeList.replaceChildren(...layout.map((l) => {
+        fill(treeList, ...layout.map((l) => {
           if (l.kind === "group") return h("li", { class: "tree-row group", style: `--depth:${l.depth}` }, l.label);
           const row = taskRow(l);
           rows.set(nodeKey(l.id, l.it), row);
           return row;
         }));
-        if (!layout.length) treeList.replaceChildren(h("li", { class: "empty" }, S.run ? "No tasks yet." : "Loading…"));
+        if (!layout.length) fill(treeList, h("li", { class: "empty" }, S.run ? "No tasks yet." : "Loading…"));
       }
       for (const l of layout) if (l.kind === "task") updateRow(rows.get(nodeKey(l.id, l.it)), l);
     }
@@ -781,7 +795,7 @@
       if (id === S.selected) { loadDetail(); return; }
       S.selected = id;
       history.replaceState(null, "", id != null ? runHref(runId, id) : runHref(runId));
-      for (const [k, row] of rows) row.classList.toggle("selected", row.dataset.node === id);
+      for (const row of rows.values()) row.classList.toggle("selected", row.dataset.node === id);
       if (S.tab !== "nodes") { S.tab = "nodes"; drawTabs(); showTab(); }
       loadDetail(true);
     }
@@ -792,33 +806,32 @@
       if (id == null) { detailBox.hidden = true; return; }
       const mine = ++detailSeq;
       detailBox.hidden = false;
-      if (scroll) detailBox.replaceChildren(h("p", { class: "muted" }, "Loading ", h("span", { class: "mono" }, id), "…"));
+      if (scroll) fill(detailBox, h("p", { class: "muted" }, "Loading ", h("span", { class: "mono" }, id), "…"));
       try {
         const data = await api(`/v1/runs/${enc(runId)}/nodes/${enc(id)}`);
         if (mine !== detailSeq || !S.alive) return;
         drawDetail(data);
       } catch (e) {
         if (mine !== detailSeq || !S.alive) return;
-        detailBox.replaceChildren(detailHeader(id, null), h("p", { class: "error-text" }, describeError(e)));
+        fill(detailBox, detailHeader(id), h("p", { class: "error-text" }, describeError(e)));
       }
       if (scroll && window.innerWidth < 960) detailBox.scrollIntoView({ behavior: "smooth", block: "start" });
     }
 
-    function detailHeader(id, data, status) {
+    function detailHeader(id, status) {
       return h("div", { class: "detail-head" },
         h("span", { class: "id mono" }, id),
         status ? badge(status) : null,
-        data && data.kind ? h("span", { class: "muted small" }, data.kind) : null,
         h("span", { class: "spacer" }),
         h("button", { type: "button", class: "link", "aria-label": "close node detail", onclick: () => { S.selected = null; history.replaceState(null, "", runHref(runId)); buildTree(); loadDetail(); } }, "close ×"));
     }
 
     function drawDetail(data) {
-      const node = data.node && typeof data.node === "object" && !Array.isArray(data.node) ? { ...data.node, ...data } : data;
+      const node = data;
       const iterations = (node.iterations || []).slice().sort((a, b) => b.iteration - a.iteration);
       const latest = iterations[0];
       const status = latest ? nodeState(node.id, latest.iteration).status : null;
-      const parts = [detailHeader(node.id, node, status)];
+      const parts = [detailHeader(node.id, status)];
       parts.push(h("dl", { class: "kv" },
         node.label ? [h("dt", null, "label"), h("dd", null, node.label)] : null,
         node.kind ? [h("dt", null, "kind"), h("dd", null, node.kind)] : null,
@@ -869,7 +882,7 @@
       if (transcript.length) {
         parts.push(h("h3", null, "agent transcript"), h("ol", { class: "transcript", id: "transcript" }, transcript.map(transcriptItem)));
       }
-      detailBox.replaceChildren(...parts);
+      fill(detailBox, ...parts);
     }
 
     function errorBlock(err, compact) {
@@ -882,13 +895,11 @@
     }
 
     function transcriptOf(node) {
-      const raw = node.transcript || (node.agent && (node.agent.transcript || node.agent.events)) || node.agent_events || [];
-      return Array.isArray(raw) ? raw : [];
+      return Array.isArray(node.transcript) ? node.transcript : [];
     }
 
+    /** Token usage summed over the node's TokenUsageReported events (every turn of every attempt). */
     function usageOf(node, transcript) {
-      const given = node.usage || node.token_usage || (node.agent && node.agent.usage);
-      if (given && typeof given === "object" && !Array.isArray(given)) return given;
       const reports = transcript.filter((e) => e.type === "TokenUsageReported");
       if (!reports.length) return null;
       const total = { input_tokens: 0, output_tokens: 0, cache_read_tokens: 0, cache_write_tokens: 0, cost_usd: null };
@@ -961,8 +972,8 @@
         case "LoopIteration": return `${p.loop_id || ""} pass ${p.loop_iteration ?? ""}`;
         case "RunContinuedAsNew": return p.new_run_id ? `as ${p.new_run_id}` : "";
         default: {
-          const rest = { ...p };
-          delete rest.status;
+          const rest = {};
+          for (const [k, v] of Object.entries(p)) if (v != null && k !== "status") rest[k] = v;
           return Object.keys(rest).length ? short(rest, 140) : "";
         }
       }
@@ -988,7 +999,7 @@
     const SHOWN_EVENTS = 1500;
     function renderEvents() {
       const shown = S.events.filter(eventMatches).slice(-SHOWN_EVENTS);
-      eventsList.replaceChildren(...shown.map(eventRow));
+      fill(eventsList, ...shown.map(eventRow));
       setText(document.getElementById("events-count"), `${S.events.length} events` + (S.events.length >= MAX_EVENTS ? " (oldest dropped)" : ""));
     }
     eventsFilter.addEventListener("input", renderEvents);
@@ -1033,6 +1044,7 @@
         if (n.status != null) S.live.set(key, n);
         queueTree();
         if (S.selected === e.node_id) soon("detail", loadDetail, 300);
+        if (S.tab === "plan" && S.plan.follow && S.plan.data) soon("plan", () => drawPlan(S.plan.data), 200);
       }
       if (type === "RunWaiting" && S.run) S.run.status = p.status || "waiting-approval";
       else if (RUN_STATUS_OF[type] && S.run && (e.run_id == null || e.run_id === runId)) S.run.status = RUN_STATUS_OF[type];
@@ -1150,7 +1162,7 @@
       } catch (e) {
         if (!S.alive || e.status === 401) return;
         if (e.status === 404) {
-          headBox.replaceChildren(h("h1", { class: "mono" }, runId), h("p", { class: "error-text" }, describeError(e)));
+          fill(headMain, h("h1", { class: "mono" }, runId), h("p", { class: "error-text" }, describeError(e)));
           S.alive = false;
           return;
         }
@@ -1193,7 +1205,7 @@
         if (frame == null) {
           const list = await api(`/v1/runs/${enc(runId)}/frames`, { quiet: true });
           const count = frameCount(list);
-          if (!count) { planBox.replaceChildren(h("p", { class: "muted" }, "This run has not rendered a plan yet.")); frameBar.replaceChildren(); return; }
+          if (!count) { fill(planBox, h("p", { class: "muted" }, "This run has not rendered a plan yet.")); fill(frameBar); return; }
           data = await api(`/v1/runs/${enc(runId)}/frames?frame=${count - 1}`, { quiet: true });
         } else {
           data = await api(`/v1/runs/${enc(runId)}/frames?frame=${frame}`, { quiet: true });
@@ -1202,7 +1214,7 @@
         drawPlan(data);
       } catch (e) {
         if (e.status === 401) { showSignIn(e); return; }
-        planBox.replaceChildren(h("p", { class: "error-text" }, describeError(e)));
+        fill(planBox, h("p", { class: "error-text" }, describeError(e)));
       }
     }
 
@@ -1216,18 +1228,18 @@
       const go = (n) => { S.plan.follow = n >= count - 1; loadPlan(n >= count - 1 ? null : n); };
       const slider = h("input", { type: "range", min: "0", max: String(Math.max(0, count - 1)), value: String(frame), "aria-label": "frame" });
       slider.addEventListener("change", () => go(Number(slider.value)));
-      frameBar.replaceChildren(
+      fill(frameBar, 
         h("button", { type: "button", disabled: frame <= 0, "aria-label": "previous frame", onclick: () => go(frame - 1) }, "◀"),
-        h("span", { class: "mono", id: "frame-label" }, `frame ${frame} of ${count - 1}`),
+        h("span", { class: "mono", id: "frame-label" }, `frame ${frame}`, h("span", { class: "muted" }, ` (${frame + 1} of ${count})`)),
         h("button", { type: "button", disabled: last, "aria-label": "next frame", onclick: () => go(frame + 1) }, "▶"),
-        slider,
+        count > 1 ? slider : h("span", { class: "spacer" }),
         last ? h("span", { class: "muted small" }, S.run && !TERMINAL.has(S.run.status) ? "latest · live" : "latest")
           : h("button", { type: "button", class: "chip", onclick: () => go(count - 1) }, "latest"));
       const tree = treeFromFrame(data);
-      planBox.replaceChildren(tree ? planNode(tree, last) : h("p", { class: "muted" }, "(empty plan)"));
+      fill(planBox, tree ? planNode(tree, last, true) : h("p", { class: "muted" }, "(empty plan)"));
     }
 
-    function planNode(node, last) {
+    function planNode(node, last, root) {
       if (node.t === "task") {
         // the latest frame shows live statuses; an earlier frame shows the statuses it had then
         const status = last ? nodeState(node.id, node.it || 0, node.status).status : node.status || "pending";
@@ -1244,12 +1256,13 @@
       }
       const kids = (node.children || []).map((c) => planNode(c, last));
       const parallel = node.t === "parallel";
-      const cls = parallel ? "g-box g-par" : node.t === "loop" ? "g-box g-seq g-loop" : "g-box g-seq";
+      const cls = node.t === "loop" ? "g-box g-seq g-loop" : "g-box g-seq";
       const body = [];
       if (parallel) body.push(...kids);
       else kids.forEach((k, i) => { if (i) body.push(h("div", { class: "g-arrow", "aria-hidden": "true" }, "↓")); body.push(k); });
+      if (root && node.t === "workflow") return h("div", { class: "g-seq g-root" }, body);
       if (parallel) {
-        return h("div", { class: "g-box", dataset: { kind: node.t } }, h("div", { class: "g-label" }, groupLabel(node)), h("div", { class: "g-par", style: "border:none;padding:0" }, body));
+        return h("div", { class: "g-box", dataset: { kind: node.t } }, h("div", { class: "g-label" }, groupLabel(node)), h("div", { class: "g-par" }, body));
       }
       return h("div", { class: cls, dataset: { kind: node.t } }, h("div", { class: "g-label" }, groupLabel(node)), body.length ? body : h("div", { class: "muted small" }, "(empty)"));
     }
@@ -1259,12 +1272,9 @@
       if (!S.alive) return;
       // elapsed times of running nodes and of the run
       let running = false;
-      for (const [, row] of rows) if (row.dataset.status === "running" || (row.dataset.status || "").startsWith("waiting")) { running = true; break; }
+      for (const row of rows.values()) if (row.dataset.status === "running" || (row.dataset.status || "").startsWith("waiting")) { running = true; break; }
       if (running) queueTree();
-      if (S.run && !TERMINAL.has(S.run.status) && !cancelArmed) {
-        const active = document.activeElement;
-        if (!(active && headBox.contains(active))) drawHead();
-      }
+      if (S.run && !TERMINAL.has(S.run.status) && elapsedEl && S.run.created_at_ms) setText(elapsedEl, fmtDur(Date.now() - S.run.created_at_ms));
     }, 1000);
     const poll = setInterval(() => {
       if (!S.alive || document.hidden) return;
