@@ -185,7 +185,8 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     srv = _start_server(tmp_path_factory.mktemp("dashboard"), "open", None)
     yield srv
-    (srv.root / "release").touch()  # a `held` task still waiting lets go
+    for name in ("release", "release-cancel"):  # a `held` task still waiting lets go
+        (srv.root / name).touch()
     _stop(srv.proc)
 
 
@@ -274,6 +275,30 @@ def test_runs_list_and_live_node_updates(server: Server, page: Page, tmp_path: P
     page.goto(server.url + "/#/?status=failed")
     expect(page.locator('[data-filter="failed"]')).to_have_attribute("aria-pressed", "true")
     expect(page.locator(f'.run-row[data-run="{run_id}"]')).to_have_count(0)
+
+
+def test_cancel_and_resume_buttons(server: Server, page: Page) -> None:
+    release = server.root / "release-cancel"
+    run_id = server.detach(write(server, "held.py", LIVE.format(release=str(release))))
+    page.goto(server.url + f"/#/runs/{run_id}")
+    last = page.locator('.tree-row[data-node="last"]')
+    expect(last).to_have_attribute("data-status", "running")
+
+    cancel = page.locator('[data-action="cancel"]')
+    cancel.click()
+    expect(cancel).to_have_text("Confirm cancel")  # two clicks: a stray tap cancels nothing
+    cancel.click()
+    expect(page.locator("#run-status")).to_have_attribute("data-status", "cancelled")
+    expect(last).to_have_attribute("data-status", "cancelled")
+    expect(cancel).to_have_count(0)
+
+    page.locator('[data-action="resume"]').click()
+    expect(page.locator("#run-status")).to_have_attribute("data-status", "running")
+    expect(last).to_have_attribute("data-status", "running")
+    release.touch()
+    expect(page.locator("#run-status")).to_have_attribute("data-status", "finished")
+    expect(last).to_have_attribute("data-status", "finished")
+    expect(page.locator('[data-action="resume"]')).to_have_count(0)
 
 
 def test_approve_with_a_click_continues_the_run(server: Server, page: Page) -> None:

@@ -51,8 +51,14 @@ def finish_order(project, run_id: str) -> list[str]:
 # -- every example: documented, and runnable with and without --input -------------------
 
 
+# examples that need real agent CLIs; each has its own end-to-end test against fake model servers
+NEEDS_AGENTS = {"review": "tests/test_example_review.py"}
+
+
 def test_the_examples_folder_holds_exactly_the_documented_examples() -> None:
-    assert sorted(p.stem for p in EXAMPLES.glob("*.py")) == sorted(NAMES)
+    assert sorted(p.stem for p in EXAMPLES.glob("*.py")) == sorted([*NAMES, *NEEDS_AGENTS])
+    for test in NEEDS_AGENTS.values():
+        assert (EXAMPLES.parent / test).is_file()
 
 
 @pytest.mark.parametrize("name", NAMES)

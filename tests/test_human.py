@@ -174,6 +174,9 @@ def test_two_gates_in_sequence(project, run_id_of):
     assert "deploy" not in _rows(project, "out", run_id)  # a gate comes before the task runs
 
     assert project.cli("approve", run_id).returncode == 0  # the only pending approval: no --node needed
+    decided = project.json("why", run_id)
+    assert decided["reason"].startswith("what the run waited for has arrived")
+    assert decided["commands"] == [f"smithers resume {run_id}"]
     second = project.cli("resume", run_id, "-q")
     assert second.returncode == 3, second.stdout + second.stderr
     assert f"smithers approve {run_id} --node migrate" in second.stdout

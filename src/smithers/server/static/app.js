@@ -152,6 +152,7 @@
   async function api(path, { method = "GET", body, quiet = false } = {}) {
     const headers = { Accept: "application/json" };
     const init = { method, headers, credentials: "same-origin", cache: "no-store" };
+    if (body === undefined && method !== "GET") body = {}; // writes are always JSON
     if (body !== undefined) {
       headers["Content-Type"] = "application/json";
       init.body = JSON.stringify(body);
