@@ -197,7 +197,8 @@ def _detach(
     run_id = run_id or ops.new_run_id()
     log_path = run_dir(db_path, run_id) / "output.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    argv = [sys.executable, "-m", "smithers", "up", file, "--run-id", run_id, "--db", str(db_path), "--quiet"]
+    # -P: a user file named like a stdlib module (signal.py) in the cwd must not shadow it
+    argv = [sys.executable, "-P", "-m", "smithers", "up", file, "--run-id", run_id, "--db", str(db_path), "--quiet"]
     if raw_input is not None:
         argv += ["--input", json.dumps(raw_input)]
     if resume:
