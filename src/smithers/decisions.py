@@ -23,6 +23,16 @@ def _run(store: Store, run_id: str) -> dict[str, Any]:
     return run
 
 
+def _open_run(store: Store, run_id: str, what: str) -> dict[str, Any]:
+    run = _run(store, run_id)
+    if run["status"] in ("finished", "failed", "cancelled", "continued"):
+        raise UserError(
+            f"run {run_id} is {run['status']}; it takes no {what}",
+            hint=f"resume it first (smithers resume {run_id})" if run["status"] in ("failed", "cancelled") else None,
+        )
+    return run
+
+
 def _pending_approval(store: Store, run_id: str, node_id: str | None, iteration: int | None) -> dict[str, Any]:
     rows = store._rows(
         "SELECT a.*, n.status AS node_status FROM _smithers_approvals a JOIN _smithers_nodes n "
@@ -53,7 +63,7 @@ def decide(
     note: str | None = None, by: str | None = None, select: str | None = None, rank: list[str] | None = None,
 ) -> dict[str, Any]:
     """Approve or deny the approval a run waits for."""
-    _run(store, run_id)
+    _open_run(store, run_id, "decision")
     row = _pending_approval(store, run_id, node_id, iteration)
     request = json.loads(row["request_json"])
     mode = request.get("mode", "approve")
@@ -110,7 +120,7 @@ def send_signal(
 ) -> dict[str, Any]:
     """Deliver a signal. Kept until a matching wait consumes it; an identical re-send is recorded once.
     When the run already knows the signal's schema (its wait is mounted), the payload is checked now."""
-    _run(store, run_id)
+    _open_run(store, run_id, "signal")
     name = name.strip()
     if not name:
         raise InputError("a signal needs a name")
@@ -124,7 +134,11 @@ def send_signal(
     payload = json.dumps(data, sort_keys=True)
     key = hashlib.sha256(f"{name}\0{correlation_id or ''}\0{payload}".encode()).hexdigest()
     with store.tx(run_id) as tx:
-        existing = tx.execute("SELECT seq FROM _smithers_signals WHERE run_id = ? AND dedupe_key = ?", (run_id, key)).fetchone()
+        # a re-send of a signal still waiting to be consumed is the same delivery; once consumed, the
+        # same payload again is a new one (a Signal inside a Loop receives one per pass)
+        existing = tx.execute(
+            "SELECT seq FROM _smithers_signals WHERE run_id = ? AND dedupe_key = ? AND consumed_node_id IS NULL", (run_id, key)
+        ).fetchone()
         if existing:
             return {"run_id": run_id, "signal": name, "seq": existing[0], "duplicate": True}
         seq = (tx.execute("SELECT COALESCE(MAX(seq), 0) FROM _smithers_signals WHERE run_id = ?", (run_id,)).fetchone()[0]) + 1

@@ -181,6 +181,7 @@ class RunLoop:
         if self.waiting_status is not None:
             self.waiting_status = None
             self.persist.run_status("running", "RunWaitEnded")
+            self.store.conn.execute("UPDATE _smithers_runs SET wake_at_ms = NULL WHERE run_id = ?", (self.run_id,))
 
     # -- ① render, ② plan ----------------------------------------------------------------
 

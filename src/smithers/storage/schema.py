@@ -143,7 +143,7 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
                 consumed_iteration INTEGER,
                 PRIMARY KEY (run_id, seq)
             )""",
-            "CREATE UNIQUE INDEX _smithers_signals_dedupe ON _smithers_signals (run_id, dedupe_key)",
+            "CREATE INDEX _smithers_signals_dedupe ON _smithers_signals (run_id, dedupe_key)",
             "CREATE INDEX _smithers_signals_name ON _smithers_signals (run_id, name, consumed_node_id)",
             """CREATE TABLE _smithers_timers (
                 run_id TEXT NOT NULL,
