@@ -277,7 +277,7 @@ class Supervisor:
         lease = Owner.handoff()
         log = run_dir(self.store.path, run_id) / "output.log"
         argv = [
-            self.python, "-m", "smithers", "resume", run_id, "--quiet", "--db", str(self.store.path), "--lease-token", lease.id,
+            self.python, "-P", "-m", "smithers", "resume", run_id, "--quiet", "--db", str(self.store.path), "--lease-token", lease.id,
         ]
         cwd = run["cwd"] if run.get("cwd") and os.path.isdir(run["cwd"]) else None
         proc: subprocess.Popen[bytes] | None = None
@@ -361,7 +361,7 @@ class Supervisor:
         if self._said.get(run_id) != reason:
             self._said[run_id] = reason
             self.echo(decision.line())
-        if self._last_recorded(run_id) == reason:
+        if self.dry_run or self._last_recorded(run_id) == reason:  # a dry run writes nothing at all
             return
         with self.store.tx(run_id) as tx:
             tx.event("RunAutoResumeSkipped", reason=reason, supervisor_pid=os.getpid(), **decision.detail)
