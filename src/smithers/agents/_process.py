@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from ..errors import AgentConfigError, AgentError
 from ._descendants import MARK_VAR, kill_marked, new_mark
 
-KILL_GRACE = 1.5  # seconds between SIGTERM and SIGKILL for the process group
+KILL_GRACE = 1.0  # seconds between SIGTERM and SIGKILL for the process group (the contract: all gone within 2 s)
 STDERR_TAIL = 4000
 
 
