@@ -452,3 +452,20 @@ def test_request_limit_is_an_agent_error(project: Path) -> None:
     agent = ModelAgent(FunctionModel(loop_forever), tools=[read], max_requests=3)
     with pytest.raises(AgentError, match="max_requests"):
         run(agent, request_for(project))
+
+
+def test_missing_models_extra_is_a_config_error_with_the_install_hint(tmp_path: Path) -> None:
+    code = textwrap.dedent("""
+        import asyncio, sys
+        sys.modules["pydantic_ai"] = None  # as if the [models] extra were not installed
+        from smithers.agents import ModelAgent
+        from smithers.agents.base import AgentRequest
+        from smithers.errors import AgentConfigError
+        try:
+            asyncio.run(ModelAgent("openai:gpt-5").run(AgentRequest(prompt="p", output_schema={}, cwd=".")))
+        except AgentConfigError as err:
+            print(err.hint)
+    """)
+    done = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "smithers-orchestrator[models]" in done.stdout

@@ -419,3 +419,9 @@ def test_importing_tools_and_model_agent_does_not_import_pydantic_ai() -> None:
     done = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True, timeout=60, env={**os.environ})
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "False"
+
+
+def test_read_shows_the_start_of_a_line_longer_than_the_cap(root: Path) -> None:
+    (root / "min.js").write_text("x" * 10_000 + "\nsecond\n")
+    out = call(read, {"path": "min.js"}, Workspace(root, max_output_bytes=2000))
+    assert out.output_bytes <= 2000 and out.output.startswith("xxxx") and "line 1 alone is 10001 bytes" in out.output

@@ -70,6 +70,9 @@ def read(
         size = len(line.encode("utf-8"))
         if used + size > budget:
             next_line = offset + index
+            if not out:  # one line longer than the whole budget: show its start rather than nothing
+                cut = line.encode("utf-8")[:budget].decode("utf-8", errors="ignore")
+                return f"{cut}\n[line {next_line} alone is {size} bytes; showing its first {budget}. Use grep or bash to look inside it]"
             out.append(f"\n[output truncated at line {next_line - 1} of {len(lines)}: read on with offset={next_line}]")
             break
         out.append(line)
