@@ -166,6 +166,11 @@ def resume_run(
     """``smithers resume``: check input and source are unchanged, take the lease, continue.
     ``lease_token``: the handoff lease ``smithers supervise`` took for this process."""
     run = get_run(store, run_id)
+    if run["status"] == "continued":
+        raise UserError(
+            f"run {run_id} continued as a new run; it is over",
+            hint=f"see the chain with: smithers logs {run_id} --follow-ancestry",
+        )
     loaded = loaded or load_workflow(run["workflow_spec"])
     stored_input = json.loads(run["input_json"])
     input_value, input_json = loaded.workflow.validate_input(stored_input if raw_input is None else raw_input)
@@ -351,7 +356,7 @@ def _fail_run(store: Store, run_id: str, owner: Owner, error: dict[str, Any]) ->
 def request_cancel(store: Store, run_id: str) -> str:
     """Cancel a run. A live owner stops within a second; without one the run is marked at once."""
     run = get_run(store, run_id)
-    if run["status"] in ("finished", "failed", "cancelled"):
+    if run["status"] in ("finished", "failed", "cancelled", "continued"):
         return run["status"]
     with store.tx(run_id) as tx:
         fresh = tx.execute("SELECT owner_id, owner_host, owner_pid, heartbeat_at_ms FROM _smithers_runs WHERE run_id = ?", (run_id,)).fetchone()

@@ -17,7 +17,7 @@ def supervise(
     ] = "30s",
     max_concurrent: Annotated[int, typer.Option("--max-concurrent", help="Resume processes running at once.")] = 3,
     dry_run: Annotated[
-        bool, typer.Option("--dry-run", help="Print what would be resumed; take no lease and start nothing (decisions are still logged as run events).")
+        bool, typer.Option("--dry-run", help="Print what would be resumed; take no lease, start nothing and write nothing.")
     ] = False,
     once: Annotated[bool, typer.Option("--once", help="Poll once, wait for the resumes it started, then exit.")] = False,
     db: DbOption = None,
