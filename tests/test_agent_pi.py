@@ -279,6 +279,6 @@ def test_cancel_during_a_tool_kills_its_processes_too(tmp_path, pi_bin):
     with fake(steps) as server:
         agent = agent_for(server, tmp_path / "home", pi_bin)
         tree, took = asyncio.run(cancel_when(agent, request(tmp_path), tool_running))
-    assert len(tree) >= 2 and any(marker in _cmdline(pid) for pid in tree), "pi and the tool's python (the shell may exec it)"
+    assert len(tree) >= 2, "pi and the tool's python (seen before the cancel; the shell may exec it)"
     assert not alive(tree), f"still alive after cancel: {[_cmdline(pid) for pid in alive(tree)]}"
     assert took < 10, f"cancel took {took:.1f}s (SIGTERM, then SIGKILL after KILL_GRACE)"
