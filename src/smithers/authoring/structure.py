@@ -13,7 +13,8 @@ from .nodes import Child, Node, Task, flatten
 
 
 class ContinueResult(BaseModel):
-    """Recorded when a run continues as new (table ``continue_result``)."""
+    """The output model a ContinueAsNew node declares. No row is written: the hand-over is
+    recorded as the ``RunContinuedAsNew`` event and the new run's ``continued_from``."""
 
     next_run_id: str
 

@@ -12,7 +12,6 @@ Static tasks complete inline; compute and agent attempts run as asyncio tasks.
 from __future__ import annotations
 
 import asyncio
-import json
 import random
 import signal
 import time
@@ -250,9 +249,8 @@ class RunLoop:
                 self.persist.set_loop(loop.loop_id, loop.iteration, True)
             elif loop.continue_every and (loop.iteration + 1) % loop.continue_every == 0 and not self.running:
                 # hand the loop over to a fresh run: its next pass, and its newest outputs for feedback
-                carry = [(t.node_id, t.iteration, t.table) for t in _loop_tasks(loop) if self.state.status_of(t.key) == "finished"]
-                self._continue_as_new(loop.children[0].task if loop.children and loop.children[0].task else _loop_tasks(loop)[0],
-                                      loops={loop.loop_id: loop.iteration + 1}, carry=carry)
+                carry = [(t.node_id, t.iteration, t.table) for t in subtree_tasks(loop) if self.state.status_of(t.key) == "finished"]
+                self._continue_as_new(None, loops={loop.loop_id: loop.iteration + 1}, carry=carry)
                 return True
             else:
                 self.persist.set_loop(loop.loop_id, loop.iteration + 1, False)
@@ -397,16 +395,19 @@ class RunLoop:
             raise RunError(f"subflow {desc.node_id!r}: child run {child_id} finished without a result", retryable=False)
         return validate_output(desc.model, value.model_dump(mode="json"), node_id=desc.node_id, retryable=False)
 
-    def _continue_as_new(self, desc: TaskDescriptor, *, loops: dict[str, int] | None = None, carry: list | None = None) -> None:
-        """Reached a ContinueAsNew (or a loop's continue_as_new_every): hand over to a fresh run."""
-        if self.running:  # let in-flight work land in this run first
+    def _continue_as_new(
+        self, desc: TaskDescriptor | None, *, loops: dict[str, int] | None = None, carry: list | None = None
+    ) -> None:
+        """Hand over to a fresh run: at a ContinueAsNew node (``desc``), or at a loop's
+        continue_as_new_every threshold (``desc`` None; the caller checked nothing is in flight)."""
+        if desc is not None and self.running:  # let in-flight work land in this run first
             if self.plan is not None:
                 self.plan.push(desc)
             return
-        state = (desc.task.meta or {}).get("state") if loops is None else self.carried
+        state = (desc.task.meta or {}).get("state") if desc is not None else self.carried
         self.next_run_id = continue_as_new(
-            self.store, self.run_id, self.owner.id, carried=state, reason="ContinueAsNew" if loops is None else "loop",
-            loops=loops, carry_nodes=carry, node=desc.key if loops is None else None,
+            self.store, self.run_id, self.owner.id, carried=state, reason="ContinueAsNew" if desc is not None else "loop",
+            loops=loops, carry_nodes=carry, node=desc.key if desc is not None else None,
         )
         self.continued = True
 
@@ -586,19 +587,6 @@ class RunLoop:
         self.running.clear()
 
 
-def _loop_tasks(loop: Any) -> list[TaskDescriptor]:
-    out: list[TaskDescriptor] = []
-    stack = list(loop.children)
-    while stack:
-        node = stack.pop()
-        if node.task is not None:
-            out.append(node.task)
-        stack.extend(node.children)
-    return out
-
-
-def dumps(value: Any) -> str:
-    return json.dumps(value, default=str)
 
 
 __all__ = ["RunError", "RunLoop"]
