@@ -11,12 +11,12 @@ import os
 import sys
 import textwrap
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from proctree import _cmdline, alive, cancel_when
 
 from smithers import ops
 from smithers.agents import AgentEvent, AgentRequest, Pi
@@ -178,74 +178,6 @@ def test_missing_binary_is_a_configuration_error():
 
 
 # -- cancellation kills the CLI and everything it started ------------------------------------
-
-
-def _processes() -> dict[int, tuple[int, int, str]]:
-    """pid → (parent pid, process group, state) for every process."""
-    found = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat", encoding="utf-8", errors="replace") as handle:
-                    fields = handle.read().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            found[int(entry)] = (int(fields[1]), int(fields[2]), fields[0])
-    return found
-
-
-def process_tree(root: int) -> set[int]:
-    """``root``, its process group and every descendant (pi starts its bash tool detached)."""
-    procs = _processes()
-    tree = {root} | {pid for pid, (_, group, _) in procs.items() if group == root}
-    while grown := {pid for pid, (parent, _, _) in procs.items() if parent in tree} - tree:
-        tree |= grown
-    return tree
-
-
-def alive(pids: set[int]) -> set[int]:
-    procs = _processes()
-    return {pid for pid in pids if pid in procs and procs[pid][2] != "Z"}
-
-
-def cli_child() -> int:
-    """The agent CLI: our child process that leads its own process group."""
-    me = os.getpid()
-    leaders = [pid for pid, (parent, group, _) in _processes().items() if parent == me and group == pid]
-    assert len(leaders) == 1, leaders
-    return leaders[0]
-
-
-def _cmdline(pid: int) -> str:
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as handle:
-            return handle.read().replace(b"\0", b" ").decode(errors="replace")
-    except OSError:
-        return ""
-
-
-async def cancel_when(agent: Pi, req: AgentRequest, ready) -> tuple[set[int], float]:
-    """Run the agent, wait until ``ready(tree)``, cancel it; the tree and how long the cancel took."""
-    task = asyncio.ensure_future(agent.run(req))
-    deadline = time.monotonic() + 30
-    tree: set[int] = set()
-    while not task.done():
-        assert time.monotonic() < deadline, "the agent never got to the point to cancel it at"
-        await asyncio.sleep(0.1)
-        try:
-            tree = process_tree(cli_child())
-        except AssertionError:
-            continue
-        if ready(tree):
-            break
-    assert not task.done(), task.exception() or task.result()
-    started = time.monotonic()
-    task.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await task
-    while alive(tree) and time.monotonic() - started < 5:
-        await asyncio.sleep(0.05)
-    return tree, time.monotonic() - started
 
 
 @pytest.mark.slow
