@@ -199,7 +199,10 @@ def listener():
 
 @needs_bwrap
 def test_bash_has_no_network_unless_allowed(root: Path, listener: int) -> None:
-    probe = f"{sys.executable} -c \"import socket; socket.create_connection(('127.0.0.1', {listener}), timeout=3); print('connected')\""
+    # the base interpreter, not the venv's: the sandbox mounts a fresh /tmp, which hides a venv (or a CI
+    # checkout) that lives under /tmp
+    python = os.path.realpath(sys.executable)
+    probe = f"{python} -c \"import socket; socket.create_connection(('127.0.0.1', {listener}), timeout=3); print('connected')\""
     blocked = call(bash, {"command": probe}, Workspace(root))
     assert not blocked.is_error
     assert "connected" not in blocked.output and "[exit code 1]" in blocked.output
