@@ -19,7 +19,18 @@ from pydantic import BaseModel, Field
 
 from .. import decisions, ops, queries
 from ..errors import ErrorCode, UserError
-from .app import COOKIE_NAME, STATIC_DIR, Service, service_of
+from ..states import (
+    ENDED_ATTEMPT_STATUSES,
+    ENDED_RUN_STATUSES,
+    TERMINAL_NODE_STATUSES,
+    WAITING_NODE_STATUSES,
+    WAITING_RUN_STATUSES,
+    AttemptStatus,
+    EventType,
+    NodeStatus,
+    RunStatus,
+)
+from .app import COOKIE_NAME, STATIC_CACHE_CONTROL, STATIC_DIR, Service, service_of
 from .errors import ApiError
 
 Svc = Annotated[Service, Depends(service_of)]
@@ -27,7 +38,7 @@ Svc = Annotated[Service, Depends(service_of)]
 public = APIRouter()
 router = APIRouter()
 
-TRANSCRIPT_TYPES = ("AgentTurn", "AgentReply", "AgentEvent", "TokenUsageReported")
+TRANSCRIPT_TYPES = (EventType.AGENT_TURN, EventType.AGENT_REPLY, EventType.AGENT_EVENT, EventType.TOKEN_USAGE_REPORTED)
 
 
 # -- bodies ------------------------------------------------------------------------------------
@@ -106,11 +117,40 @@ def sign_out(response: Response) -> dict[str, Any]:
     return {"authenticated": False}
 
 
+@public.get("/v1/meta", tags=["server"])
+def meta() -> dict[str, Any]:
+    """The status lists and event types of :mod:`smithers.states` (no auth: they are the same for
+    every server of this version). The dashboard takes its filters, colours and "is this run
+    over?" checks from here instead of keeping its own copy."""
+    from .. import __version__
+
+    return {"version": __version__, **states_meta()}
+
+
+def states_meta() -> dict[str, list[str]]:
+    """Every list in declaration order (sets too), so clients can show them as they are."""
+
+    def ordered(members: Any, subset: Any = None) -> list[str]:
+        return [str(m) for m in members if subset is None or m in subset]
+
+    return {
+        "run_statuses": ordered(RunStatus),
+        "waiting_run_statuses": ordered(RunStatus, WAITING_RUN_STATUSES),
+        "ended_run_statuses": ordered(RunStatus, ENDED_RUN_STATUSES),
+        "node_statuses": ordered(NodeStatus),
+        "waiting_node_statuses": ordered(NodeStatus, WAITING_NODE_STATUSES),
+        "terminal_node_statuses": ordered(NodeStatus, TERMINAL_NODE_STATUSES),
+        "attempt_statuses": ordered(AttemptStatus),
+        "ended_attempt_statuses": ordered(AttemptStatus, ENDED_ATTEMPT_STATUSES),
+        "event_types": ordered(EventType),
+    }
+
+
 @public.get("/", include_in_schema=False)
 def index() -> Any:
     page = STATIC_DIR / "index.html"
     if page.is_file():
-        return FileResponse(page, media_type="text/html")
+        return FileResponse(page, media_type="text/html; charset=utf-8", headers={"Cache-Control": STATIC_CACHE_CONTROL})
     return {"name": "smithers", "api": "/v1/runs", "openapi": "/openapi.json"}
 
 

@@ -279,11 +279,36 @@ def create_app(
     app.include_router(api.public)
     app.include_router(api.router, dependencies=[Depends(require_token)])
     if STATIC_DIR.is_dir():
-        from starlette.staticfiles import StaticFiles
-
-        app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+        app.mount("/static", _dashboard_files(), name="static")
     app.add_middleware(Guard, max_bytes=max_body_bytes, token_required=bool(service.token))
     return app
+
+
+# Served explicitly: the platform's MIME table may say text/plain for .js (Windows' registry
+# does), and browsers refuse to run a module served so.
+STATIC_MEDIA_TYPES = {
+    ".js": "text/javascript; charset=utf-8",
+    ".css": "text/css; charset=utf-8",
+    ".html": "text/html; charset=utf-8",
+}
+STATIC_CACHE_CONTROL = "no-cache"  # revalidate (ETag) every time: after an upgrade no module is stale
+
+
+def _dashboard_files() -> Any:
+    """The dashboard's files under ``/static/``: ES modules as ``text/javascript``, always revalidated."""
+    from starlette.staticfiles import StaticFiles
+
+    class DashboardFiles(StaticFiles):
+        def file_response(self, full_path: Any, stat_result: os.stat_result, scope: Any, status_code: int = 200) -> Any:
+            response = super().file_response(full_path, stat_result, scope, status_code)
+            media_type = STATIC_MEDIA_TYPES.get(Path(full_path).suffix)
+            if media_type and response.status_code != 304:
+                response.headers["content-type"] = media_type
+            response.headers["cache-control"] = STATIC_CACHE_CONTROL
+            response.headers["x-content-type-options"] = "nosniff"
+            return response
+
+    return DashboardFiles(directory=STATIC_DIR)
 
 
 # -- running it -------------------------------------------------------------------------------
