@@ -3,9 +3,11 @@
 Playwright's sync API drives Debian's ``/usr/bin/chromium`` headless (never ``playwright
 install``) against the real server started with ``smithers serve`` on 127.0.0.1, and workflows
 started in the background with ``smithers up --detach``: the runs list, a node turning finished
-live on the run page, an approval decided with a click, the sign-in form of a server with a
-token, and the run page at phone width (390x844) without horizontal overflow. A screenshot of the
-run page is saved under the test's ``artifacts`` folder.
+live on the run page over the browser's ``EventSource``, the stream resumed with ``Last-Event-ID``
+after the server went away, an approval decided with a click, the sign-in form of a server with a
+token, the ES modules served as JavaScript, the status filter built from ``/v1/meta``, and the
+run page at phone width (390x844) without horizontal overflow. Screenshots are saved under the
+tests' ``artifacts`` folders.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import json
 import os
 import re
 import signal
+import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -24,7 +27,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, Request, Route, expect, sync_playwright
+
+from smithers.server.app import STATIC_DIR
 
 pytestmark = pytest.mark.slow
 
@@ -131,19 +136,34 @@ class Server:
         assert result.returncode == 0, result.stdout + result.stderr
         return json.loads(result.stdout.strip().splitlines()[-1])["run_id"]
 
+    def events_in_db(self, run_id: str) -> list[int]:
+        """The run's event seqs as stored (read-only: the database is the truth the page must match)."""
+        conn = sqlite3.connect(f"file:{self.db}?mode=ro", uri=True)
+        try:
+            return [r[0] for r in conn.execute("SELECT seq FROM _smithers_events WHERE run_id = ? ORDER BY seq", (run_id,))]
+        finally:
+            conn.close()
+
+    def status_in_db(self, run_id: str) -> str:
+        conn = sqlite3.connect(f"file:{self.db}?mode=ro", uri=True)
+        try:
+            return conn.execute("SELECT status FROM _smithers_runs WHERE run_id = ?", (run_id,)).fetchone()[0]
+        finally:
+            conn.close()
+
     def get(self, path: str, token: str | None = None) -> dict:
         request = urllib.request.Request(self.url + path, headers={"Authorization": f"Bearer {token}"} if token else {})
         with urllib.request.urlopen(request, timeout=10) as response:
             return json.loads(response.read())
 
 
-def _start_server(tmp: Path, name: str, token: str | None) -> Server:
+def _start_server(tmp: Path, name: str, token: str | None, port: int = 0) -> Server:
     root = tmp / name
-    root.mkdir()
+    root.mkdir(exist_ok=True)
     db = root / "smithers.db"
     log_path = root / "serve.log"
     env = {k: v for k, v in os.environ.items() if k not in ("SMITHERS_API_KEY", "SMITHERS_DB")}
-    args = [sys.executable, "-m", "smithers", "serve", "--host", "127.0.0.1", "--port", "0", "--root", str(root), "--db", str(db)]
+    args = [sys.executable, "-m", "smithers", "serve", "--host", "127.0.0.1", "--port", str(port), "--root", str(root), "--db", str(db)]
     if token:
         args += ["--auth-token", token]
     with open(log_path, "wb") as log, open(os.devnull, "rb") as devnull:
@@ -390,3 +410,115 @@ def test_run_page_at_phone_width(server: Server, browser: Browser, tmp_path: Pat
         context.close()
     # leave nothing waiting behind
     server.smithers("deny", run_id, "--node", "ship-it")
+
+
+def test_page_loads_its_modules_as_javascript_without_console_errors(server: Server, page: Page) -> None:
+    scripts: dict[str, str] = {}
+    page.on("response", lambda r: scripts.__setitem__(r.url.rsplit("/", 1)[-1], r.headers.get("content-type", ""))
+            if "/static/" in r.url and r.url.endswith(".js") else None)
+    page.goto(server.url + "/")
+    expect(page.locator("#runs")).to_be_attached()
+    expect(page.locator('[data-filter="all"]')).to_be_visible()
+    page.goto(server.url + "/#/inbox")
+    expect(page.locator("#inbox")).to_be_visible()
+    modules = {p.name for p in STATIC_DIR.glob("*.js")}
+    assert set(scripts) == modules, f"loaded {sorted(scripts)}, shipped {sorted(modules)}"
+    assert all(kind.startswith("text/javascript") for kind in scripts.values()), scripts
+    assert page.locator("script:not([type=module])").count() == 0
+    # the `page` fixture fails the test on any page error or console error
+
+
+def test_live_updates_arrive_over_event_source(server: Server, page: Page) -> None:
+    release = server.root / "release-live"
+    release.unlink(missing_ok=True)
+    run_id = server.detach(write(server, "live2.py", LIVE.format(release=str(release))))
+    streams: list[Request] = []
+    page.on("request", lambda r: streams.append(r) if f"/v1/runs/{run_id}/events" in r.url else None)
+
+    page.goto(server.url + f"/#/runs/{run_id}")
+    page.evaluate("window.__sameDocument = true")
+    last = page.locator('.tree-row[data-node="last"]')
+    expect(last).to_have_attribute("data-status", "running")
+    page.locator('[data-tab="events"]').click()
+    expect(page.locator('#events .ev[data-type="NodeStarted"]').filter(has_text="last[0]")).to_have_count(1)
+    expect(page.locator("#conn")).to_have_class(re.compile(r"\blive\b"))
+
+    release.touch()
+    # only the stream brings event rows: a NodeFinished row of `last` proves it came live
+    expect(page.locator('#events .ev[data-type="NodeFinished"]').filter(has_text="last[0]")).to_have_count(1)
+    expect(page.locator('#events .ev[data-type="RunFinished"]')).to_have_count(1)
+    page.locator('[data-tab="nodes"]').click()
+    expect(last).to_have_attribute("data-status", "finished")
+    assert page.evaluate("window.__sameDocument") is True, "the page reloaded instead of updating live"
+    assert streams and all(r.resource_type == "eventsource" for r in streams), [(r.url, r.resource_type) for r in streams]
+    assert all("token" not in r.url for r in streams)
+
+
+def test_stream_resumes_with_last_event_id_after_the_server_drops_it(browser: Browser, tmp_path: Path) -> None:
+    srv = _start_server(tmp_path, "drop", None)
+    port = int(srv.url.rsplit(":", 1)[1])
+    release = srv.root / "release"
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    context.set_default_timeout(TIMEOUT_MS)
+    errors: list[str] = []
+    try:
+        run_id = srv.detach(write(srv, "live.py", LIVE.format(release=str(release))))
+        page = context.new_page()
+        page.on("pageerror", lambda err: errors.append(str(err)))
+        # while the server is away the browser logs its failed reconnects (net::ERR_...): expected here
+        page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" and "net::ERR_" not in msg.text else None)
+        streams: list[Request] = []
+        page.on("request", lambda r: streams.append(r) if f"/v1/runs/{run_id}/events" in r.url else None)
+        page.goto(srv.url + f"/#/runs/{run_id}")
+        expect(page.locator('.tree-row[data-node="last"]')).to_have_attribute("data-status", "running")
+        page.locator('[data-tab="events"]').click()
+        rows = page.locator("#events .ev")
+        before = srv.events_in_db(run_id)  # `last` is held: nothing new until the release
+        expect(rows).to_have_count(len(before))
+
+        _stop(srv.proc)  # the stream drops; the run goes on without the server
+        expect(page.locator("#conn")).not_to_have_class(re.compile(r"\blive\b"))
+        release.touch()
+        deadline = time.monotonic() + 30
+        while srv.status_in_db(run_id) != "finished":
+            assert time.monotonic() < deadline, "the run did not finish"
+            time.sleep(0.1)
+        assert len(srv.events_in_db(run_id)) > len(before)
+
+        srv = _start_server(tmp_path, "drop", None, port=port)  # same root, same port: the browser reconnects
+        expect(page.locator("#run-status")).to_have_attribute("data-status", "finished")
+        after = srv.events_in_db(run_id)
+        expect(rows).to_have_count(len(after))
+        shown = [int(seq) for seq in rows.evaluate_all("rows => rows.map(r => r.dataset.seq)")]
+        assert shown == after, "every stored event once, in order"
+        resumed = [r.all_headers().get("last-event-id") for r in streams[1:]]
+        assert str(before[-1]) in resumed, f"no reconnect resumed after seq {before[-1]}: {resumed}"
+        assert all(r.resource_type == "eventsource" for r in streams)
+    finally:
+        context.close()
+        release.touch()
+        _stop(srv.proc)
+    assert not errors, f"errors in the page: {errors}"
+
+
+def test_status_filter_choices_come_from_meta(server: Server, page: Page) -> None:
+    meta = server.get("/v1/meta")
+    page.goto(server.url + "/")
+    chips = page.locator("[data-filter]")
+    expect(chips).to_have_count(1 + len(meta["run_statuses"]))
+    assert chips.evaluate_all("cs => cs.map(c => c.dataset.filter)") == ["all", *meta["run_statuses"]]
+    expect(page.locator('[data-filter="waiting-approval"]')).to_have_text("Waiting approval")
+
+    # a status the server adds shows up with no change to the page (meta answered with one more)
+    def more_statuses(route: Route) -> None:
+        response = route.fetch()
+        body = response.json()
+        body["run_statuses"] = [*body["run_statuses"], "paused"]
+        route.fulfill(response=response, json=body)
+
+    page.route("**/v1/meta", more_statuses)
+    page.reload()
+    expect(page.locator('[data-filter="paused"]')).to_have_text("Paused")
+    page.locator('[data-filter="paused"]').click()
+    expect(page).to_have_url(re.compile(r"#/\?status=paused$"))
+    expect(page.locator("#runs .run-row")).to_have_count(0)

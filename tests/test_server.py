@@ -254,6 +254,46 @@ def test_health_needs_no_token(api: Api) -> None:
     assert response.status_code == 200 and response.json()["status"] == "ok"
 
 
+def test_meta_lists_the_states_of_smithers_states_without_a_token(api: Api) -> None:
+    from smithers import states
+
+    response = httpx2.get(api.url + "/v1/meta")
+    assert response.status_code == 200, response.text
+    meta = response.json()
+    assert meta["run_statuses"] == [s.value for s in states.RunStatus]
+    assert meta["node_statuses"] == [s.value for s in states.NodeStatus]
+    assert meta["attempt_statuses"] == [s.value for s in states.AttemptStatus]
+    assert meta["event_types"] == [t.value for t in states.EventType]
+    assert set(meta["waiting_run_statuses"]) == states.WAITING_RUN_STATUSES
+    assert set(meta["ended_run_statuses"]) == states.ENDED_RUN_STATUSES
+    assert set(meta["waiting_node_statuses"]) == states.WAITING_NODE_STATUSES
+    assert set(meta["terminal_node_statuses"]) == states.TERMINAL_NODE_STATUSES
+    assert set(meta["ended_attempt_statuses"]) == states.ENDED_ATTEMPT_STATUSES
+    # subsets keep the declaration order of their enum, so a client can show them as they are
+    assert meta["ended_run_statuses"] == [s for s in meta["run_statuses"] if s in states.ENDED_RUN_STATUSES]
+    assert "meta" in {route.split("/")[-1] for route in api.client.get("/openapi.json").json()["paths"]}
+
+
+def test_dashboard_modules_are_served_as_javascript_and_revalidated(api: Api) -> None:
+    from smithers.server.app import STATIC_DIR
+
+    page = httpx2.get(api.url + "/")
+    assert page.status_code == 200 and page.headers["content-type"] == "text/html; charset=utf-8"
+    assert page.headers["cache-control"] == "no-cache"
+    assert '<script type="module" src="/static/main.js">' in page.text
+    modules = sorted(p.name for p in STATIC_DIR.glob("*.js"))
+    assert "main.js" in modules and "sse.js" in modules
+    for name in [*modules, "app.css"]:
+        response = httpx2.get(f"{api.url}/static/{name}")  # no token: the files are public, the data is not
+        assert response.status_code == 200, name
+        expected = "text/css; charset=utf-8" if name.endswith(".css") else "text/javascript; charset=utf-8"
+        assert response.headers["content-type"] == expected, name
+        assert response.headers["cache-control"] == "no-cache", name
+        assert response.headers["x-content-type-options"] == "nosniff", name
+        again = httpx2.get(f"{api.url}/static/{name}", headers={"If-None-Match": response.headers["etag"]})
+        assert again.status_code == 304 and again.headers["cache-control"] == "no-cache", name
+
+
 @pytest.mark.parametrize(("method", "path"), ROUTES)
 def test_every_other_route_needs_the_token(api: Api, method: str, path: str) -> None:
     body = {"json": {"workflow": "simple.py", "value": {}}} if method == "POST" else {}
