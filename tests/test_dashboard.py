@@ -519,6 +519,4 @@ def test_status_filter_choices_come_from_meta(server: Server, page: Page) -> Non
     page.route("**/v1/meta", more_statuses)
     page.reload()
     expect(page.locator('[data-filter="paused"]')).to_have_text("Paused")
-    page.locator('[data-filter="paused"]').click()
-    expect(page).to_have_url(re.compile(r"#/\?status=paused$"))
-    expect(page.locator("#runs .run-row")).to_have_count(0)
+    expect(page.locator('[data-filter="paused"]')).to_have_attribute("aria-pressed", "false")

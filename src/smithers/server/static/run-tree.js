@@ -39,7 +39,7 @@ export function createNodeTree(model, { onSelect }) {
   const empty = h("li", { class: "empty" });
 
   function createRow(row) {
-    if (row.kind === "group") return h("li", { class: "tree-row group", style: `--depth:${row.depth}` }, row.label);
+    if (row.kind === "group") return h("li", { class: "tree-row group" }, row.label);
     const parts = {
       status: h("span", { class: "status-text" }),
       iter: h("span", { class: "iter", title: "iteration" }),
@@ -48,7 +48,7 @@ export function createNodeTree(model, { onSelect }) {
       err: h("span", { class: "err" }),
     };
     const open = () => onSelect(row.id);
-    const li = h("li", { class: "tree-row task", style: `--depth:${row.depth}`, tabindex: "0", role: "button", dataset: { node: row.id, iteration: row.it },
+    const li = h("li", { class: "tree-row task", tabindex: "0", role: "button", dataset: { node: row.id, iteration: row.it },
       onclick: open, onkeydown: (e) => { if (e.key === "Enter" || e.key === " ") { e.preventDefault(); open(); } } },
     h("span", { class: "dot" }), h("span", { class: "name" }, row.id), parts.status,
     h("span", { class: "facts" }, parts.iter, parts.attempt, parts.elapsed), parts.err);
@@ -57,6 +57,7 @@ export function createNodeTree(model, { onSelect }) {
   }
 
   function updateRow(li, row) {
+    if (li.style.getPropertyValue("--depth") !== String(row.depth)) li.style.setProperty("--depth", String(row.depth)); // a node moves when the plan arrives
     if (row.kind === "group") return;
     const st = nodeState(model, row.id, row.it, row.planStatus);
     const p = li.parts;
