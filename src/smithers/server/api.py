@@ -1,7 +1,7 @@
 """The routes: each a few lines over :mod:`smithers.queries`, :mod:`smithers.ops` and
 :mod:`smithers.decisions`, so the API shows exactly what the CLI shows.
 
-``public`` routes need no token (health, the dashboard's sign-in and its page); every route of
+``public`` routes need no token (health, the state lists of ``/v1/meta``, the dashboard's sign-in and its page); every route of
 ``router`` needs it when the server has one. Plain ``def`` routes run in FastAPI's thread pool,
 each thread with its own SQLite connection (:meth:`Service.store`).
 """

@@ -1,6 +1,6 @@
 """The HTTP server: ``create_app(db_path, root, token)`` builds the FastAPI app over one store.
 
-- every route except ``/health`` (and the dashboard's sign-in and static files) needs the
+- every route except ``/health`` and ``/v1/meta`` (and the dashboard's sign-in and static files) needs the
   token when one is set: ``Authorization: Bearer T`` or the ``smithers_token`` cookie that
   ``POST /v1/session`` sets; tokens are compared in constant time and never logged;
 - request bodies over ``max_body_bytes`` (1 MiB) are refused with 413 before any route runs,
