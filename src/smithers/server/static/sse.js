@@ -41,6 +41,7 @@ export function followRun(runId, { afterSeq = 0, onEvent, onEnd, onState = () =>
     source = new EventSource(url);
     source.onopen = () => { retryMs = FIRST_RETRY_MS; onState("live"); };
     for (const type of meta.eventTypes) source.addEventListener(type, deliver);
+    source.onmessage = deliver; // an event without a type name, should a server send one
     source.addEventListener("end", (message) => {
       stop();
       onState("ended");
