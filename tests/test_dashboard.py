@@ -5,7 +5,7 @@ install``) against the real server started with ``smithers serve`` on 127.0.0.1,
 started in the background with ``smithers up --detach``: the runs list, a node turning finished
 live on the run page over the browser's ``EventSource``, the stream resumed with ``Last-Event-ID``
 after the server went away, an approval decided with a click, the sign-in form of a server with a
-token, the ES modules served as JavaScript, the status filter built from ``/v1/meta``, and the
+token, the signal and answer forms of the inbox, the ES modules served as JavaScript, the status filter built from ``/v1/meta``, and the
 run page at phone width (390x844) without horizontal overflow. Screenshots are saved under the
 tests' ``artifacts`` folders.
 """
@@ -520,3 +520,50 @@ def test_status_filter_choices_come_from_meta(server: Server, page: Page) -> Non
     page.reload()
     expect(page.locator('[data-filter="paused"]')).to_have_text("Paused")
     expect(page.locator('[data-filter="paused"]')).to_have_attribute("aria-pressed", "false")
+
+
+ASK = '''
+from pydantic import BaseModel
+from smithers import HumanTask, Sequence, Signal, workflow
+
+class Built(BaseModel):
+    sha: str
+
+class Name(BaseModel):
+    name: str
+
+@workflow
+def ask(ctx):
+    return Sequence(
+        Signal("built", schema=Built),
+        HumanTask("naming", output=Name, prompt="Name the release"),
+    )
+'''
+
+
+def test_signal_and_answer_forms_in_the_inbox(server: Server, page: Page) -> None:
+    run_id = server.detach(write(server, "ask.py", ASK))
+    page.goto(server.url + "/#/inbox")
+    signal = page.locator(f'#inbox .approval:has(a[href="#/runs/{run_id}"]) .signal-form')
+    expect(signal).to_have_count(1)
+    expect(signal.locator('input[name="signal"]')).to_have_value("built")
+    signal.locator('textarea[name="data"]').fill('{"sha": ')
+    signal.locator("button[type=submit]").click()
+    expect(signal.locator("[role=alert]")).to_contain_text("The data is not valid JSON")
+    signal.locator('textarea[name="data"]').fill('{"sha": "abc123"}')
+    signal.locator("button[type=submit]").click()
+
+    answer = page.locator(f'#inbox form.approval[data-node="naming"]:has(a[href^="#/runs/{run_id}"])')
+    expect(answer).to_be_visible(timeout=TIMEOUT_MS)  # the run goes on to the human task; the inbox polls every 5 s
+    answer.locator('textarea[name="answer"]').fill('{"name": ')
+    answer.locator("button[type=submit]").click()
+    expect(answer.locator("[role=alert]")).to_contain_text("The answer is not valid JSON")
+    answer.locator('textarea[name="answer"]').fill('{"name": "v2"}')
+    answer.locator("button[type=submit]").click()
+    expect(page.locator(f'#inbox a[href^="#/runs/{run_id}"]')).to_have_count(0)
+
+    deadline = time.monotonic() + 30
+    while server.status_in_db(run_id) != "finished":
+        assert time.monotonic() < deadline, f"the run did not finish: {server.status_in_db(run_id)}"
+        time.sleep(0.1)
+    assert server.get(f"/v1/runs/{run_id}/nodes/naming")["iterations"][0]["output"] == {"name": "v2"}

@@ -101,8 +101,8 @@ export function approvalCard(item, done, { showRun = false } = {}) {
     msg);
 }
 
-/** Submit `send()` on the form's submit; errors go to `msg`, the button is disabled meanwhile. */
-function onSubmit(form, button, msg, send) {
+/** Run `send()` on the form's submit; errors go to `msg` (a JSON typo names `what`), the button is disabled meanwhile. */
+function onSubmit(form, button, msg, what, send) {
   form.addEventListener("submit", async (ev) => {
     ev.preventDefault();
     setText(msg, "");
@@ -110,7 +110,7 @@ function onSubmit(form, button, msg, send) {
     try {
       await send();
     } catch (e) {
-      setText(msg, e instanceof SyntaxError ? "The data is not valid JSON: " + e.message : describeError(e));
+      setText(msg, e instanceof SyntaxError ? `The ${what} is not valid JSON: ${e.message}` : describeError(e));
     } finally {
       button.disabled = false;
     }
@@ -132,7 +132,7 @@ export function signalForm(runId, item, done) {
     h("div", { class: "row" }, name, corr),
     h("label", null, "Data (JSON)"), data,
     h("div", { class: "row", style: "margin-top:6px" }, send), msg);
-  onSubmit(form, send, msg, async () => {
+  onSubmit(form, send, msg, "data", async () => {
     const signal = name.value.trim();
     if (!signal) { setText(msg, "Give the signal a name."); return; }
     const payload = JSON.parse(data.value || "null");
@@ -155,7 +155,7 @@ export function humanForm(item, done, { showRun = false } = {}) {
     item.schema ? h("details", null, h("summary", null, "answer schema"), json(item.schema)) : null,
     h("label", null, "Answer (JSON matching the schema)"), value,
     h("div", { class: "row", style: "margin-top:6px" }, send, h("span", { class: "muted small mono" }, item.request_id)), msg);
-  onSubmit(form, send, msg, async () => {
+  onSubmit(form, send, msg, "answer", async () => {
     const answer = JSON.parse(value.value);
     await api(`/v1/human/${enc(item.request_id)}/answer`, { method: "POST", body: { value: answer, by: savedBy() || null } });
     toast("Answer sent");
