@@ -4,19 +4,20 @@ from __future__ import annotations
 
 from ..storage.store import Store
 
+
 def run_chain(store: Store, run_id: str) -> list[str]:
     """Every run of the continue-as-new chain ``run_id`` belongs to, oldest first."""
     first = run_id
     seen = {first}
     while True:
-        row = store.conn.execute("SELECT continued_from FROM _smithers_runs WHERE run_id = ?", (first,)).fetchone()
-        if not row or not row[0] or row[0] in seen:
+        previous = store.continued_from(first)
+        if previous is None or previous in seen:
             break
-        first = row[0]
+        first = previous
         seen.add(first)
     chain = [first]
     while True:
-        row = store.conn.execute("SELECT run_id FROM _smithers_runs WHERE continued_from = ?", (chain[-1],)).fetchone()
-        if not row or row[0] in chain:
+        following = store.continued_by(chain[-1])
+        if following is None or following in chain:
             return chain
-        chain.append(row[0])
+        chain.append(following)

@@ -6,7 +6,7 @@ import time
 from typing import Any
 
 from ..storage.store import Store
-from .runs import _loads, get_run
+from .runs import get_run, json_or_none
 
 def why(store: Store, run_id: str) -> dict[str, Any]:
     """What the run is blocked on and the commands that unblock it:
@@ -21,16 +21,10 @@ def why(store: Store, run_id: str) -> dict[str, Any]:
     status = run["status"]
     resume = f"smithers resume {run_id}"
     nodes = store.nodes(run_id)
-    starts = {
-        (r["node_id"], r["iteration"]): r["started_at_ms"]
-        for r in store._rows(
-            "SELECT node_id, iteration, MAX(started_at_ms) AS started_at_ms FROM _smithers_attempts "
-            "WHERE run_id = ? GROUP BY node_id, iteration", (run_id,)
-        )
-    }
+    starts = store.last_attempt_starts(run_id)
 
     def entry(row: dict[str, Any]) -> dict[str, Any]:
-        error = _loads(row["error_json"])
+        error = json_or_none(row["error_json"])
         return {
             "node_id": row["node_id"],
             "iteration": row["iteration"],
@@ -49,7 +43,7 @@ def why(store: Store, run_id: str) -> dict[str, Any]:
         return result(f"the run {what}; nothing is blocked and there is nothing to do", [], [])
     if status == "failed":
         failed = [entry(r) for r in nodes if r["status"] == "failed"]
-        run_error = _loads(run["error_json"]) or {}
+        run_error = json_or_none(run["error_json"]) or {}
         if failed:
             parts = [
                 f"task {f['node_id']!r}" + (f" (iteration {f['iteration']})" if f["iteration"] else "")

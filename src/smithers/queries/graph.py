@@ -4,7 +4,6 @@ the nested tree (``graph --format json``) and its Mermaid flowchart."""
 from __future__ import annotations
 
 import json
-import sqlite3
 from itertools import pairwise
 from typing import Any
 
@@ -30,8 +29,6 @@ def preview_plan(spec: str, raw_input: dict[str, Any] | None) -> dict[str, Any]:
     """The plan of a workflow's first render, without creating a run: validate the input,
     render once against an empty state. Returns ``{workflow, entries}`` (frame entries); input
     errors and render errors exit 4, as for ``smithers up``."""
-    from pathlib import Path
-
     from ..authoring.context import Ctx
     from ..authoring.loader import load_workflow
     from ..engine.persist import plan_entries
@@ -41,8 +38,7 @@ def preview_plan(spec: str, raw_input: dict[str, Any] | None) -> dict[str, Any]:
     loaded = load_workflow(spec)
     input_value, _ = loaded.workflow.validate_input(raw_input)
     # an empty, private database: previewing never creates or touches the user's smithers.db
-    scratch = Store(sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False), Path(":memory:"))
-    scratch._migrate()
+    scratch = Store.memory()
     try:
         state = RunState(scratch, "\x00no-run", loaded.models)
         ctx = Ctx(input=input_value, run_id="(not yet created)", reader=state)
@@ -75,12 +71,7 @@ def frame_plan(store: Store, run_id: str, frame: int | None = None) -> dict[str,
             hint=f"pass --frame between 0 and {count - 1}, or leave it out for the last",
         )
     # only the rows from the last keyframe at or before the frame: cost independent of run length
-    rows = store._rows(
-        "SELECT * FROM _smithers_frames WHERE run_id = ? AND frame_no <= ? AND frame_no >= COALESCE("
-        "(SELECT MAX(frame_no) FROM _smithers_frames WHERE run_id = ? AND is_keyframe = 1 AND frame_no <= ?), 0) "
-        "ORDER BY frame_no",
-        (run_id, frame, run_id, frame),
-    )
+    rows = store.frames_from_keyframe(run_id, frame)
     entries = rebuild(rows, frame, json.loads)
     event_seq = rows[-1]["event_seq"]
     last = frame == count - 1
@@ -97,22 +88,15 @@ def frame_plan(store: Store, run_id: str, frame: int | None = None) -> dict[str,
 
 def node_statuses(store: Store, run_id: str, *, upto_seq: int | None = None) -> dict[tuple[str, int], str]:
     """Replay the run's node events (up to ``upto_seq``, or all): the last one of each node wins."""
-    sql = (
-        "SELECT type, node_id, iteration, payload_json FROM _smithers_events "
-        "WHERE run_id = ? AND node_id IS NOT NULL AND (type LIKE 'Node%' OR type = 'AttemptAbandoned')"
-    )
-    params: list[Any] = [run_id]
-    if upto_seq is not None:
-        sql += " AND seq <= ?"
-        params.append(upto_seq)
     statuses: dict[tuple[str, int], str] = {}
-    for row in store._rows(sql + " ORDER BY seq", params):
-        status = _EVENT_STATUS.get(row["type"])
+    for event in store.node_events(run_id, upto_seq=upto_seq):
+        status = _EVENT_STATUS.get(event["type"])
         if status is None:
             continue
-        if row["type"] == "NodeFailed" and row["payload_json"] and json.loads(row["payload_json"]).get("will_retry"):
+        payload = event["payload"] or {}
+        if event["type"] == "NodeFailed" and payload.get("will_retry"):
             status = "retrying"
-        statuses[(row["node_id"], row["iteration"])] = status
+        statuses[(event["node_id"], event["iteration"])] = status
     return statuses
 
 

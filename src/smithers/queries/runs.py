@@ -6,17 +6,15 @@ Pure functions over a :class:`~smithers.storage.store.Store` returning plain JSO
 from __future__ import annotations
 
 import json
-import sqlite3
 from typing import Any
 
 from ..errors import UnknownNodeError, UnknownRunError, UserError
+from ..states import ENDED_RUN_STATUSES, RunStatus
 from ..storage.output_tables import KEY_COLUMNS
 from ..storage.store import Store
 
-RUN_STATUSES = (
-    "running", "waiting-approval", "waiting-event", "waiting-timer", "finished", "failed", "cancelled", "continued",
-)
-TERMINAL_STATUSES = frozenset({"finished", "failed", "cancelled", "continued"})
+RUN_STATUSES: tuple[RunStatus, ...] = tuple(RunStatus)  # what `ps --status` accepts
+TERMINAL_STATUSES = ENDED_RUN_STATUSES  # a run in one of these is over: nothing more happens to it
 
 
 # -- runs ------------------------------------------------------------------------------------
@@ -57,7 +55,7 @@ def run_detail(store: Store, run_id: str) -> dict[str, Any]:
     """``inspect --json``: the run, its error, and every node iteration with attempts and output."""
     run = get_run(store, run_id)
     outputs = _OutputReader(store, run_id)
-    attempts = _attempts_by_node(store, run_id)
+    attempts = store.attempts_by_node(run_id)
     nodes = []
     for row in store.nodes(run_id):
         key = (row["node_id"], row["iteration"])
@@ -74,7 +72,7 @@ def run_detail(store: Store, run_id: str) -> dict[str, Any]:
         "status": run["status"],
         "input": json.loads(run["input_json"]),
         "created_at_ms": run["created_at_ms"],
-        "error": _loads(run["error_json"]),
+        "error": json_or_none(run["error_json"]),
         "nodes": nodes,
     }
 
@@ -85,9 +83,7 @@ def node_detail(store: Store, run_id: str, node_id: str) -> dict[str, Any]:
     get_run(store, run_id)
     rows = store.nodes(run_id, node_id)
     if not rows:
-        known = [r["node_id"] for r in store._rows(
-            "SELECT DISTINCT node_id FROM _smithers_nodes WHERE run_id = ? ORDER BY node_id", (run_id,)
-        )]
+        known = store.node_ids(run_id)
         shown = ", ".join(known[:20]) + (", …" if len(known) > 20 else "")
         raise UnknownNodeError(
             f"run {run_id} has no node {node_id!r}",
@@ -101,7 +97,7 @@ def node_detail(store: Store, run_id: str, node_id: str) -> dict[str, Any]:
         {
             "iteration": row["iteration"],
             "status": row["status"],
-            "error": _loads(row["error_json"]),
+            "error": json_or_none(row["error_json"]),
             "retry_at_ms": row["retry_at_ms"],
             "updated_at_ms": row["updated_at_ms"],
             "attempts": [_attempt(a, traceback=True) for a in by_iteration.get(row["iteration"], [])],
@@ -121,7 +117,7 @@ def node_detail(store: Store, run_id: str, node_id: str) -> dict[str, Any]:
 
 
 def _attempt(row: dict[str, Any], *, traceback: bool) -> dict[str, Any]:
-    error = _loads(row["error_json"])
+    error = json_or_none(row["error_json"])
     if not traceback and isinstance(error, dict):
         error = {k: v for k, v in error.items() if k != "traceback"}
     out = {
@@ -133,21 +129,13 @@ def _attempt(row: dict[str, Any], *, traceback: bool) -> dict[str, Any]:
     }
     if traceback:  # the full record for `node`
         out["heartbeat_at_ms"] = row["heartbeat_at_ms"]
-        out["heartbeat"] = _loads(row["heartbeat_json"])
-        out["meta"] = _loads(row["meta_json"])
+        out["heartbeat"] = json_or_none(row["heartbeat_json"])
+        out["meta"] = json_or_none(row["meta_json"])
     return out
 
 
-def _attempts_by_node(store: Store, run_id: str) -> dict[tuple[str, int], list[dict[str, Any]]]:
-    out: dict[tuple[str, int], list[dict[str, Any]]] = {}
-    for a in store._rows(
-        "SELECT * FROM _smithers_attempts WHERE run_id = ? ORDER BY node_id, iteration, attempt", (run_id,)
-    ):
-        out.setdefault((a["node_id"], a["iteration"]), []).append(a)
-    return out
-
-
-def _loads(text: str | None) -> Any:
+def json_or_none(text: str | None) -> Any:
+    """Decode a nullable JSON column."""
     return None if text is None else json.loads(text)
 
 
@@ -188,9 +176,7 @@ class _OutputReader:
         self.store = store
         self.run_id = run_id
         self.tables: dict[str, dict[tuple[str, int], dict[str, Any]]] = {}
-        self.columns = {
-            r["table_name"]: json.loads(r["columns_json"]) for r in store._rows("SELECT * FROM _smithers_output_tables")
-        }
+        self.columns = store.output_table_kinds()
 
     def get(self, table: str, node_id: str, iteration: int) -> dict[str, Any] | None:
         rows = self.tables.get(table)
@@ -201,9 +187,8 @@ class _OutputReader:
     def _load(self, table: str) -> dict[tuple[str, int], dict[str, Any]]:
         if table not in self.columns:  # never written: no task of that model finished anywhere
             return {}
-        try:
-            found = self.store._rows(f'SELECT * FROM "{table}" WHERE run_id = ?', (self.run_id,))
-        except sqlite3.OperationalError:  # a table dropped by hand reads as "no output"
+        found = self.store.run_output_rows(table, self.run_id)
+        if found is None:  # a table dropped by hand reads as "no output"
             return {}
         kinds = self.columns[table]
         if isinstance(kinds, list):  # written before kinds were recorded

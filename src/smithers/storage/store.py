@@ -21,6 +21,7 @@ from pydantic import BaseModel
 from ..errors import LeaseLostError, StorageError
 from ..observability.metrics import observe_transaction
 from .output_tables import OutputTable
+from .queries import QueryStoreMixin
 from .schema import MIGRATIONS
 from .sqlite import begin_write, connect
 
@@ -185,7 +186,7 @@ class Tx:
         )
 
 
-class Store:
+class Store(QueryStoreMixin):
     """A smithers database. Open with :meth:`open`; close with :meth:`close`.
 
     >>> store = Store.open(Path("/tmp/x/smithers.db"))  # doctest: +SKIP
@@ -195,6 +196,7 @@ class Store:
 
     def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
         self.conn = conn
+        self._conn = conn  # the private name the storage seam moves to (QueryStoreMixin uses it)
         self.path = path
         self._lock = threading.RLock()
         self._tables: dict[str, OutputTable] = {}
