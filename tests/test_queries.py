@@ -134,3 +134,66 @@ def test_the_read_verbs_hold_no_sql() -> None:
         text = source.read_text(encoding="utf-8")
         for needle in ("sqlite3", "execute(", "._rows(", ".conn", "SELECT ", "_smithers_"):
             assert needle not in text, f"{source.name} holds {needle!r}: SQL belongs behind a store method in storage/"
+
+
+# -- graph --run on a run that waits -----------------------------------------------------------
+
+WAITS = """
+from pydantic import BaseModel
+from smithers import Approval, Parallel, Signal, Task, Timer, workflow
+
+class Note(BaseModel):
+    text: str
+
+@workflow
+def waits(ctx):
+    return Parallel(
+        Approval("ship", request="Ship it?"),
+        Signal("built", schema=Note),
+        Timer("cool", duration="1h"),
+        Task("done", output=Note, value={"text": "ok"}),
+    )
+"""
+
+
+def _task_statuses(tree: dict) -> dict[str, str]:
+    found: dict[str, str] = {}
+    stack = [tree]
+    while stack:
+        node = stack.pop()
+        if node["t"] == "task":
+            found[node["id"]] = node["status"]
+        stack.extend(node.get("children", ()))
+    return found
+
+
+def test_graph_of_a_waiting_run_shows_each_wait(project: Project, run_id_of: Callable[[str], str]) -> None:
+    project.write("waits.py", WAITS)
+    up = project.cli("up", "waits.py")
+    assert up.returncode == 3, up.stdout + up.stderr
+    run_id = run_id_of(up.stdout)
+
+    tree = json.loads(project.cli("graph", "--run", run_id, "--format", "json").stdout)
+    assert _task_statuses(tree) == {
+        "ship": "waiting-approval", "built": "waiting-event", "cool": "waiting-timer", "done": "finished",
+    }
+    chart = project.cli("graph", "--run", run_id, "--format", "mermaid")
+    assert chart.returncode == 0, chart.stderr
+    for status in ("waiting_approval", "waiting_event", "waiting_timer"):
+        assert f"  classDef {status} " in chart.stdout
+    assert "<br/>waiting-approval" in chart.stdout
+
+    # answered waits end; the timer still waits
+    assert project.cli("approve", run_id).returncode == 0
+    assert project.cli("signal", run_id, "built", "--data", '{"text": "b"}').returncode == 0
+    resumed = project.cli("resume", run_id)
+    assert resumed.returncode == 3, resumed.stdout + resumed.stderr
+    tree = json.loads(project.cli("graph", "--run", run_id, "--format", "json").stdout)
+    assert _task_statuses(tree) == {"ship": "finished", "built": "finished", "cool": "waiting-timer", "done": "finished"}
+
+    # the same statuses through the verb, keyed by (node, iteration)
+    store = Store.open(project.db)
+    try:
+        assert queries.node_statuses(store, run_id)[("cool", 0)] == "waiting-timer"
+    finally:
+        store.close()

@@ -8,21 +8,26 @@ from itertools import pairwise
 from typing import Any
 
 from ..errors import UserError
+from ..states import WAITING_NODE_STATUSES, EventType, NodeStatus
 from ..storage.store import Store
 from .runs import get_run
 
-# the node status each event leaves behind when a run's events are replayed (see `node_statuses`)
-_EVENT_STATUS = {
-    "NodePending": "pending",
-    "NodeStarted": "running",
-    "NodeFinished": "finished",
-    "NodeFailed": "failed",
-    "NodeRetrying": "retrying",
-    "NodeSkipped": "skipped",
-    "NodeCancelled": "cancelled",
-    "AttemptAbandoned": "pending",  # resume puts in-flight work of a dead owner back in the queue
-}
+# a status the graph shows but no node row holds: a failed attempt that will be retried (the row
+# is back to `pending` with a `retry_at_ms`)
+RETRYING = "retrying"
 
+# the node status each event leaves behind when a run's events are replayed (see `node_statuses`);
+# NodeWaiting carries its waiting status in the payload
+_EVENT_STATUS: dict[str, str] = {
+    EventType.NODE_PENDING: NodeStatus.PENDING,
+    EventType.NODE_STARTED: NodeStatus.RUNNING,
+    EventType.NODE_FINISHED: NodeStatus.FINISHED,
+    EventType.NODE_FAILED: NodeStatus.FAILED,
+    EventType.NODE_RETRYING: RETRYING,
+    EventType.NODE_SKIPPED: NodeStatus.SKIPPED,
+    EventType.NODE_CANCELLED: NodeStatus.CANCELLED,
+    EventType.ATTEMPT_ABANDONED: NodeStatus.PENDING,  # resume puts in-flight work of a dead owner back in the queue
+}
 
 
 def preview_plan(spec: str, raw_input: dict[str, Any] | None) -> dict[str, Any]:
@@ -90,12 +95,17 @@ def node_statuses(store: Store, run_id: str, *, upto_seq: int | None = None) -> 
     """Replay the run's node events (up to ``upto_seq``, or all): the last one of each node wins."""
     statuses: dict[tuple[str, int], str] = {}
     for event in store.node_events(run_id, upto_seq=upto_seq):
-        status = _EVENT_STATUS.get(event["type"])
-        if status is None:
-            continue
         payload = event["payload"] or {}
-        if event["type"] == "NodeFailed" and payload.get("will_retry"):
-            status = "retrying"
+        if event["type"] == EventType.NODE_WAITING:
+            status = payload.get("status")
+            if status not in WAITING_NODE_STATUSES:  # not a wait this version knows: keep the last status
+                continue
+        else:
+            status = _EVENT_STATUS.get(event["type"])
+            if status is None:
+                continue
+            if event["type"] == EventType.NODE_FAILED and payload.get("will_retry"):
+                status = RETRYING
         statuses[(event["node_id"], event["iteration"])] = status
     return statuses
 
@@ -112,20 +122,23 @@ def plan_tree(entries: dict[str, dict[str, Any]], statuses: dict[tuple[str, int]
         while stack:
             node = stack.pop()
             if node["t"] == "task":
-                node["status"] = statuses.get((node["id"], node["it"]), "pending")
+                node["status"] = statuses.get((node["id"], node["it"]), NodeStatus.PENDING)
             stack.extend(node.get("children", ()))
     return tree
 
 
 _SEQUENTIAL = ("workflow", "sequence", "loop")  # containers whose children run one after another
-_MERMAID_STYLE = {
-    "pending": "fill:#f4f4f4,stroke:#999",
-    "running": "fill:#d6ecff,stroke:#1f78c1",
-    "retrying": "fill:#fff1c2,stroke:#c99a00",
-    "finished": "fill:#d7f5d7,stroke:#2e8b2e",
-    "failed": "fill:#ffd6d6,stroke:#c12f2f",
-    "skipped": "fill:#fffbe0,stroke:#b8a600",
-    "cancelled": "fill:#f2dcf2,stroke:#8b2e8b",
+_MERMAID_STYLE: dict[str, str] = {
+    NodeStatus.PENDING: "fill:#f4f4f4,stroke:#999",
+    NodeStatus.RUNNING: "fill:#d6ecff,stroke:#1f78c1",
+    RETRYING: "fill:#fff1c2,stroke:#c99a00",
+    NodeStatus.FINISHED: "fill:#d7f5d7,stroke:#2e8b2e",
+    NodeStatus.FAILED: "fill:#ffd6d6,stroke:#c12f2f",
+    NodeStatus.SKIPPED: "fill:#fffbe0,stroke:#b8a600",
+    NodeStatus.CANCELLED: "fill:#f2dcf2,stroke:#8b2e8b",
+    NodeStatus.WAITING_APPROVAL: "fill:#ffe8cc,stroke:#d9730d,stroke-dasharray:4 3",
+    NodeStatus.WAITING_EVENT: "fill:#ffe8cc,stroke:#d9730d,stroke-dasharray:4 3",
+    NodeStatus.WAITING_TIMER: "fill:#ffe8cc,stroke:#d9730d,stroke-dasharray:4 3",
 }
 
 
@@ -178,10 +191,11 @@ def mermaid(tree: dict[str, Any] | None) -> str:
     edges.extend(f"  {ident(a)} --> {ident(b)}" for a, b in pairwise(top))
     lines.extend(edges)
     for status, members in classes.items():
+        name = status.replace("-", "_")  # a class name: waiting-approval → waiting_approval
         style = _MERMAID_STYLE.get(status)
         if style:
-            lines.append(f"  classDef {status} {style}")
-        lines.append(f"  class {','.join(members)} {status}")
+            lines.append(f"  classDef {name} {style}")
+        lines.append(f"  class {','.join(members)} {name}")
     if len(lines) == 1:
         lines.append('  empty["(empty plan)"]')
     return "\n".join(lines) + "\n"
