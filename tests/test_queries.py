@@ -16,7 +16,7 @@ from conftest import Project
 from pydantic import BaseModel
 
 from smithers import queries
-from smithers.errors import StorageError
+from smithers.errors import StorageError, UserError
 from smithers.storage.store import Store
 
 OUTPUTS = """
@@ -197,3 +197,15 @@ def test_graph_of_a_waiting_run_shows_each_wait(project: Project, run_id_of: Cal
         assert queries.node_statuses(store, run_id)[("cool", 0)] == "waiting-timer"
     finally:
         store.close()
+
+
+def test_the_status_lists_are_the_ones_in_states() -> None:
+    from smithers.states import ENDED_RUN_STATUSES, RunStatus
+
+    assert queries.RUN_STATUSES == tuple(RunStatus)
+    assert queries.TERMINAL_STATUSES == ENDED_RUN_STATUSES
+    for status in RunStatus:
+        queries.check_run_status(status)  # every run status is one `ps --status` accepts
+    with pytest.raises(UserError, match="unknown run status .runing.") as raised:
+        queries.check_run_status("runing")
+    assert raised.value.hint == f"use one of: {', '.join(RunStatus)}"

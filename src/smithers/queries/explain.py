@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from ..states import WAITING_NODE_STATUSES, WAITING_RUN_STATUSES, NodeStatus, RunStatus
 from ..storage.store import Store
 from .runs import get_run, json_or_none
 
@@ -38,11 +39,11 @@ def why(store: Store, run_id: str) -> dict[str, Any]:
     def result(reason: str, blocked: list[dict[str, Any]], commands: list[str]) -> dict[str, Any]:
         return {"run_id": run_id, "status": status, "reason": reason, "blocked_on": blocked, "commands": commands}
 
-    if status in ("finished", "continued"):
-        what = "finished" if status == "finished" else "continued as a new run"
+    if status in (RunStatus.FINISHED, RunStatus.CONTINUED):
+        what = "finished" if status == RunStatus.FINISHED else "continued as a new run"
         return result(f"the run {what}; nothing is blocked and there is nothing to do", [], [])
-    if status == "failed":
-        failed = [entry(r) for r in nodes if r["status"] == "failed"]
+    if status == RunStatus.FAILED:
+        failed = [entry(r) for r in nodes if r["status"] == NodeStatus.FAILED]
         run_error = json_or_none(run["error_json"]) or {}
         if failed:
             parts = [
@@ -55,14 +56,14 @@ def why(store: Store, run_id: str) -> dict[str, Any]:
             reason = f"the run failed: {run_error.get('message') or 'no error recorded'}"
         reason += f". `{resume}` retries failed tasks with a fresh retry budget"
         return result(reason, failed, [resume])
-    if status == "cancelled":
-        cancelled = [entry(r) for r in nodes if r["status"] == "cancelled"]
+    if status == RunStatus.CANCELLED:
+        cancelled = [entry(r) for r in nodes if r["status"] == NodeStatus.CANCELLED]
         return result(f"the run was cancelled; `{resume}` continues it where it stopped", cancelled, [resume])
-    if status.startswith("waiting-"):
+    if status in WAITING_RUN_STATUSES:
         from ..ops import waiting_for
 
         items = waiting_for(store, run_id)
-        waiting = [entry(r) for r in nodes if r["status"].startswith("waiting-")]
+        waiting = [entry(r) for r in nodes if r["status"] in WAITING_NODE_STATUSES]
         commands = [c for item in items for c in item["commands"]]
         if owner_alive(run):
             then = f"its owner (pid {run['owner_pid']}) continues the moment it arrives"
@@ -75,8 +76,8 @@ def why(store: Store, run_id: str) -> dict[str, Any]:
         what = "; ".join(_waiting_item(item) for item in items)
         return {**result(f"the run is waiting for {what}; {then}", waiting, commands), "waiting_for": items}
     # running (or a status written by a later version): is anyone actually running it?
-    in_flight = [entry(r) for r in nodes if r["status"] == "running"]
-    backoff = [entry(r) for r in nodes if r["status"] == "pending" and r["retry_at_ms"] is not None]
+    in_flight = [entry(r) for r in nodes if r["status"] == NodeStatus.RUNNING]
+    backoff = [entry(r) for r in nodes if r["status"] == NodeStatus.PENDING and r["retry_at_ms"] is not None]
     owner = f"pid {run['owner_pid']} on {run['owner_host']}" if run["owner_pid"] else "no owner"
     if not owner_alive(run):
         who = f"the process running it ({owner}) died" if run["owner_pid"] else "no process is running it"
