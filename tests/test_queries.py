@@ -182,6 +182,9 @@ def test_graph_of_a_waiting_run_shows_each_wait(project: Project, run_id_of: Cal
     for status in ("waiting_approval", "waiting_event", "waiting_timer"):
         assert f"  classDef {status} " in chart.stdout
     assert "<br/>waiting-approval" in chart.stdout
+    text = project.cli("graph", "--run", run_id)
+    assert text.returncode == 0, text.stderr
+    assert "[waiting-event]" in next(line for line in text.stdout.splitlines() if "built" in line)
 
     # answered waits end; the timer still waits
     assert project.cli("approve", run_id).returncode == 0
