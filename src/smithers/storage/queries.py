@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Self
 
 from ..errors import StorageError
 from ..states import EventType
+from .sqlite import is_missing_table
 
 # the node events whose replay gives a node's status as of some point (see `node_events`)
 NODE_STATUS_EVENTS: tuple[str, ...] = (
@@ -29,12 +30,6 @@ NODE_STATUS_EVENTS: tuple[str, ...] = (
     EventType.NODE_WAITING,
     EventType.ATTEMPT_ABANDONED,
 )
-
-
-def is_missing_table(err: sqlite3.OperationalError) -> bool:
-    """True for SQLite's "no such table" error and nothing else (a locked, corrupt or
-    unreadable database is a real failure, not an absent table)."""
-    return str(err).startswith("no such table")
 
 
 class QueryStoreMixin:
@@ -65,15 +60,22 @@ class QueryStoreMixin:
 
     # -- runs and chains -------------------------------------------------------------------
 
-    def continued_from(self, run_id: str) -> str | None:
-        """The run that ``run_id`` continued (continue-as-new), or None."""
-        row = self._conn.execute("SELECT continued_from FROM _smithers_runs WHERE run_id = ?", (run_id,)).fetchone()
-        return row[0] if row and row[0] else None
-
-    def continued_by(self, run_id: str) -> str | None:
-        """The run that continued ``run_id`` (continue-as-new), or None."""
-        row = self._conn.execute("SELECT run_id FROM _smithers_runs WHERE continued_from = ?", (run_id,)).fetchone()
-        return row[0] if row else None
+    def run_chain(self, run_id: str) -> list[str]:
+        """Every run id of ``run_id``'s continue-as-new chain, first link first."""
+        first, seen = run_id, {run_id}
+        while True:
+            row = self._conn.execute("SELECT continued_from FROM _smithers_runs WHERE run_id = ?", (first,)).fetchone()
+            if not row or not row[0] or row[0] in seen:
+                break
+            first = row[0]
+            seen.add(first)
+        chain = [first]
+        while True:
+            row = self._conn.execute("SELECT run_id FROM _smithers_runs WHERE continued_from = ?", (chain[-1],)).fetchone()
+            if not row or row[0] in chain:
+                break
+            chain.append(row[0])
+        return chain
 
     # -- nodes and attempts ----------------------------------------------------------------
 

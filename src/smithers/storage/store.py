@@ -196,12 +196,15 @@ class Store(QueryStoreMixin):
 
     def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
         self.conn = conn
-        self._conn = conn  # the private name the storage seam moves to (QueryStoreMixin uses it)
         self.path = path
         self._lock = threading.RLock()
         self._tables: dict[str, OutputTable] = {}
         self._current: Tx | None = None
         self.commit_listeners: list[Any] = []
+
+    @property
+    def _conn(self) -> sqlite3.Connection:  # the name the storage mixins use (see storage/waits.py)
+        return self.conn
 
     @classmethod
     def open(cls, path: Path | str, *, synchronous: str | None = None) -> Store:
