@@ -12,9 +12,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import Project
 from pydantic import BaseModel
 
+from conftest import Project
 from smithers import queries
 from smithers.errors import StorageError, UserError
 from smithers.storage.store import Store
@@ -205,10 +205,10 @@ def test_graph_of_a_waiting_run_shows_each_wait(project: Project, run_id_of: Cal
 def test_the_status_lists_are_the_ones_in_states() -> None:
     from smithers.states import ENDED_RUN_STATUSES, RunStatus
 
-    assert queries.RUN_STATUSES == tuple(RunStatus)
+    assert tuple(RunStatus) == queries.RUN_STATUSES
     assert queries.TERMINAL_STATUSES == ENDED_RUN_STATUSES
     for status in RunStatus:
         queries.check_run_status(status)  # every run status is one `ps --status` accepts
-    with pytest.raises(UserError, match="unknown run status .runing.") as raised:
+    with pytest.raises(UserError, match=r"unknown run status .runing.") as raised:
         queries.check_run_status("runing")
     assert raised.value.hint == f"use one of: {', '.join(RunStatus)}"

@@ -9,6 +9,7 @@ from ..states import WAITING_NODE_STATUSES, WAITING_RUN_STATUSES, NodeStatus, Ru
 from ..storage.store import Store
 from .runs import get_run, json_or_none
 
+
 def why(store: Store, run_id: str) -> dict[str, Any]:
     """What the run is blocked on and the commands that unblock it:
     ``{run_id, status, reason, blocked_on: [...], commands: [...]}``.

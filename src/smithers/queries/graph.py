@@ -157,7 +157,7 @@ def mermaid(tree: dict[str, Any] | None) -> str:
 
     def label(node: dict[str, Any]) -> str:
         if node["t"] == "task":
-            text = node["id"] + (f" #{node['it']}" if node.get("it") else "")
+            text = str(node["id"]) + (f" #{node['it']}" if node.get("it") else "")
             text += f"<br/>{node.get('mode', '')} → {node.get('out', '')}"
             if "status" in node:
                 text += f"<br/>{node['status']}"
@@ -166,7 +166,7 @@ def mermaid(tree: dict[str, Any] | None) -> str:
         elif node["t"] == "parallel" and node.get("limit"):
             text = f"parallel · max {node['limit']}"
         else:
-            text = node["t"]
+            text = str(node["t"])
         return text.replace('"', "#quot;")
 
     def walk(node: dict[str, Any], depth: int) -> None:

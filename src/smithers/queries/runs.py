@@ -192,7 +192,7 @@ class _OutputReader:
             return {}
         kinds = self.columns[table]
         if isinstance(kinds, list):  # written before kinds were recorded
-            kinds = {c: None for c in kinds}
+            kinds = dict.fromkeys(kinds)
         columns = [(c, k) for c, k in kinds.items() if c not in KEY_COLUMNS]
         return {
             (row["node_id"], row["iteration"]): {c: decode_typed(row.get(c), k) for c, k in columns}
