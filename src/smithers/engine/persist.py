@@ -51,7 +51,7 @@ class Persister:
 
     def commit_render(self, root: PlanNode, tasks: list[TaskDescriptor]) -> None:
         """Insert newly mounted tasks as pending and store the frame if the plan changed."""
-        entries = _entries(root)
+        entries = plan_entries(root)
         changed = entries != self._last_entries
         new_nodes = [d for d in tasks if d.key not in self.state.nodes]
         if not changed and not new_nodes:
@@ -196,7 +196,8 @@ def _wait_meta(desc: TaskDescriptor) -> dict[str, Any] | None:
     return {"signal": wait["name"], "correlation_id": wait["correlation_id"], "schema": wait["schema"]}
 
 
-def _entries(root: PlanNode) -> Entries:
+def plan_entries(root: PlanNode) -> Entries:
+    """The plan as frame entries, keyed by node key, in document order (what a frame stores)."""
     out: Entries = {}
     stack = [root]
     while stack:

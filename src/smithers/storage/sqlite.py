@@ -23,3 +23,8 @@ def connect(path: Path, *, synchronous: str = "NORMAL") -> sqlite3.Connection:
 
 def begin_write(conn: sqlite3.Connection) -> None:
     conn.execute("BEGIN IMMEDIATE")
+
+
+def is_missing_table(err: sqlite3.OperationalError) -> bool:
+    """Whether ``err`` says a table does not exist (and nothing else is wrong)."""
+    return str(err).startswith("no such table")

@@ -21,6 +21,7 @@ from pydantic import BaseModel
 from ..errors import LeaseLostError, StorageError
 from ..observability.metrics import observe_transaction
 from .output_tables import OutputTable
+from .queries import QueryStoreMixin
 from .schema import MIGRATIONS
 from .sqlite import begin_write, connect
 
@@ -185,7 +186,7 @@ class Tx:
         )
 
 
-class Store:
+class Store(QueryStoreMixin):
     """A smithers database. Open with :meth:`open`; close with :meth:`close`.
 
     >>> store = Store.open(Path("/tmp/x/smithers.db"))  # doctest: +SKIP
@@ -200,6 +201,10 @@ class Store:
         self._tables: dict[str, OutputTable] = {}
         self._current: Tx | None = None
         self.commit_listeners: list[Any] = []
+
+    @property
+    def _conn(self) -> sqlite3.Connection:  # the name the storage mixins use (see storage/waits.py)
+        return self.conn
 
     @classmethod
     def open(cls, path: Path | str, *, synchronous: str | None = None) -> Store:
