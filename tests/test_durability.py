@@ -11,6 +11,7 @@ import subprocess
 import time
 
 import pytest
+from waiting import wait_until
 
 from smithers.errors import RunOwnedError
 
@@ -31,16 +32,6 @@ class Out(BaseModel):
     name: str
     attempt: int = 1
 """
-
-
-def wait_until(predicate, timeout: float = 15.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.03)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def statuses(project, run_id: str) -> dict[str, str]:

@@ -9,6 +9,7 @@ import sqlite3
 import time
 
 import pytest
+import waiting
 
 HEADER = """
 import asyncio, time
@@ -73,17 +74,8 @@ def gated(ctx):
 """
 
 
-def wait_until(predicate, timeout: float = 15.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            value = predicate()
-        except sqlite3.Error:  # the database may be being created
-            value = None
-        if value:
-            return value
-        time.sleep(0.03)
-    raise AssertionError(f"timed out waiting for {what}")
+def wait_until(predicate, timeout: float = 20.0, what: str = "condition"):
+    return waiting.wait_until(predicate, timeout, what, ignoring=(sqlite3.Error,))  # the database may be being created
 
 
 def run_row(project, run_id: str) -> dict:
