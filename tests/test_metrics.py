@@ -225,6 +225,7 @@ def query(port: int, promql: str) -> list[dict]:
     return data["data"]["result"]
 
 
+@pytest.mark.prometheus
 def test_a_real_prometheus_scrapes_the_run_counts(project, tmp_path):
     prometheus = shutil.which("prometheus") or ("/usr/bin/prometheus" if os.path.exists("/usr/bin/prometheus") else None)
     if prometheus is None:
@@ -281,6 +282,7 @@ def test_a_real_prometheus_scrapes_the_run_counts(project, tmp_path):
         stop(server)
 
 
+@pytest.mark.prometheus
 def test_the_exposition_passes_promtool(tmp_path):
     start(tmp_path, "ok.py", OK)
     body, _ = render_metrics(tmp_path / "smithers.db")
@@ -319,6 +321,7 @@ def test_observability_up_without_docker_says_docker_is_needed(tmp_path):
     assert "smithers observability needs Docker" in result.stderr
 
 
+@pytest.mark.prometheus
 def test_the_stack_files_are_consistent(tmp_path):
     compose = (STACK / "docker-compose.yml").read_text()
     for service in ("otel-collector", "prometheus", "tempo", "grafana"):
