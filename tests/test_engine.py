@@ -815,18 +815,17 @@ def timeouts(ctx):
 def test_sync_task_timeout(project):
     wf(project, """
 def blocking():
-    time.sleep(2)
+    time.sleep(600)  # far past the CLI's timeout below: only a loop that does not wait for the thread returns
     return {"n": 1}
 
 @workflow
 def timeouts(ctx):
     return Task("blocking", output=Out, run=blocking, timeout=0.2)
 """)
-    result = project.cli("up", "wf.py", timeout=20)
+    result = project.cli("up", "wf.py", timeout=60)
     assert result.returncode == 1
     (only,) = attempts(project, "blocking")
     assert only["error"]["code"] == "TASK_TIMEOUT"
-    assert only["finished_at_ms"] - only["started_at_ms"] < 1500  # the loop does not wait for the thread
 
 
 def test_heartbeat_timeout_hands_the_last_heartbeat_to_the_next_attempt(project):
