@@ -21,11 +21,14 @@ def wait_until(
     timeout: float = 20.0,
     what: str = "condition",
     *,
+    until: Callable[[T], object] | None = None,
     interval: float = 0.03,
     ignoring: tuple[type[BaseException], ...] = (),
 ) -> T:
     """Call ``predicate`` until it returns a truthy value, and return that value.
 
+    ``until``: then ``predicate`` is a probe (say, the run's node statuses) and ``until(value)`` decides;
+    the failure then shows the last probed value, not just a falsy one.
     ``ignoring``: exception types that mean "not yet" (e.g. ``sqlite3.Error`` while another process
     is still creating the database); the last one is named in the failure. After ``timeout`` seconds
     raise an AssertionError naming ``what`` and the last value (or exception) seen."""
@@ -37,7 +40,7 @@ def wait_until(
         except ignoring as error:
             last = error
         else:
-            if value:
+            if until(value) if until is not None else value:
                 return value
             last = value
         if time.monotonic() >= deadline:
