@@ -17,6 +17,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from waiting import wait_until
 from prometheus_client.parser import text_string_to_metric_families
 
 from smithers import ops
@@ -195,17 +196,18 @@ def serve(project) -> tuple[subprocess.Popen[str], int]:
     """The real `smithers serve` (its GET /metrics calls render_metrics) on a free port."""
     port = free_port()
     proc = project.popen("serve", "--port", str(port))
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, proc.communicate()
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as response:
-                if response.status == 200:
-                    return proc, port
-        except OSError:
-            time.sleep(0.1)
-    proc.kill()
-    raise AssertionError(f"smithers serve did not answer on port {port}: {proc.communicate()}")
+
+    def healthy() -> bool:
+        assert proc.poll() is None, proc.communicate()  # it died: say why at once
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as response:
+            return response.status == 200
+
+    try:
+        wait_until(healthy, 30, f"smithers serve to answer on port {port}", interval=0.1, ignoring=(OSError,))
+    except AssertionError:
+        proc.kill()
+        raise
+    return proc, port
 
 
 def stop(proc: subprocess.Popen) -> None:
