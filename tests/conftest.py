@@ -1,4 +1,5 @@
-"""Shared fixtures: a project folder with its own database, and the real CLI as a subprocess."""
+"""Shared fixtures: a project folder with its own database, and the real CLI as a subprocess; the markers
+for tests that need an external program (they imply ``slow``)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,24 @@ from pathlib import Path
 import pytest
 
 from smithers.storage.store import Store
+
+
+# -- markers: what a test needs from the machine ---------------------------------------------------
+
+# Tests that need an external program carry its marker (registered in pyproject.toml), and every such
+# marker implies `slow`, so the quick loop `-m "not slow"` needs neither the agent CLIs, Prometheus nor
+# Chromium. A test that takes one of the agent CLI fixtures is marked `agents` even if nobody wrote it.
+NEEDS_A_PROGRAM = ("agents", "prometheus", "browser")
+AGENT_CLI_FIXTURES = frozenset({"claude_bin", "codex_bin", "gemini_bin", "pi_bin"})
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest's own -m deselection sees the items
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if AGENT_CLI_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.agents)
+        if any(item.get_closest_marker(name) for name in NEEDS_A_PROGRAM) and not item.get_closest_marker("slow"):
+            item.add_marker(pytest.mark.slow)
 
 
 @dataclass

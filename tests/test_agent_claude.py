@@ -11,7 +11,6 @@ import os
 import sys
 import textwrap
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -202,10 +201,10 @@ def test_structured_output_tool_fills_the_result_output(tmp_path, claude_bin):
 @pytest.mark.slow
 def test_401_is_a_configuration_error_at_once(tmp_path, claude_bin):
     with fake([Reply(status=401, error_message="invalid x-api-key")]) as server:
-        started = time.monotonic()
         with pytest.raises(AgentConfigError) as caught:
             asyncio.run(agent_for(server, tmp_path / "home", claude_bin).run(request(tmp_path)))
-    assert time.monotonic() - started < 10, "Claude Code's own retries (minutes) are cut short"
+        requests = len(server.requests)
+    assert requests < 4, f"Claude Code's own retries are cut short at the first 401: {requests} requests"
     assert "authenticate" in caught.value.message and "401" in caught.value.message
     assert "ANTHROPIC_API_KEY" in (caught.value.hint or "")
 
@@ -227,17 +226,16 @@ def test_cancel_while_waiting_for_the_model_kills_the_cli(tmp_path, claude_bin):
 
     def slow(body: dict) -> Reply:
         asked.set()
-        release.wait(10)
+        release.wait(60)  # longer than cancel_when waits for the tree to go
         return Reply(text="too late")
 
     with fake([slow]) as server:
         try:
             agent = agent_for(server, tmp_path / "home", claude_bin)
-            tree, took = asyncio.run(cancel_when(agent, request(tmp_path), lambda _tree: asked.is_set()))
+            tree = asyncio.run(cancel_when(agent, request(tmp_path), lambda _tree: asked.is_set()))
         finally:
             release.set()
     assert tree and not alive(tree), f"still alive after cancel: {alive(tree)}"
-    assert took < 3, f"cancel took {took:.1f}s (SIGTERM, then SIGKILL after KILL_GRACE)"
 
 
 @pytest.mark.slow
@@ -251,9 +249,8 @@ def test_cancel_during_a_tool_kills_its_processes_too(tmp_path, claude_bin):
 
     with fake(steps) as server:
         agent = agent_for(server, tmp_path / "home", claude_bin)
-        tree, took = asyncio.run(cancel_when(agent, request(tmp_path), tool_running))
+        tree = asyncio.run(cancel_when(agent, request(tmp_path), tool_running))
     assert len(tree) >= 3, "claude, the tool's shell and its python"
     assert not alive(tree), f"still alive after cancel: {[_cmdline(pid) for pid in alive(tree)]}"
-    assert took < 3, f"cancel took {took:.1f}s (SIGTERM, then SIGKILL after KILL_GRACE)"
 
 

@@ -12,7 +12,6 @@ import shutil
 import tempfile
 import textwrap
 import threading
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -260,7 +259,6 @@ def test_events_usage_session_and_resume(tmp_path, codex_bin, codex_home, permis
 def test_401_is_a_configuration_error(tmp_path, codex_bin, codex_home):
     with FakeServer(openai_app([Reply(status=401, error_message="Incorrect API key provided: sk-fake")])) as server:
         env = codex_env(server.url, codex_home)
-        started = time.monotonic()
         with pytest.raises(AgentConfigError) as caught:
             asyncio.run(Codex(binary=codex_bin, env=env).run(request(tmp_path)))
         # with codex's default 5 stream retries the first "Reconnecting… 401" ends the run
@@ -269,7 +267,8 @@ def test_401_is_a_configuration_error(tmp_path, codex_bin, codex_home):
         )
         with pytest.raises(AgentConfigError):
             asyncio.run(Codex(binary=codex_bin, env=env).run(request(tmp_path)))
-    assert time.monotonic() - started < 10
+        requests = len(server.requests)
+    assert requests < 4, f"codex's own stream retries are cut short at the first 401 (one request per run): {requests} requests"
     assert "authenticate" in caught.value.message and "401" in caught.value.message
     assert "API key" in (caught.value.hint or "")
 
@@ -297,11 +296,10 @@ def test_cancel_during_a_command_kills_codex_and_the_command(tmp_path, codex_bin
 
     with FakeServer(openai_app([after_tool(command, '{"ok": true}')])) as server:
         agent = Codex(binary=codex_bin, env=codex_env(server.url, codex_home), permission=permission)
-        tree, took = asyncio.run(cancel_when(agent, request(tmp_path), running))
+        tree = asyncio.run(cancel_when(agent, request(tmp_path), running))
     assert len(tree) >= 4, "node launcher, codex, the command's shell, sleep"
     leftovers = alive(tree)
     assert not leftovers, f"still alive after cancel: {[_cmdline(pid) for pid in leftovers]}"
-    assert took < 2.5, f"cancel took {took:.1f}s"
 
 
 @pytest.mark.slow
@@ -310,14 +308,13 @@ def test_cancel_while_waiting_for_the_model_kills_codex(tmp_path, codex_bin, cod
 
     def slow(body: dict) -> Reply:
         asked.set()
-        release.wait(10)
+        release.wait(60)  # longer than cancel_when waits for the tree to go
         return Reply(text="too late")
 
     with FakeServer(openai_app([slow])) as server:
         try:
             agent = Codex(binary=codex_bin, env=codex_env(server.url, codex_home))
-            tree, took = asyncio.run(cancel_when(agent, request(tmp_path), lambda _tree: asked.is_set()))
+            tree = asyncio.run(cancel_when(agent, request(tmp_path), lambda _tree: asked.is_set()))
         finally:
             release.set()
     assert tree and not alive(tree), f"still alive after cancel: {alive(tree)}"
-    assert took < 2.5, f"cancel took {took:.1f}s"

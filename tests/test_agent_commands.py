@@ -8,6 +8,8 @@ import json
 import os
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 WORKFLOW = """
@@ -32,6 +34,7 @@ def wf(ctx):
 """
 
 
+@pytest.mark.agents
 def test_agents_lists_the_clis_on_path_without_printing_secrets(project):
     env = project.env(PATH=f"{ROOT / '.agents' / 'node_modules' / '.bin'}{os.pathsep}{os.environ['PATH']}",
                       ANTHROPIC_API_KEY="sk-very-secret-value")

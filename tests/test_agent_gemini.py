@@ -10,7 +10,6 @@ import json
 import os
 import textwrap
 import threading
-import time
 import uuid
 from pathlib import Path
 
@@ -177,10 +176,10 @@ def test_events_usage_session_and_resume(tmp_path, gemini_bin):
 @pytest.mark.slow
 def test_401_is_a_configuration_error(tmp_path, gemini_bin):
     with FakeServer(gemini_app([Reply(status=401, error_message="API key not valid. Please pass a valid API key.")])) as server:
-        started = time.monotonic()
         with pytest.raises(AgentConfigError) as caught:
             asyncio.run(Gemini(binary=gemini_bin, env=gemini_env(server.url, tmp_path / "home"), model="gemini-fake").run(request(tmp_path)))
-    assert time.monotonic() - started < 20
+        requests = len(server.requests)
+    assert requests < 4, f"gemini's own retries are cut short at the first 401: {requests} requests"
     assert "authenticate" in caught.value.message and "API key not valid" in caught.value.message
     assert "GEMINI_API_KEY" in (caught.value.hint or "")
 
@@ -216,11 +215,10 @@ def test_cancel_during_a_command_kills_gemini_and_the_command(tmp_path, gemini_b
 
     with FakeServer(gemini_app([after_tool(gemini_shell(f"sleep {marker} | cat"), FINAL)])) as server:
         agent = Gemini(binary=gemini_bin, env=gemini_env(server.url, tmp_path / "home"), model="gemini-fake")
-        tree, took = asyncio.run(cancel_when(agent, request(tmp_path), running))
+        tree = asyncio.run(cancel_when(agent, request(tmp_path), running))
     assert len(tree) >= 4, "gemini's launcher, node, the command's shell, sleep"
     leftovers = alive(tree)
     assert not leftovers, f"still alive after cancel: {[_cmdline(pid) for pid in leftovers]}"
-    assert took < 2.5, f"cancel took {took:.1f}s"
 
 
 @pytest.mark.slow
@@ -229,14 +227,13 @@ def test_cancel_while_waiting_for_the_model_kills_gemini(tmp_path, gemini_bin):
 
     def slow(body: dict) -> Reply:
         asked.set()
-        release.wait(10)
+        release.wait(60)  # longer than cancel_when waits for the tree to go
         return Reply(text="too late")
 
     with FakeServer(gemini_app([slow])) as server:
         try:
             agent = Gemini(binary=gemini_bin, env=gemini_env(server.url, tmp_path / "home"), model="gemini-fake")
-            tree, took = asyncio.run(cancel_when(agent, request(tmp_path), lambda _tree: asked.is_set()))
+            tree = asyncio.run(cancel_when(agent, request(tmp_path), lambda _tree: asked.is_set()))
         finally:
             release.set()
     assert tree and not alive(tree), f"still alive after cancel: {alive(tree)}"
-    assert took < 2.5, f"cancel took {took:.1f}s"

@@ -1,7 +1,7 @@
 """The pi adapter, driving the real ``pi`` CLI (installed by scripts/install-agents) against
 the fake Anthropic server on 127.0.0.1 (pi's ``anthropic-messages`` provider api): a workflow
 task that writes a file and returns validated JSON, events and usage, session resume, a 401,
-cancellation that kills the whole process tree, and a missing binary."""
+cancellation that kills the whole process tree (also through `smithers cancel` of a run), and a missing binary."""
 
 from __future__ import annotations
 
@@ -16,13 +16,15 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from proctree import _cmdline, alive, cancel_when
+from proctree import _cmdline, alive, cancel_when, process_tree, wait_gone
+from waiting import wait_until
 
 from smithers import ops
 from smithers.agents import AgentEvent, AgentRequest, Pi
 from smithers.agents._process import ProcessResult
 from smithers.agents.cli import ParseState
 from smithers.errors import AgentConfigError, AgentError
+from smithers.states import AttemptStatus, RunStatus
 from smithers.storage.store import Store
 from smithers.testing.cli_env import pi_env
 from smithers.testing.fakes import FakeServer, Reply, ToolCall, anthropic_app
@@ -186,17 +188,16 @@ def test_cancel_while_waiting_for_the_model_kills_the_cli(tmp_path, pi_bin):
 
     def slow(body: dict) -> Reply:
         asked.set()
-        release.wait(10)
+        release.wait(60)  # longer than cancel_when waits for the tree to go
         return Reply(text="too late")
 
     with fake([slow]) as server:
         try:
             agent = agent_for(server, tmp_path / "home", pi_bin)
-            tree, took = asyncio.run(cancel_when(agent, request(tmp_path), lambda _tree: asked.is_set()))
+            tree = asyncio.run(cancel_when(agent, request(tmp_path), lambda _tree: asked.is_set()))
         finally:
             release.set()
     assert tree and not alive(tree), f"still alive after cancel: {alive(tree)}"
-    assert took < 3, f"cancel took {took:.1f}s (SIGTERM, then SIGKILL after KILL_GRACE)"
 
 
 @pytest.mark.slow
@@ -210,7 +211,46 @@ def test_cancel_during_a_tool_kills_its_processes_too(tmp_path, pi_bin):
 
     with fake(steps) as server:
         agent = agent_for(server, tmp_path / "home", pi_bin)
-        tree, took = asyncio.run(cancel_when(agent, request(tmp_path), tool_running))
+        tree = asyncio.run(cancel_when(agent, request(tmp_path), tool_running))
     assert len(tree) >= 2, "pi and the tool's python (seen before the cancel; the shell may exec it)"
     assert not alive(tree), f"still alive after cancel: {[_cmdline(pid) for pid in alive(tree)]}"
-    assert took < 10, f"cancel took {took:.1f}s (SIGTERM, then SIGKILL after KILL_GRACE)"
+
+
+@pytest.mark.slow
+def test_cancelling_the_run_kills_pi_and_its_tool_and_records_the_attempt_cancelled(project, pi_bin):
+    """The same guarantee through the engine and the CLI: `smithers cancel` of a live run whose agent is
+    inside a tool ends the whole tree, and the attempt and the run are recorded cancelled."""
+    marker = f"smithers-pi-run-cancel-{os.getpid()}"
+    command = f"{sys.executable} -c 'import time; time.sleep(60)' {marker}; echo finished"
+    with fake([Reply(tool_calls=[ToolCall("bash", {"command": command})]), "done"]) as server:
+        project.write("wf.py", f"""
+            from pydantic import BaseModel
+            from smithers import Task, workflow
+            from smithers.agents import Pi
+
+            class Done(BaseModel):
+                ok: bool
+
+            agent = Pi(binary={pi_bin!r}, env={pi_env(server.url, project.root / "home")!r})
+
+            @workflow
+            def wf(ctx):
+                return Task("tool", output=Done, agent=agent, prompt="Run the command.", retries=0)
+        """)
+        up = project.popen("up", "wf.py", "--run-id", "pi-cancel")
+        try:
+            def tool_tree() -> set[int]:
+                tree = process_tree(up.pid) - {up.pid}
+                return tree if any(marker in _cmdline(pid) for pid in tree) else set()
+
+            tree = wait_until(tool_tree, 60, "pi to start the tool under `smithers up`")
+            cancelled = project.cli("cancel", "pi-cancel")
+            assert cancelled.returncode == 0, cancelled.stdout + cancelled.stderr
+            assert up.wait(timeout=30) == 2, up.communicate()
+        finally:
+            if up.poll() is None:
+                up.kill()
+            up.communicate()
+        wait_gone(tree)  # the tool sleeps a minute: only a kill ends it before wait_gone gives up
+    assert project.query("SELECT status FROM _smithers_attempts WHERE run_id = 'pi-cancel' AND node_id = 'tool'") == [(AttemptStatus.CANCELLED,)]
+    assert project.query("SELECT status FROM _smithers_runs WHERE run_id = 'pi-cancel'") == [(RunStatus.CANCELLED,)]

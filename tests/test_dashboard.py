@@ -31,7 +31,7 @@ from playwright.sync_api import Browser, Page, Request, Route, expect, sync_play
 
 from smithers.server.app import STATIC_DIR
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [

@@ -23,6 +23,7 @@ FIX = {"patch": "--- a/app.py\n+++ b/app.py\n@@\n-except:\n+except OSError:\n", 
 
 
 @pytest.mark.slow
+@pytest.mark.agents
 def test_review_example_with_a_fallback_chain(project):
     for name in ("claude", "codex"):
         if not (BIN / name).exists():

@@ -17,6 +17,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from waiting import wait_until
 from prometheus_client.parser import text_string_to_metric_families
 
 from smithers import ops
@@ -195,17 +196,18 @@ def serve(project) -> tuple[subprocess.Popen[str], int]:
     """The real `smithers serve` (its GET /metrics calls render_metrics) on a free port."""
     port = free_port()
     proc = project.popen("serve", "--port", str(port))
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, proc.communicate()
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as response:
-                if response.status == 200:
-                    return proc, port
-        except OSError:
-            time.sleep(0.1)
-    proc.kill()
-    raise AssertionError(f"smithers serve did not answer on port {port}: {proc.communicate()}")
+
+    def healthy() -> bool:
+        assert proc.poll() is None, proc.communicate()  # it died: say why at once
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as response:
+            return response.status == 200
+
+    try:
+        wait_until(healthy, 30, f"smithers serve to answer on port {port}", interval=0.1, ignoring=(OSError,))
+    except AssertionError:
+        proc.kill()
+        raise
+    return proc, port
 
 
 def stop(proc: subprocess.Popen) -> None:
@@ -225,6 +227,7 @@ def query(port: int, promql: str) -> list[dict]:
     return data["data"]["result"]
 
 
+@pytest.mark.prometheus
 def test_a_real_prometheus_scrapes_the_run_counts(project, tmp_path):
     prometheus = shutil.which("prometheus") or ("/usr/bin/prometheus" if os.path.exists("/usr/bin/prometheus") else None)
     if prometheus is None:
@@ -281,6 +284,7 @@ def test_a_real_prometheus_scrapes_the_run_counts(project, tmp_path):
         stop(server)
 
 
+@pytest.mark.prometheus
 def test_the_exposition_passes_promtool(tmp_path):
     start(tmp_path, "ok.py", OK)
     body, _ = render_metrics(tmp_path / "smithers.db")
@@ -319,6 +323,7 @@ def test_observability_up_without_docker_says_docker_is_needed(tmp_path):
     assert "smithers observability needs Docker" in result.stderr
 
 
+@pytest.mark.prometheus
 def test_the_stack_files_are_consistent(tmp_path):
     compose = (STACK / "docker-compose.yml").read_text()
     for service in ("otel-collector", "prometheus", "tempo", "grafana"):

@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -339,15 +340,18 @@ def test_configuration_errors_before_any_request(project: Path, monkeypatch: pyt
 
 
 def test_request_timeout_is_an_agent_error(project: Path) -> None:
+    answer = threading.Event()
+
     def slow(body: dict[str, Any]) -> Reply:
-        time.sleep(1.5)
+        answer.wait(60)  # no reply until the test is over: only the agent's own timeout ends the request
         return Reply(text="late")
 
     with serve("anthropic", [slow]) as server:
-        started = time.monotonic()
-        with pytest.raises(AgentError, match="timed out after 0.3s"):
-            run(agent_for("anthropic", server), request_for(project, timeout=0.3))
-        assert time.monotonic() - started < 1.4
+        try:
+            with pytest.raises(AgentError, match="timed out after 0.3s"):
+                run(agent_for("anthropic", server), request_for(project, timeout=0.3))
+        finally:
+            answer.set()
 
 
 # -- (d) a workflow with a ModelAgent task, end to end ------------------------------------------

@@ -6,9 +6,12 @@ import json
 import os
 import signal
 import sqlite3
+import subprocess
+import sys
 import time
 
 import pytest
+import waiting
 
 HEADER = """
 import asyncio, time
@@ -73,17 +76,8 @@ def gated(ctx):
 """
 
 
-def wait_until(predicate, timeout: float = 15.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            value = predicate()
-        except sqlite3.Error:  # the database may be being created
-            value = None
-        if value:
-            return value
-        time.sleep(0.03)
-    raise AssertionError(f"timed out waiting for {what}")
+def wait_until(predicate, timeout: float = 20.0, what: str = "condition"):
+    return waiting.wait_until(predicate, timeout, what, ignoring=(sqlite3.Error,))  # the database may be being created
 
 
 def run_row(project, run_id: str) -> dict:
@@ -151,12 +145,48 @@ def test_a_sigkilled_run_is_resumed_and_finishes(project):
     assert len(events(project, "crashed", "RunAutoResumed")) == 1
 
 
+# `smithers supervise` with a barrier: each process, once it has judged a run crashed and is about to claim
+# it, waits until the other one has judged the same, so both go for the claim with the same stale view.
+RACING_SUPERVISOR = """
+import os, runpy, sys, time
+from pathlib import Path
+from smithers import supervisor
+
+barrier = Path(sys.argv[1])
+sys.argv = ["smithers", *sys.argv[2:]]
+judge = supervisor.Supervisor.assess
+
+def assess_then_wait_for_the_other(self, run, now):
+    verdict = judge(self, run, now)
+    if verdict is not None and verdict[0] == "resume":
+        (barrier / str(os.getpid())).touch()
+        deadline = time.monotonic() + 30
+        while len(list(barrier.iterdir())) < 2:
+            if time.monotonic() > deadline:
+                sys.exit("the other supervisor never judged the run crashed")
+            time.sleep(0.01)
+    return verdict
+
+supervisor.Supervisor.assess = assess_then_wait_for_the_other
+runpy.run_module("smithers", run_name="__main__", alter_sys=True)
+"""
+
+
 @pytest.mark.slow
 def test_two_supervisors_racing_resume_the_run_once(project):
     crashed_run(project, "raced")
-    procs = [project.popen("supervise", "--once", "--interval", "0.2s") for _ in range(2)]
+    racer = project.write("racing_supervisor.py", RACING_SUPERVISOR)
+    barrier = project.root / "barrier"
+    barrier.mkdir()
+    procs = [
+        subprocess.Popen([sys.executable, str(racer), str(barrier), "supervise", "--once", "--interval", "0.2s"],
+                         cwd=project.root, env=project.env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         stdin=subprocess.DEVNULL, start_new_session=True)
+        for _ in range(2)
+    ]
     outs = [p.communicate(timeout=60) for p in procs]
     assert [p.returncode for p in procs] == [0, 0], outs
+    assert len(list(barrier.iterdir())) == 2, "both supervisors judged the run crashed before either claimed it"
     assert run_row(project, "raced")["status"] == "finished"
     assert len(events(project, "raced", "RunAutoResumed")) == 1, outs
     assert sum("resumed raced" in out for out, _ in outs) == 1, outs

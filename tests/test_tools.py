@@ -143,9 +143,7 @@ def test_bash_timeout_kills_the_whole_process_group(root: Path, sandboxed: bool)
     if sandboxed and not bwrap_status().usable:
         pytest.skip("bubblewrap is not usable here")
     ws = Workspace(root, timeout=1, allow_network=True, bwrap="bwrap" if sandboxed else "/nonexistent/bwrap")
-    started = time.monotonic()
     out = call(bash, {"command": "(sleep 2; echo survived > marker.txt) & sleep 30"}, ws)
-    assert time.monotonic() - started < 10
     assert out.is_error and "timed out after 1s" in out.output
     time.sleep(2.5)
     assert not (root / "marker.txt").exists(), "a child of the timed-out command was still running"
