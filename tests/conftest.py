@@ -16,6 +16,13 @@ import pytest
 
 from smithers.storage.store import Store
 
+# The agent CLIs (`#!/usr/bin/env node`) run on the first `node` on PATH: put the Node that
+# scripts/install-agents pins (22, as Claude Code's `engines` asks) first, for every test and every
+# process a test starts (before scripts/setup has installed it, they run on the system's node).
+PINNED_NODE_BIN = Path(__file__).resolve().parents[1] / ".agents" / "node" / "node_modules" / ".bin"
+if PINNED_NODE_BIN.is_dir():
+    os.environ["PATH"] = f"{PINNED_NODE_BIN}{os.pathsep}{os.environ.get('PATH', '')}"
+
 
 # -- markers: what a test needs from the machine ---------------------------------------------------
 

@@ -122,10 +122,7 @@ def _local_imports(node: ast.AST, here: Path, root: Path) -> list[Path]:
         for _ in range(max(node.level - 1, 0)):
             base = base.parent
         start = base if node.level else root
-        if node.module:
-            names = [(start, node.module)]
-        else:
-            names = [(start, alias.name) for alias in node.names]
+        names = [(start, node.module)] if node.module else [(start, alias.name) for alias in node.names]
     out = []
     for start, dotted in names:
         candidate = start.joinpath(*dotted.split("."))

@@ -84,7 +84,7 @@ class Worktree(Node):
     path). Tasks inside get it as their working directory, so parallel agents each edit their
     own checkout."""
 
-    __slots__ = ("path", "children", "branch", "base")
+    __slots__ = ("base", "branch", "children", "path")
     kind = "worktree"
 
     def __init__(self, path: str, *children: Child, branch: str | None = None, base: str = "main") -> None:

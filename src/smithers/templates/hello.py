@@ -5,7 +5,7 @@ Run it with:  smithers up .smithers/workflows/hello.py --input '{"name": "world"
 
 from pydantic import BaseModel
 
-from smithers import Sequence, Task, workflow
+from smithers import Ctx, Sequence, Task, workflow
 
 
 class HelloInput(BaseModel):
@@ -21,7 +21,7 @@ class Shout(BaseModel):
     length: int
 
 
-def shout(greeting: Greeting):
+def shout(greeting: Greeting) -> Task:
     """A component: a plain function that returns nodes."""
     return Task(
         "shout",
@@ -31,7 +31,7 @@ def shout(greeting: Greeting):
 
 
 @workflow(input=HelloInput)
-def hello(ctx):
+def hello(ctx: Ctx) -> Sequence:
     greeting = ctx.output("greet")  # None until "greet" has finished
     return Sequence(
         Task("greet", output=Greeting, value={"message": f"Hello, {ctx.input.name}!"}),

@@ -67,7 +67,8 @@ async def _stream(message: dict[str, Any]) -> AsyncIterator[bytes]:
     yield _sse("message_start", {"type": "message_start", "message": start})
     for index, block in enumerate(message["content"]):
         if block["type"] == "text":
-            yield _sse("content_block_start", {"type": "content_block_start", "index": index, "content_block": {"type": "text", "text": ""}})
+            start = {"type": "content_block_start", "index": index, "content_block": {"type": "text", "text": ""}}
+            yield _sse("content_block_start", start)
             text = block["text"]
             for at in range(0, len(text), CHUNK):
                 delta = {"type": "text_delta", "text": text[at:at + CHUNK]}
@@ -91,7 +92,7 @@ def error_response(status: int, message: str) -> JSONResponse:
 def tool_results(body: dict[str, Any]) -> list[dict[str, Any]]:
     """Every ``tool_result`` block in a request's messages (all of them: Claude Code may end a
     request with a ``system`` message after the user turn that carries the results)."""
-    found = []
+    found: list[dict[str, Any]] = []
     for message in body.get("messages") or []:
         content = message.get("content")
         if isinstance(content, list):

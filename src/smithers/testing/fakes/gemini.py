@@ -132,11 +132,15 @@ def _error(reply: Reply) -> JSONResponse:
     return JSONResponse({"error": {"code": reply.status, "message": reply.error_message, "status": status}}, status_code=reply.status)
 
 
+def _status_404(message: str) -> JSONResponse:
+    return JSONResponse({"error": {"code": 404, "message": message, "status": "NOT_FOUND"}}, status_code=404)
+
+
 async def _model_call(request: Request) -> Response:
     target = request.path_params["target"]
     model, _, method = target.partition(":")
     if method not in ("generateContent", "streamGenerateContent", "countTokens"):
-        return JSONResponse({"error": {"code": 404, "message": f"fake server: no method {method!r}", "status": "NOT_FOUND"}}, status_code=404)
+        return _status_404(f"fake server: no method {method!r}")
     body = await request.json()
     if method == "countTokens":
         text = json.dumps(body.get("contents") or body)
@@ -146,7 +150,8 @@ async def _model_call(request: Request) -> Response:
     if is_utility_request(body, streaming=streaming, user_agent=request.headers.get("user-agent", "")):
         request.app.state.utility_requests.append({"model": model, **body})
         text = json.dumps(_utility_answer(body))
-        return JSONResponse(_chunk(model, [{"text": text}], finish=True, usage={"promptTokenCount": 1, "candidatesTokenCount": 1, "totalTokenCount": 2}, response_id=response_id))
+        usage = {"promptTokenCount": 1, "candidatesTokenCount": 1, "totalTokenCount": 2}
+        return JSONResponse(_chunk(model, [{"text": text}], finish=True, usage=usage, response_id=response_id))
     script: Script = request.app.state.script
     reply = await run_in_threadpool(script.next, {"model": model, **body})
     if reply.status >= 400:
@@ -169,11 +174,12 @@ async def _model_call(request: Request) -> Response:
 
 
 async def _list_models(request: Request) -> Response:
-    return JSONResponse({"models": [{"name": "models/gemini-fake", "displayName": "fake", "supportedGenerationMethods": ["generateContent"]}]})
+    model = {"name": "models/gemini-fake", "displayName": "fake", "supportedGenerationMethods": ["generateContent"]}
+    return JSONResponse({"models": [model]})
 
 
 async def _not_found(request: Request) -> Response:
-    return JSONResponse({"error": {"code": 404, "message": f"fake server: no route {request.method} {request.url.path}", "status": "NOT_FOUND"}}, status_code=404)
+    return _status_404(f"fake server: no route {request.method} {request.url.path}")
 
 
 def gemini_app(script: Script | Sequence[Reply | str | ReplyFn]) -> Starlette:

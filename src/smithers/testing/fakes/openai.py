@@ -120,7 +120,8 @@ def _response_events(body: dict[str, Any], reply: Reply) -> list[tuple[str, dict
             events.append(("response.output_text.done", {**where, "text": text, "logprobs": []}))
             events.append(("response.content_part.done", {**where, "part": {**part, "text": text}}))
         else:
-            events.append(("response.output_item.added", {"output_index": index, "item": {**item, "status": "in_progress", "arguments": ""}}))
+            added = {**item, "status": "in_progress", "arguments": ""}
+            events.append(("response.output_item.added", {"output_index": index, "item": added}))
             where = {"item_id": item["id"], "output_index": index}
             events.append(("response.function_call_arguments.delta", {**where, "delta": item["arguments"]}))
             events.append(("response.function_call_arguments.done", {**where, "arguments": item["arguments"]}))
@@ -151,7 +152,11 @@ def _chat_tool_calls(reply: Reply) -> list[dict[str, Any]]:
 
 
 def _chat_usage(reply: Reply) -> dict[str, int]:
-    return {"prompt_tokens": reply.input_tokens, "completion_tokens": reply.output_tokens, "total_tokens": reply.input_tokens + reply.output_tokens}
+    return {
+        "prompt_tokens": reply.input_tokens,
+        "completion_tokens": reply.output_tokens,
+        "total_tokens": reply.input_tokens + reply.output_tokens,
+    }
 
 
 async def _chat_completions(request: Request) -> Response:
