@@ -17,3 +17,90 @@ def test_version_prints_the_installed_version(project: Project) -> None:
         assert result.returncode == 0, result.stderr
         assert result.stdout == f"smithers {version('smithers-orchestrator')}\n"
         assert result.stderr == ""
+
+
+CHAIN = """
+from pydantic import BaseModel
+from smithers import ContinueAsNew, Sequence, Task, workflow
+
+class Count(BaseModel):
+    gen: int
+
+@workflow
+def chain(ctx):
+    gen = (ctx.carried or {}).get("gen", 1)
+    return Sequence(
+        Task("work", output=Count, value={"gen": gen}),
+        gen < 3 and ContinueAsNew({"gen": gen + 1}),
+    )
+"""
+
+FAILS = """
+from pydantic import BaseModel
+from smithers import Task, workflow
+
+class Out(BaseModel):
+    n: int
+
+def boom():
+    raise RuntimeError("boom")
+
+@workflow
+def fails(ctx):
+    return Task("boom", output=Out, run=boom)
+"""
+
+WAITS = """
+from pydantic import BaseModel
+from smithers import Sequence, Signal, Task, workflow
+
+class Note(BaseModel):
+    text: str
+
+@workflow
+def waits(ctx):
+    return Sequence(Task("first", output=Note, value={"text": "hi"}), Signal("go", schema=Note))
+"""
+
+ONE = """
+from pydantic import BaseModel
+from smithers import Task, workflow
+
+class Note(BaseModel):
+    text: str
+
+@workflow
+def one(ctx):
+    return Task("only", output=Note, value={"text": "hi"})
+"""
+
+
+@pytest.mark.parametrize(
+    ("source", "code", "status", "chain_length"),
+    [(ONE, 0, "finished", 1), (CHAIN, 0, "finished", 3), (FAILS, 1, "failed", 1), (WAITS, 3, "waiting-event", 1)],
+    ids=["finished", "continue-as-new", "failed", "waiting"],
+)
+def test_up_json_prints_exactly_one_document(project: Project, source: str, code: int, status: str, chain_length: int) -> None:
+    project.write("wf.py", source)
+    result = project.cli("up", "wf.py", "--json")
+    assert result.returncode == code, result.stderr
+    document = json.loads(result.stdout)  # the whole of stdout is one JSON value
+    assert document["status"] == status
+    assert len(document["chain"]) == chain_length
+    assert document["chain"][-1] == document["run_id"]
+    if status == "failed":
+        assert "boom" in document["error"]["message"]
+    if status.startswith("waiting"):
+        assert [item["node_id"] for item in document["waiting"]] == ["go"]
+
+
+def test_a_continued_run_is_not_resumed(project: Project) -> None:
+    project.write("wf.py", CHAIN)
+    started = project.cli("up", "wf.py", "--run-id", "head", "--json")
+    assert started.returncode == 0, started.stderr
+    assert json.loads(started.stdout)["chain"][0] == "head"
+    for args in (("resume", "head"), ("up", "wf.py", "--run-id", "head", "--resume")):
+        again = project.cli(*args, "--json")
+        assert again.returncode == 4, again.stderr  # `head` continued as a new run: it is over
+        assert "continued as a new run" in again.stderr
+        assert again.stdout == ""

@@ -88,7 +88,7 @@ def up(
         )
         outcome = ops.follow_chain(
             outcome, store=store, on_events=view.on_events, on_started=view.started, handle_signals=True, stay_alive=wait,
-            on_continue=_print_continue,
+            on_continue=None if json_out else _print_continue,  # --json: the chain is in the one document
         )
     finally:
         view.close()
@@ -124,7 +124,7 @@ def resume(
         )
         outcome = ops.follow_chain(
             outcome, store=store, on_events=view.on_events, on_started=view.started, handle_signals=True, stay_alive=wait,
-            on_continue=_print_continue,
+            on_continue=None if json_out else _print_continue,  # --json: the chain is in the one document
         )
     finally:
         view.close()
