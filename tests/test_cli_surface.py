@@ -104,3 +104,39 @@ def test_a_continued_run_is_not_resumed(project: Project) -> None:
         assert again.returncode == 4, again.stderr  # `head` continued as a new run: it is over
         assert "continued as a new run" in again.stderr
         assert again.stdout == ""
+
+
+def _snapshot(project: Project, run_id: str) -> tuple[list[tuple], list[tuple]]:
+    runs = project.query("SELECT * FROM _smithers_runs WHERE run_id = ?", (run_id,))
+    events = project.query("SELECT seq, type FROM _smithers_events WHERE run_id = ? ORDER BY seq", (run_id,))
+    return runs, events
+
+
+@pytest.mark.parametrize(
+    ("source", "status"), [(ONE, "finished"), (FAILS, "failed"), (WAITS, "cancelled"), (CHAIN, "continued")],
+    ids=["finished", "failed", "cancelled", "continued"],
+)
+def test_cancel_of_a_run_that_is_over_changes_nothing_and_exits_4(project: Project, source: str, status: str) -> None:
+    project.write("wf.py", source)
+    project.cli("up", "wf.py", "--run-id", "r1", "--quiet")
+    if status == "cancelled":  # a waiting run, nobody holding it: cancel marks it at once
+        first = project.cli("cancel", "r1")
+        assert first.returncode == 0, first.stdout + first.stderr
+        assert first.stdout == "run r1: cancelled\n"
+    before = _snapshot(project, "r1")
+    assert project.query("SELECT status FROM _smithers_runs WHERE run_id = 'r1'") == [(status,)]
+    result = project.cli("cancel", "r1")
+    assert result.returncode == 4, result.stdout + result.stderr
+    assert result.stdout == f"run r1: {status} (already over; nothing changed)\n"
+    as_json = project.cli("cancel", "r1", "--json")
+    assert as_json.returncode == 4
+    assert json.loads(as_json.stdout) == {"run_id": "r1", "status": status}
+    assert _snapshot(project, "r1") == before
+
+
+def test_cancel_of_an_unknown_run_exits_4(project: Project) -> None:
+    project.write("wf.py", ONE)
+    project.cli("up", "wf.py", "--quiet")
+    result = project.cli("cancel", "nope")
+    assert result.returncode == 4
+    assert "nope" in result.stderr
