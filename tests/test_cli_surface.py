@@ -140,3 +140,46 @@ def test_cancel_of_an_unknown_run_exits_4(project: Project) -> None:
     result = project.cli("cancel", "nope")
     assert result.returncode == 4
     assert "nope" in result.stderr
+
+
+def test_choices_show_in_help_and_a_bad_choice_exits_4(project: Project) -> None:
+    statuses = "queued|running|waiting-approval|waiting-event|waiting-timer|finished|failed|cancelled|continued"
+    assert statuses in project.cli("ps", "--help").stdout
+    assert "tree|mermaid|json" in project.cli("graph", "--help").stdout
+    project.write("wf.py", ONE)
+    for args, bad in ((("ps", "--status", "runing"), "runing"), (("graph", "wf.py", "--format", "svg"), "svg")):
+        result = project.cli(*args)
+        assert result.returncode == 4, result.stderr
+        assert bad in result.stderr and "is not one of" in result.stderr
+        assert result.stdout == ""
+    # other usage errors keep the documented code too: a missing argument, an unknown option, a bad number
+    assert project.cli("inspect").returncode == 4
+    assert project.cli("ps", "--no-such-option").returncode == 4
+    assert project.cli("up", "wf.py", "--max-concurrency", "many").returncode == 4
+
+
+def test_tables_have_the_documented_columns(project: Project) -> None:
+    project.write("wf.py", ONE)
+    project.cli("up", "wf.py", "--run-id", "r1", "--quiet")
+    project.write("waits.py", WAITS)
+    project.cli("up", "waits.py", "--run-id", "r2", "--quiet")
+
+    header, *rows = project.cli("ps").stdout.splitlines()
+    assert header.split() == ["RUN", "ID", "WORKFLOW", "STATUS", "CREATED", "ELAPSED"]
+    assert [row.split()[:3] for row in rows] == [["r2", "waits", "waiting-event"], ["r1", "one", "finished"]]
+    # aligned: every row's status starts in the STATUS column
+    column = header.index("STATUS")
+    assert [row[column:].split()[0] for row in rows] == ["waiting-event", "finished"]
+
+    lines = project.cli("inspect", "r1").stdout.splitlines()
+    nodes = lines.index(next(line for line in lines if line.startswith("NODE")))
+    assert lines[nodes].split() == ["NODE", "ITER", "STATUS", "ATTEMPTS", "TOOK", "OUTPUT", "/", "ERROR"]
+    assert lines[nodes + 1].split()[:4] == ["only", "0", "finished", "1"]
+    assert lines[nodes + 1].endswith('{"text": "hi"}')  # a cell is text, never Rich markup
+
+    inbox = project.cli("inbox").stdout.splitlines()
+    assert inbox[0].split() == ["KIND", "RUN", "ID", "NODE", "WAITING", "FOR", "ANSWER", "WITH"]
+    assert inbox[1].split()[:3] == ["signal", "r2", "go[0]"]
+    assert "smithers signal r2 go --data" in inbox[1]
+    # no colour codes in a pipe
+    assert "\x1b[" not in "\n".join([*rows, *lines, *inbox])

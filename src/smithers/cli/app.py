@@ -18,7 +18,9 @@ app = typer.Typer(
 
 DbOption = Annotated[
     str | None,
-    typer.Option("--db", help="Database file (default: nearest smithers.db walking up, or $SMITHERS_DB).", show_default=False),
+    typer.Option(
+        "--db", metavar="PATH", help="Database file (default: nearest smithers.db walking up, or $SMITHERS_DB).", show_default=False
+    ),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
 
