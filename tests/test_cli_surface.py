@@ -183,3 +183,37 @@ def test_tables_have_the_documented_columns(project: Project) -> None:
     assert "smithers signal r2 go --data" in inbox[1]
     # no colour codes in a pipe
     assert "\x1b[" not in "\n".join([*rows, *lines, *inbox])
+
+
+IMPORTED_BY = """
+import json, sys
+from smithers.cli.main import main
+code = main(sys.argv[1:])
+sys.stdout.write("\\n" + json.dumps({"code": code, "modules": sorted(sys.modules)}))
+"""
+
+
+def _modules_after(project: Project, *args: str) -> set[str]:
+    import subprocess
+    import sys
+
+    result = subprocess.run(
+        [sys.executable, "-c", IMPORTED_BY, *args], cwd=project.root, env=project.env(), capture_output=True, text=True, timeout=60,
+    )
+    report = json.loads(result.stdout.splitlines()[-1])
+    assert report["code"] == 0, result.stderr
+    return set(report["modules"])
+
+
+def test_read_commands_load_neither_the_engine_nor_other_commands(project: Project) -> None:
+    project.write("wf.py", ONE)
+    project.cli("up", "wf.py", "--run-id", "r1", "--quiet")
+    for args in (("ps",), ("inspect", "r1"), ("ps", "--status", "finished", "--json")):
+        loaded = _modules_after(project, *args)
+        assert "smithers.cli.commands_read" in loaded
+        assert not {"smithers.cli.commands_run", "smithers.cli.commands_human", "smithers.cli.commands_serve"} & loaded, args
+        assert not any(name.startswith(("smithers.engine", "smithers.ops", "asyncio", "anyio")) for name in loaded), args
+        assert "typer._adapters" not in loaded, args  # options parsed without building pydantic adapters
+    everything = _modules_after(project, "--help")
+    assert {"smithers.cli.commands_run", "smithers.cli.commands_read", "smithers.cli.commands_serve"} <= everything
+    assert "smithers.engine.loop" not in everything
