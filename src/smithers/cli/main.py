@@ -32,8 +32,15 @@ COMMAND_MODULES: dict[str, str] = {
 def register_commands(argv: list[str]) -> None:
     """Import the module of the command ``argv`` names, or every module when it names none we know."""
     name = next((arg for arg in argv if not arg.startswith("-")), None)
-    wanted = [COMMAND_MODULES[name]] if name in COMMAND_MODULES else list(dict.fromkeys(COMMAND_MODULES.values()))
-    for module in wanted:
+    if name in COMMAND_MODULES:
+        import_module(f"{__package__}.{COMMAND_MODULES[name]}")
+    else:
+        register_all_commands()
+
+
+def register_all_commands() -> None:
+    """Register every command on :data:`smithers.cli.app.app`, in help order (docs and tools walk it)."""
+    for module in dict.fromkeys(COMMAND_MODULES.values()):
         import_module(f"{__package__}.{module}")
 
 
