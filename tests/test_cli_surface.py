@@ -214,6 +214,7 @@ def test_read_commands_load_neither_the_engine_nor_other_commands(project: Proje
         assert not {"smithers.cli.commands_run", "smithers.cli.commands_human", "smithers.cli.commands_serve"} & loaded, args
         assert not any(name.startswith(("smithers.engine", "smithers.ops", "asyncio", "anyio")) for name in loaded), args
         assert "typer._adapters" not in loaded, args  # options parsed without building pydantic adapters
+        assert "pydantic" not in loaded, args  # nor pydantic at all: reading runs needs no models
     everything = _modules_after(project, "--help")
     assert {"smithers.cli.commands_run", "smithers.cli.commands_read", "smithers.cli.commands_serve"} <= everything
     assert "smithers.engine.loop" not in everything

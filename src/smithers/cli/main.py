@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     command = get_command(app)
     from .params import parse_without_pydantic
 
-    parse_without_pydantic(command)
+    parse_without_pydantic(command, args)
     try:
         result = command.main(args=args, prog_name="smithers", standalone_mode=False)
     except Exit as done:

@@ -90,12 +90,21 @@ if RuntimeParam is not None:
                 raise BadParameter(str(err), ctx=ctx, param=param) from None
 
 
-def parse_without_pydantic(command: Any) -> None:
-    """Give every simple parameter of ``command`` and its subcommands a plain converter."""
+def parse_without_pydantic(command: Any, argv: list[str]) -> None:
+    """Give every simple parameter a plain converter: the root's, and those of the (sub)command
+    ``argv`` names. The other commands are never parsed, so they are left alone."""
     if RuntimeParam is None:
         return
+    names = [arg for arg in argv if not arg.startswith("-")]
+    while command is not None:
+        _convert_plainly(command)
+        subcommands = getattr(command, "commands", None)
+        command = subcommands.get(names.pop(0)) if subcommands and names else None
+
+
+def _convert_plainly(command: Any) -> None:
     help_option = command.get_help_option(Context(command))  # made (and cached) on first use otherwise
-    for param in [*getattr(command, "params", ()), *([help_option] if help_option is not None else [])]:
+    for param in [*command.params, *([help_option] if help_option is not None else [])]:
         descriptor = getattr(param, "type_descriptor", None)
         if descriptor is None or getattr(param, "_runtime_param", True) is not None:
             continue
@@ -113,5 +122,3 @@ def parse_without_pydantic(command: Any) -> None:
             param._runtime_param = PlainRuntimeParam(
                 parameter_info=descriptor.parameter_info, annotation=descriptor.annotation, convert=convert
             )
-    for sub in getattr(command, "commands", {}).values():
-        parse_without_pydantic(sub)
