@@ -218,3 +218,16 @@ def test_read_commands_load_neither_the_engine_nor_other_commands(project: Proje
     everything = _modules_after(project, "--help")
     assert {"smithers.cli.commands_run", "smithers.cli.commands_read", "smithers.cli.commands_serve"} <= everything
     assert "smithers.engine.loop" not in everything
+
+
+def test_one_format_for_durations_and_statuses() -> None:
+    from smithers.cli.format import STATUS_STYLE, duration, error_text, short, took
+    from smithers.states import AttemptStatus, NodeStatus, RunStatus
+
+    assert [duration(ms) for ms in (14, 2_500, 187_000, 3_720_000)] == ["14ms", "2.5s", "3m07s", "1h02m"]
+    assert took(None, 5) == "" and took(1_000, 1_014) == "14ms"
+    assert short({"a": "x" * 100}, 20) == '{"a": "' + "x" * 12 + "…"
+    assert error_text({"type": "ValueError", "message": "kaboom"}) == "ValueError: kaboom"
+    assert error_text({"type": "RunError", "message": "stopped"}) == "stopped"
+    # every status the store can hold has a colour
+    assert {*RunStatus, *NodeStatus, *AttemptStatus} <= set(STATUS_STYLE)

@@ -10,7 +10,6 @@ Cells are :class:`rich.text.Text`, never markup, so a value such as ``[not json`
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
 from collections.abc import Sequence
@@ -95,15 +94,12 @@ def status_text(status: str) -> Text:
 
 
 def console(*, stderr: bool = False) -> Console:
-    """A console on stdout (or stderr): colours on a terminal only (and never with ``NO_COLOR``)."""
+    """A console on stdout (or stderr): colours on a terminal only (Rich honours ``NO_COLOR``)."""
     from rich.console import Console
 
     stream = sys.stderr if stderr else sys.stdout
     terminal = stream.isatty()
-    return Console(
-        file=stream, highlight=False, soft_wrap=False, width=None if terminal else PIPE_WIDTH,
-        no_color=bool(os.environ.get("NO_COLOR")),
-    )
+    return Console(file=stream, highlight=False, soft_wrap=False, width=None if terminal else PIPE_WIDTH)
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[Any]], *, right: Sequence[str] = ()) -> list[str]:
