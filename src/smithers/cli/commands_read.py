@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 import time
 from enum import StrEnum
@@ -17,7 +18,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from ..states import RunStatus
+from ..states import EventType, RunStatus
 from .app import EXIT_FAILED, DbOption, JsonOption, app
 from .format import clock, error_text, short, status_text, table, took, when
 
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
     from ..storage.store import Store
 
 RunArg = Annotated[str, typer.Argument(help="The run id (see: smithers ps).", show_default=False)]
+EVENT_FAMILIES = sorted({re.match(r"[A-Z][a-z]+", kind)[0] for kind in EventType})  # Run, Node, Agent, …
 
 
 class GraphFormat(StrEnum):
@@ -225,7 +227,13 @@ def node(
 @app.command()
 def events(
     run_id: RunArg,
-    type_: Annotated[str | None, typer.Option("--type", "-t", help="An event type (NodeFinished) or a prefix (Node).", show_default=False)] = None,
+    type_: Annotated[
+        str | None,
+        typer.Option(
+            "--type", "-t", metavar="TYPE", show_default=False,
+            help=f"An event type (NodeFinished) or a prefix of one: {', '.join(EVENT_FAMILIES)}.",
+        ),
+    ] = None,
     node_id: Annotated[str | None, typer.Option("--node", "-n", help="Only events of this node.", show_default=False)] = None,
     after: Annotated[int, typer.Option("--after", help="Only events with seq greater than this.")] = 0,
     db: DbOption = None,
@@ -238,6 +246,13 @@ def events(
     from .. import queries as verbs
     from .views import describe_event
 
+    if type_ is not None and not any(kind.startswith(type_) for kind in EventType):
+        from ..errors import UserError
+
+        raise UserError(
+            f"--type {type_!r} is neither an event type nor the start of one",
+            hint=f"use a type such as NodeFinished, or a prefix: {', '.join(EVENT_FAMILIES)} (see docs/cli.md#events)",
+        )
     found = verbs.events(_open_for_run(db, run_id), run_id, type=type_, node_id=node_id, after_seq=after)
     if json_out:
         _lines([json.dumps(e, separators=(",", ":"), default=str) for e in found])
