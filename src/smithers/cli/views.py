@@ -147,7 +147,7 @@ class LiveView:
         from rich.table import Table
         from rich.text import Text
 
-        table = Table(title=f"run {self.run_id} — {self.status}", title_justify="left", expand=False)
+        table = Table(title=Text(f"run {self.run_id} — {self.status}"), title_justify="left", expand=False)
         table.add_column("node")
         table.add_column("iter", justify="right")
         table.add_column("status")
