@@ -7,7 +7,6 @@ import json
 from importlib.metadata import version
 
 import pytest
-
 from conftest import Project
 
 

@@ -86,9 +86,9 @@ if TYPE_CHECKING:
     __version__: str
     from .agents.base import AgentEvent, AgentRequest, AgentResult
     from .authoring.context import Ctx, TaskContext
-    from .authoring.structure import ContinueAsNew, Subflow, Worktree
     from .authoring.human import Approval, ApprovalDecision, ApprovalRequest, HumanTask, Signal, Timer, TimerFired, WaitForEvent
     from .authoring.nodes import Branch, Loop, Parallel, Sequence, Task
     from .authoring.policies import Retry
+    from .authoring.structure import ContinueAsNew, Subflow, Worktree
     from .authoring.workflow import Workflow, workflow
     from .errors import ErrorCode, RenderError, RunError, SmithersError, UserError
