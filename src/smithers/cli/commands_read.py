@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from ..storage.store import Store
 
 RunArg = Annotated[str, typer.Argument(help="The run id (see: smithers ps).", show_default=False)]
-EVENT_FAMILIES = sorted({re.match(r"[A-Z][a-z]+", kind)[0] for kind in EventType})  # Run, Node, Agent, …
+EVENT_FAMILIES = sorted({re.findall(r"[A-Z][a-z]+", kind)[0] for kind in EventType})  # Run, Node, Agent, …
 
 
 class GraphFormat(StrEnum):

@@ -78,7 +78,7 @@ def _converter(annotation: Any) -> Callable[[Any], Any] | None:
 if RuntimeParam is not None:
 
     @dataclass(frozen=True)
-    class PlainRuntimeParam(RuntimeParam):  # type: ignore[misc,valid-type]
+    class PlainRuntimeParam(RuntimeParam):
         """Typer's conversion contract, fulfilled by a plain function."""
 
         convert: Callable[[Any], Any]

@@ -131,7 +131,7 @@ class LiveView:
         """(indented label, iteration, node state or None for containers)."""
         if not self.layout:
             return [(node_id, str(it), state) for (node_id, it), state in self.nodes.items()]
-        rows = []
+        rows: list[tuple[str, str, dict[str, Any] | None]] = []
         for depth, entry in self.layout:
             indent = "  " * depth
             if entry["t"] == "task":
