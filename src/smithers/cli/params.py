@@ -5,7 +5,7 @@ first use. For a read command that is most of its start-up: importing pydantic, 
 adapters and pydantic's plugin scan of every installed distribution cost more than the command.
 Our options are all ``str``, ``int``, ``bool`` or a ``StrEnum`` of choices, so this module
 gives each such parameter a plain converter before Typer builds an adapter; anything else (and
-a Typer without this hook) keeps Typer's own conversion. Messages match Typer's.
+a Typer without this hook) keeps Typer's own conversion. Errors read like Typer's and exit 4.
 """
 
 from __future__ import annotations
