@@ -9,6 +9,8 @@
 ...     return Sequence(Task("greet", output=Greeting, value={"message": "hello"}))
 
 The names below are imported lazily, so ``smithers --help`` does not pay for pydantic.
+``smithers.__version__`` is the installed distribution's version (package metadata), read on
+first use.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from __future__ import annotations
 from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+_DISTRIBUTION = "smithers-orchestrator"
 
 _EXPORTS = {
     "ContinueAsNew": "smithers.authoring.structure",
@@ -54,6 +56,9 @@ __all__ = sorted(_EXPORTS)
 
 
 def __getattr__(name: str) -> Any:
+    if name == "__version__":
+        globals()[name] = value = _installed_version()
+        return value
     module = _EXPORTS.get(name)
     if module is None:
         raise AttributeError(f"module 'smithers' has no attribute {name!r}")
@@ -62,16 +67,28 @@ def __getattr__(name: str) -> Any:
     return value
 
 
+def _installed_version() -> str:
+    """The version pyproject.toml declares, from the installed distribution's metadata (the one
+    source of truth). A source tree on ``PYTHONPATH`` that was never installed has none: say so."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(_DISTRIBUTION)
+    except PackageNotFoundError:
+        return "0+unknown"
+
+
 def __dir__() -> list[str]:
     return sorted([*globals(), *__all__])
 
 
 if TYPE_CHECKING:
+    __version__: str
     from .agents.base import AgentEvent, AgentRequest, AgentResult
     from .authoring.context import Ctx, TaskContext
-    from .authoring.structure import ContinueAsNew, Subflow, Worktree
     from .authoring.human import Approval, ApprovalDecision, ApprovalRequest, HumanTask, Signal, Timer, TimerFired, WaitForEvent
     from .authoring.nodes import Branch, Loop, Parallel, Sequence, Task
     from .authoring.policies import Retry
+    from .authoring.structure import ContinueAsNew, Subflow, Worktree
     from .authoring.workflow import Workflow, workflow
     from .errors import ErrorCode, RenderError, RunError, SmithersError, UserError

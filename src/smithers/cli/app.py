@@ -18,9 +18,28 @@ app = typer.Typer(
 
 DbOption = Annotated[
     str | None,
-    typer.Option("--db", help="Database file (default: nearest smithers.db walking up, or $SMITHERS_DB).", show_default=False),
+    typer.Option(
+        "--db", metavar="PATH", help="Database file (default: nearest smithers.db walking up, or $SMITHERS_DB).", show_default=False
+    ),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
+
+
+def _print_version(asked: bool) -> None:
+    if asked:
+        from .. import __version__
+
+        typer.echo(f"smithers {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _options(
+    version: Annotated[
+        bool, typer.Option("--version", "-V", help="Print the version and exit.", is_eager=True, callback=_print_version)
+    ] = False,
+) -> None:
+    """Options before the command (the app's help is set on the Typer app above)."""
 
 # exit codes (DESIGN §6)
 EXIT_FINISHED, EXIT_FAILED, EXIT_CANCELLED, EXIT_WAITING, EXIT_USAGE = 0, 1, 2, 3, 4

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from .app import DbOption, JsonOption, app
+from .format import table
 
 
 @app.command()
@@ -22,12 +23,15 @@ def agents(json_out: JsonOption = False) -> int:
     if json_out:
         typer.echo(json.dumps(found, indent=2))
         return 0
+    rows = []
     for item in found:
         if not item["installed"]:
-            typer.echo(f"{item['agent']:<11} {item['binary']:<7} not installed   ({item['install']})")
+            rows.append([item["agent"], item["binary"], "not installed", f"install: {item['install']}"])
             continue
         creds = "credentials: " + (", ".join(item["credential_sources"]) if item["credentials"] else "none found")  # type: ignore[arg-type]
-        typer.echo(f"{item['agent']:<11} {item['binary']:<7} {item['version'] or '?':<28} {creds}")
+        rows.append([item["agent"], item["binary"], item["version"] or "?", creds])
+    for line in table(["AGENT", "BINARY", "VERSION", "CREDENTIALS"], rows):
+        typer.echo(line)
     return 0
 
 

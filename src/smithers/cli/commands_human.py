@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from .app import DbOption, JsonOption, app
+from .format import table
 
 if TYPE_CHECKING:
     from ..storage.store import Store
@@ -151,9 +152,11 @@ def inbox(db: DbOption = None, json_out: JsonOption = False) -> int:
     if not items:
         typer.echo("nothing is waiting for you")
         return 0
-    for item in items:
-        what = item.get("title") or item.get("signal") or ""
-        typer.echo(f"{item['kind']:<9} {item['run_id']}  {item['node_id']}[{item['iteration']}]  {what}")
-        for command in item["commands"]:
-            typer.echo(f"    {command}")
+    rows = [
+        [item["kind"], item["run_id"], f"{item['node_id']}[{item['iteration']}]", item.get("title") or item.get("signal") or "",
+         "\n".join(item["commands"])]
+        for item in items
+    ]
+    for line in table(["KIND", "RUN ID", "NODE", "WAITING FOR", "ANSWER WITH"], rows):
+        typer.echo(line)
     return 0

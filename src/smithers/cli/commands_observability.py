@@ -99,8 +99,10 @@ def up(
     if code != 0:
         typer.echo(f"docker compose up failed (exit {code})", err=True)
         return 1
-    for name, url in URLS:
-        typer.echo(f"{name:<11} {url}")
+    from .format import table
+
+    for line in table(["SERVICE", "URL"], URLS):
+        typer.echo(line)
     typer.echo("traces:     export SMITHERS_OTEL_ENABLED=1 OTEL_EXPORTER_OTLP_ENDPOINT=http://localhost:4318")
     return 0
 

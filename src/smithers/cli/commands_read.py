@@ -9,20 +9,31 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 import time
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from ..states import EventType, RunStatus
 from .app import EXIT_FAILED, DbOption, JsonOption, app
+from .format import clock, error_text, short, status_text, table, took, when
 
 if TYPE_CHECKING:
     from ..storage.store import Store
 
 RunArg = Annotated[str, typer.Argument(help="The run id (see: smithers ps).", show_default=False)]
-GRAPH_FORMATS = ("tree", "mermaid", "json")
+EVENT_FAMILIES = sorted({re.findall(r"[A-Z][a-z]+", kind)[0] for kind in EventType})  # Run, Node, Agent, …
+
+
+class GraphFormat(StrEnum):
+    TREE = "tree"
+    MERMAID = "mermaid"
+    JSON = "json"
+
 FOLLOW_POLL_S = 0.2
 DEAD_OWNER_POLLS = 5  # `logs -f` gives up after the owner has been gone this many polls in a row
 
@@ -76,57 +87,12 @@ def _json(value: Any) -> None:
     _emit(json.dumps(value, indent=2, default=str) + "\n")
 
 
-def _when(ms: int | None) -> str:
-    if ms is None:
-        return "-"
-    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ms / 1000))
-
-
-def _clock(ms: int | None) -> str:
-    return "-" if ms is None else time.strftime("%H:%M:%S", time.localtime(ms / 1000))
-
-
-def _took(start: int | None, end: int | None) -> str:
-    if start is None or end is None:
-        return ""
-    seconds = (end - start) / 1000
-    if seconds < 60:
-        return f"{seconds:.1f}s" if seconds >= 0.1 else f"{end - start}ms"
-    minutes, sec = divmod(int(seconds), 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{sec:02d}s"
-
-
-def _table(headers: list[str], rows: list[list[str]]) -> list[str]:
-    """Plain aligned columns: readable in a terminal, a pipe and a log file alike."""
-    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
-    out = []
-    for row in [headers, *rows]:
-        cells = [cell.ljust(widths[i]) if i < len(row) - 1 else cell for i, cell in enumerate(row)]
-        out.append("  ".join(cells).rstrip())
-    return out
-
-
-def _short(value: Any, width: int = 60) -> str:
-    text = value if isinstance(value, str) else json.dumps(value, default=str, ensure_ascii=False)
-    text = " ".join(text.split())
-    return text if len(text) <= width else text[: width - 1] + "…"
-
-
-def _error_text(error: Any) -> str:
-    if not isinstance(error, dict):
-        return "" if error is None else str(error)
-    kind = error.get("type")
-    message = error.get("message") or ""
-    return f"{kind}: {message}" if kind and kind not in ("RunError",) else message
-
-
 # -- ps --------------------------------------------------------------------------------------
 
 
 @app.command()
 def ps(
-    status: Annotated[str | None, typer.Option("--status", help="Only runs with this status (e.g. running, failed).", show_default=False)] = None,
+    status: Annotated[RunStatus | None, typer.Option("--status", help="Only runs with this status.", show_default=False)] = None,
     all_runs: Annotated[bool, typer.Option("--all", "-a", help="All runs, not only the 20 newest.")] = False,
     db: DbOption = None,
     json_out: JsonOption = False,
@@ -139,25 +105,24 @@ def ps(
 
     store = _open(db)
     if store is None:
-        verbs.check_run_status(status)  # still refuse an unknown status
         runs: list[dict[str, Any]] = []
         more = False
     else:
-        runs = verbs.list_runs(store, status=status, limit=None if all_runs else 21)
+        runs = verbs.list_runs(store, status=None if status is None else status.value, limit=None if all_runs else 21)
         more = not all_runs and len(runs) > 20
         runs = runs[:20] if more else runs
     if json_out:
         _json(runs)
         return 0
     if not runs:
-        where = f"with status {status} " if status else ""
+        where = f"with status {status.value} " if status else ""
         _lines([f"no runs {where}in {_db_path(db)}", "start one with: smithers up WORKFLOW.py"])
         return 0
     rows = [
-        [r["run_id"], r["workflow"], r["status"], _when(r["created_at_ms"]), _took(r["created_at_ms"], r["updated_at_ms"])]
+        [r["run_id"], r["workflow"], status_text(r["status"]), when(r["created_at_ms"]), took(r["created_at_ms"], r["updated_at_ms"])]
         for r in runs
     ]
-    lines = _table(["RUN ID", "WORKFLOW", "STATUS", "CREATED", "ELAPSED"], rows)
+    lines = table(["RUN ID", "WORKFLOW", "STATUS", "CREATED", "ELAPSED"], rows, right=["ELAPSED"])
     if more:
         lines.append("(the 20 newest; --all shows every run)")
     _lines(lines)
@@ -183,25 +148,25 @@ def inspect_run(run_id: RunArg, db: DbOption = None, json_out: JsonOption = Fals
         f"run {detail['run_id']}",
         f"  workflow  {detail['workflow']}",
         f"  status    {detail['status']}",
-        f"  created   {_when(detail['created_at_ms'])}",
-        f"  input     {_short(detail['input'], 100)}",
+        f"  created   {when(detail['created_at_ms'])}",
+        f"  input     {short(detail['input'], 100)}",
     ]
     if detail["error"]:
-        lines.append(f"  error     {_error_text(detail['error'])}")
+        lines.append(f"  error     {error_text(detail['error'])}")
     if detail["nodes"]:
         rows = []
         for node in detail["nodes"]:
             last = node["attempts"][-1] if node["attempts"] else None
             if node["output"] is not None:
-                shown = _short(node["output"])
+                shown = short(node["output"])
             elif last and last["error"]:
-                shown = _short(_error_text(last["error"]))
+                shown = short(error_text(last["error"]))
             else:
                 shown = ""
-            took = _took(last["started_at_ms"], last["finished_at_ms"]) if last else ""
-            rows.append([node["id"], str(node["iteration"]), node["status"], str(len(node["attempts"])), took, shown])
+            spent = took(last["started_at_ms"], last["finished_at_ms"]) if last else ""
+            rows.append([node["id"], str(node["iteration"]), status_text(node["status"]), str(len(node["attempts"])), spent, shown])
         lines.append("")
-        lines.extend(_table(["NODE", "ITER", "STATUS", "ATTEMPTS", "TOOK", "OUTPUT / ERROR"], rows))
+        lines.extend(table(["NODE", "ITER", "STATUS", "ATTEMPTS", "TOOK", "OUTPUT / ERROR"], rows, right=["ITER", "ATTEMPTS", "TOOK"]))
     else:
         lines.append("  (no nodes yet)")
     _lines(lines)
@@ -234,16 +199,16 @@ def node(
         count = len(it["attempts"])
         lines.append(f"iteration {it['iteration']}: {it['status']} ({count} attempt{'s' if count != 1 else ''})")
         if it["retry_at_ms"]:
-            lines.append(f"  next retry at {_when(it['retry_at_ms'])}")
+            lines.append(f"  next retry at {when(it['retry_at_ms'])}")
         for a in it["attempts"]:
-            took = _took(a["started_at_ms"], a["finished_at_ms"])
+            spent = took(a["started_at_ms"], a["finished_at_ms"])
             lines.append(
-                f"  attempt {a['attempt']}  {a['status']:<9}  {_clock(a['started_at_ms'])} → {_clock(a['finished_at_ms'])}"
-                + (f"  ({took})" if took else "")
+                f"  attempt {a['attempt']}  {a['status']:<9}  {clock(a['started_at_ms'])} → {clock(a['finished_at_ms'])}"
+                + (f"  ({spent})" if spent else "")
             )
             error = a["error"]
             if error:
-                lines.append(f"    error: {_error_text(error)}")
+                lines.append(f"    error: {error_text(error)}")
                 tb = error.get("traceback") if isinstance(error, dict) else None
                 if tb:
                     lines.extend("      " + line for line in tb.rstrip().splitlines())
@@ -262,7 +227,13 @@ def node(
 @app.command()
 def events(
     run_id: RunArg,
-    type_: Annotated[str | None, typer.Option("--type", "-t", help="An event type (NodeFinished) or a prefix (Node).", show_default=False)] = None,
+    type_: Annotated[
+        str | None,
+        typer.Option(
+            "--type", "-t", metavar="TYPE", show_default=False,
+            help=f"An event type (NodeFinished) or a prefix of one: {', '.join(EVENT_FAMILIES)}.",
+        ),
+    ] = None,
     node_id: Annotated[str | None, typer.Option("--node", "-n", help="Only events of this node.", show_default=False)] = None,
     after: Annotated[int, typer.Option("--after", help="Only events with seq greater than this.")] = 0,
     db: DbOption = None,
@@ -275,6 +246,13 @@ def events(
     from .. import queries as verbs
     from .views import describe_event
 
+    if type_ is not None and not any(kind.startswith(type_) for kind in EventType):
+        from ..errors import UserError
+
+        raise UserError(
+            f"--type {type_!r} is neither an event type nor the start of one",
+            hint=f"use a type such as NodeFinished, or a prefix: {', '.join(EVENT_FAMILIES)} (see docs/cli.md#events)",
+        )
     found = verbs.events(_open_for_run(db, run_id), run_id, type=type_, node_id=node_id, after_seq=after)
     if json_out:
         _lines([json.dumps(e, separators=(",", ":"), default=str) for e in found])
@@ -363,11 +341,11 @@ def why(run_id: RunArg, db: DbOption = None, json_out: JsonOption = False) -> in
         for b in answer["blocked_on"]:
             parts = [f"  {b['node_id']}[{b['iteration']}]", b["status"], f"attempt {b['attempts']}"]
             if b["status"] == "running" and b["started_at_ms"]:
-                parts.append(f"since {_clock(b['started_at_ms'])}")
+                parts.append(f"since {clock(b['started_at_ms'])}")
             if b["retry_at_ms"]:
-                parts.append(f"retries at {_clock(b['retry_at_ms'])}")
+                parts.append(f"retries at {clock(b['retry_at_ms'])}")
             if b["error"]:
-                parts.append(f"- {_short(b['error'], 100)}")
+                parts.append(f"- {short(b['error'], 100)}")
             lines.append("  ".join(parts))
         failed = [b["node_id"] for b in answer["blocked_on"] if b["status"] == "failed"]
         if failed:
@@ -390,7 +368,7 @@ def graph(
     input: Annotated[str | None, typer.Option("--input", "-i", help="Input for the preview: a JSON object, or @file.json.", show_default=False)] = None,
     run: Annotated[str | None, typer.Option("--run", "-r", help="Show a run's stored plan instead of previewing the file.", show_default=False)] = None,
     frame: Annotated[int | None, typer.Option("--frame", help="With --run: the frame to show, from 0 (default: the last).", show_default=False)] = None,
-    fmt: Annotated[str, typer.Option("--format", help="tree, mermaid or json.")] = "tree",
+    fmt: Annotated[GraphFormat, typer.Option("--format", help="How to show the plan.")] = GraphFormat.TREE,
     db: DbOption = None,
     json_out: JsonOption = False,
 ) -> int:
@@ -402,9 +380,7 @@ def graph(
     from .. import queries as verbs
     from ..errors import UserError
 
-    fmt = "json" if json_out else fmt
-    if fmt not in GRAPH_FORMATS:
-        raise UserError(f"unknown --format {fmt!r}", hint=f"use one of: {', '.join(GRAPH_FORMATS)}")
+    fmt = GraphFormat.JSON if json_out else fmt
     if run is None:
         if frame is not None:
             raise UserError("--frame needs --run RUN_ID", hint="frames belong to a run: smithers graph --run RUN_ID --frame N")
@@ -423,9 +399,9 @@ def graph(
             f"run {run} ({plan['workflow']}): frame {plan['frame']} (frames 0..{plan['frames'] - 1}), "
             + ("current statuses" if last else f"statuses as of event {plan['event_seq']}")
         )
-    if fmt == "json":
+    if fmt == GraphFormat.JSON:
         _json(tree)
-    elif fmt == "mermaid":
+    elif fmt == GraphFormat.MERMAID:
         _emit(verbs.mermaid(tree))
     else:
         _lines([header, *(_tree_lines(tree) if tree else ["(empty plan)"])])

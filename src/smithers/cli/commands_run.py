@@ -88,7 +88,7 @@ def up(
         )
         outcome = ops.follow_chain(
             outcome, store=store, on_events=view.on_events, on_started=view.started, handle_signals=True, stay_alive=wait,
-            on_continue=_print_continue,
+            on_continue=None if json_out else _print_continue,  # --json: the chain is in the one document
         )
     finally:
         view.close()
@@ -124,7 +124,7 @@ def resume(
         )
         outcome = ops.follow_chain(
             outcome, store=store, on_events=view.on_events, on_started=view.started, handle_signals=True, stay_alive=wait,
-            on_continue=_print_continue,
+            on_continue=None if json_out else _print_continue,  # --json: the chain is in the one document
         )
     finally:
         view.close()
@@ -135,19 +135,33 @@ def resume(
 def cancel(run_id: Annotated[str, typer.Argument(help="The run to cancel.")], db: DbOption = None, json_out: JsonOption = False) -> int:
     """Cancel a run: a running owner stops within a second and marks in-flight attempts cancelled.
 
+    A run that is already over (finished, failed, cancelled, continued) is left as it is (exit 4).
+
     Example: smithers cancel 20261203-101500-ab12cd
     """
     from .. import ops
+    from ..states import ENDED_RUN_STATUSES, RunStatus
 
     store = ops.open_store(db)
+    before = ops.get_run(store, run_id)["status"]
+    if before in ENDED_RUN_STATUSES:  # checked here: request_cancel reports "cancelled" for a cancelled run alike
+        _say_cancel(run_id, before, json_out, note="already over; nothing changed")
+        return EXIT_USAGE
     status = ops.request_cancel(store, run_id)
     if status == "cancelling":
-        status = ops.wait_for_status(store, run_id, {"cancelled", "finished", "failed"}, timeout=5.0)
+        status = ops.wait_for_status(store, run_id, {RunStatus.CANCELLED, RunStatus.FINISHED, RunStatus.FAILED}, timeout=5.0)
+    ended_otherwise = status in ENDED_RUN_STATUSES and status != RunStatus.CANCELLED  # it ended on its own meanwhile
+    _say_cancel(run_id, status, json_out, note="it ended before the cancel took effect" if ended_otherwise else None)
+    if status == RunStatus.CANCELLED:
+        return 0
+    return EXIT_USAGE if ended_otherwise else EXIT_FAILED
+
+
+def _say_cancel(run_id: str, status: str, json_out: bool, note: str | None) -> None:
     if json_out:
         typer.echo(json.dumps({"run_id": run_id, "status": status}))
     else:
-        typer.echo(f"run {run_id}: {status}")
-    return 0 if status == "cancelled" else EXIT_USAGE if status in ("finished", "failed") else EXIT_FAILED
+        typer.echo(f"run {run_id}: {status}" + (f" ({note})" if note else ""))
 
 
 def _print_continue(old: str, new: str) -> None:

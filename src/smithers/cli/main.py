@@ -1,20 +1,58 @@
-"""Entry point: run the Typer app with smithers' exit codes (usage errors exit 4, not 2)."""
+"""Entry point: run the Typer app with smithers' exit codes (usage errors exit 4, not 2).
+
+Start-up is most of what a short command costs, so only the module that defines the command
+being run is imported and built (``--help``, a bare ``smithers`` and an unknown command load
+them all, in help order), and simple options are parsed without pydantic (see ``params``).
+"""
 
 from __future__ import annotations
 
 import sys
+from importlib import import_module
 
 from typer.exceptions import Abort, Exit
 from typer.main import get_command
 
-from . import commands_run, commands_read, commands_human, commands_agents, commands_supervise, commands_observability, commands_serve  # noqa: F401, I001  (registers the commands, in help order)
 from .app import EXIT_SIGINT, EXIT_USAGE, app
+
+COMMAND_MODULES: dict[str, str] = {
+    "init": "commands_run", "up": "commands_run", "resume": "commands_run", "cancel": "commands_run",
+    "ps": "commands_read", "inspect": "commands_read", "node": "commands_read", "events": "commands_read",
+    "logs": "commands_read", "why": "commands_read", "graph": "commands_read",
+    "approve": "commands_human", "deny": "commands_human", "signal": "commands_human", "inbox": "commands_human",
+    "human": "commands_human",
+    "agents": "commands_agents", "chat": "commands_agents",
+    "supervise": "commands_supervise",
+    "observability": "commands_observability",
+    "serve": "commands_serve",
+}
+"""Every top-level command and the module that registers it; the modules' order is the help order."""
+
+
+def register_commands(argv: list[str]) -> None:
+    """Import the module of the command ``argv`` names, or every module when it names none we know."""
+    name = next((arg for arg in argv if not arg.startswith("-")), None)
+    if name in COMMAND_MODULES:
+        import_module(f"{__package__}.{COMMAND_MODULES[name]}")
+    else:
+        register_all_commands()
+
+
+def register_all_commands() -> None:
+    """Register every command on :data:`smithers.cli.app.app`, in help order (docs and tools walk it)."""
+    for module in dict.fromkeys(COMMAND_MODULES.values()):
+        import_module(f"{__package__}.{module}")
 
 
 def main(argv: list[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    register_commands(args)
     command = get_command(app)
+    from .params import parse_without_pydantic
+
+    parse_without_pydantic(command, args)
     try:
-        result = command.main(args=argv if argv is not None else sys.argv[1:], prog_name="smithers", standalone_mode=False)
+        result = command.main(args=args, prog_name="smithers", standalone_mode=False)
     except Exit as done:
         return _exit(done.exit_code)
     except Abort:

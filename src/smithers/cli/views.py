@@ -7,16 +7,23 @@ import sys
 import time
 from typing import Any, TextIO
 
-STATUS_STYLE = {
-    "pending": "dim", "running": "cyan", "finished": "green", "failed": "red", "skipped": "yellow",
-    "cancelled": "magenta", "retrying": "yellow",
+from ..states import EventType, NodeStatus, RunStatus
+from .format import clock, duration, status_text
+
+NODE_ENDINGS = {
+    EventType.NODE_FINISHED: NodeStatus.FINISHED, EventType.NODE_SKIPPED: NodeStatus.SKIPPED,
+    EventType.NODE_CANCELLED: NodeStatus.CANCELLED,
+}
+RUN_STATUS_EVENTS = {  # the run status each event leaves (a RunWaiting payload names which wait)
+    EventType.RUN_FINISHED: RunStatus.FINISHED, EventType.RUN_FAILED: RunStatus.FAILED, EventType.RUN_CANCELLED: RunStatus.CANCELLED,
+    EventType.RUN_WAITING: RunStatus.WAITING_EVENT, EventType.RUN_WAIT_ENDED: RunStatus.RUNNING,
+    EventType.RUN_CONTINUED_AS_NEW: RunStatus.CONTINUED,
 }
 
 
 def describe_event(event: dict[str, Any]) -> str:
     """One human line for an event."""
-    stamp = time.strftime("%H:%M:%S", time.localtime(event["ts_ms"] / 1000))
-    parts = [stamp, f"{event['type']:<15}"]
+    parts = [clock(event["ts_ms"]), f"{event['type']:<15}"]
     if "node_id" in event:
         parts.append(f"{event['node_id']}[{event['iteration']}]")
     if "attempt" in event:
@@ -24,13 +31,13 @@ def describe_event(event: dict[str, Any]) -> str:
     payload = event.get("payload") or {}
     if "error" in payload and isinstance(payload["error"], dict):
         parts.append(f"- {payload['error'].get('message', '')}")
-    elif event["type"] == "NodeRetrying":
-        parts.append(f"(retry at {time.strftime('%H:%M:%S', time.localtime(payload.get('retry_at_ms', 0) / 1000))})")
+    elif event["type"] == EventType.NODE_RETRYING:
+        parts.append(f"(retry at {clock(payload.get('retry_at_ms', 0))})")
     elif event["type"].startswith("Loop"):
         parts.append(f"{payload.get('loop_id')} pass {payload.get('loop_iteration')}")
-    elif event["type"] == "FrameCommitted":
+    elif event["type"] == EventType.FRAME_COMMITTED:
         parts.append(f"frame {payload.get('frame')} ({payload.get('tasks')} tasks)")
-    elif event["type"] == "AgentEvent":
+    elif event["type"] == EventType.AGENT_EVENT:
         parts.append(f"{payload.get('kind')}")
     return "  ".join(parts)
 
@@ -71,32 +78,37 @@ class LiveView:
         self.nodes: dict[tuple[str, int], dict[str, Any]] = {}
         self.layout: list[tuple[int, dict[str, Any]]] = []  # (depth, frame entry) in document order
         self.run_id = ""
-        self.status = "running"
+        self.status: str = RunStatus.RUNNING
         self.live = Live(console=self.console, refresh_per_second=8, transient=False, get_renderable=self._render)
 
     def started(self, run_id: str) -> None:
         self.run_id = run_id
         self.nodes.clear()  # a continue-as-new chain shows each run in turn
         self.layout = []
-        self.status = "running"
+        self.status = RunStatus.RUNNING
         if not self.live.is_started:
             self.live.start()
 
     def on_events(self, events: list[dict[str, Any]]) -> None:
         for event in events:
             kind = event["type"]
+            payload = event.get("payload") or {}
             if "node_id" in event:
-                node = self.nodes.setdefault((event["node_id"], event["iteration"]), {"status": "pending", "attempt": 0, "start": None, "end": None})
-                if kind == "NodeStarted":
-                    node.update(status="running", attempt=event.get("attempt", 0), start=event["ts_ms"], end=None)
-                elif kind in ("NodeFinished", "NodeSkipped", "NodeCancelled"):
-                    node.update(status=kind[4:].lower(), end=event["ts_ms"])
-                elif kind == "NodeFailed":
-                    node.update(status="retrying" if (event.get("payload") or {}).get("will_retry") else "failed", end=event["ts_ms"])
-            elif kind == "FrameCommitted":
-                self._load_layout((event.get("payload") or {}).get("frame"))
-            elif kind.startswith("Run") and kind not in ("RunStarted", "RunCancelRequested"):
-                self.status = kind[3:].lower()
+                node = self.nodes.setdefault(
+                    (event["node_id"], event["iteration"]), {"status": NodeStatus.PENDING, "attempt": 0, "start": None, "end": None}
+                )
+                if kind == EventType.NODE_STARTED:
+                    node.update(status=NodeStatus.RUNNING, attempt=event.get("attempt", 0), start=event["ts_ms"], end=None)
+                elif kind in NODE_ENDINGS:
+                    node.update(status=NODE_ENDINGS[kind], end=event["ts_ms"])
+                elif kind == EventType.NODE_FAILED:
+                    node.update(status="retrying" if payload.get("will_retry") else NodeStatus.FAILED, end=event["ts_ms"])
+                elif kind == EventType.NODE_WAITING:
+                    node.update(status=payload.get("status", NodeStatus.WAITING_EVENT))
+            elif kind == EventType.FRAME_COMMITTED:
+                self._load_layout(payload.get("frame"))
+            elif kind in RUN_STATUS_EVENTS:
+                self.status = payload.get("status") or RUN_STATUS_EVENTS[kind]
 
     def _load_layout(self, frame_no: int | None) -> None:
         if self.store is None or frame_no is None:
@@ -119,11 +131,11 @@ class LiveView:
         """(indented label, iteration, node state or None for containers)."""
         if not self.layout:
             return [(node_id, str(it), state) for (node_id, it), state in self.nodes.items()]
-        rows = []
+        rows: list[tuple[str, str, dict[str, Any] | None]] = []
         for depth, entry in self.layout:
             indent = "  " * depth
             if entry["t"] == "task":
-                state = self.nodes.get((entry["id"], entry["it"]), {"status": "pending", "attempt": 0, "start": None, "end": None})
+                state = self.nodes.get((entry["id"], entry["it"]), {"status": NodeStatus.PENDING, "attempt": 0, "start": None, "end": None})
                 rows.append((f"{indent}{entry.get('label') or entry['id']}", str(entry["it"]), state))
             elif entry["t"] == "loop":
                 rows.append((f"{indent}loop {entry['id']} (pass {entry['it']}{', done' if entry.get('done') else ''})", "", None))
@@ -133,8 +145,9 @@ class LiveView:
 
     def _render(self) -> Any:
         from rich.table import Table
+        from rich.text import Text
 
-        table = Table(title=f"run {self.run_id} — {self.status}", title_justify="left", expand=False)
+        table = Table(title=Text(f"run {self.run_id} — {self.status}"), title_justify="left", expand=False)
         table.add_column("node")
         table.add_column("iter", justify="right")
         table.add_column("status")
@@ -144,16 +157,18 @@ class LiveView:
         rows = self._rows()
         limit = max(self.console.size.height - 6, 5)
         if len(rows) > limit:  # show the window that is moving: from just before the first unfinished node
-            first_open = next((i for i, r in enumerate(rows) if r[2] is not None and r[2]["status"] not in ("finished", "skipped")), len(rows) - 1)
+            first_open = next(
+                (i for i, r in enumerate(rows) if r[2] is not None and r[2]["status"] not in (NodeStatus.FINISHED, NodeStatus.SKIPPED)),
+                len(rows) - 1,
+            )
             start = max(min(first_open - 2, len(rows) - limit), 0)
             rows = rows[start : start + limit]
         for label, iteration, node in rows:
             if node is None:
-                table.add_row(f"[bold]{label}[/]", "", "", "", "")
+                table.add_row(Text(label, style="bold"), "", "", "", "")
                 continue
-            elapsed = f"{((node['end'] or now) - node['start']) / 1000:.1f}s" if node["start"] else ""
-            style = STATUS_STYLE.get(node["status"], "")
-            table.add_row(label, iteration, f"[{style}]{node['status']}[/]", str(node["attempt"] or ""), elapsed)
+            elapsed = duration((node["end"] or now) - node["start"]) if node["start"] else ""
+            table.add_row(Text(label), iteration, status_text(node["status"]), str(node["attempt"] or ""), elapsed)
         return table
 
     def close(self) -> None:

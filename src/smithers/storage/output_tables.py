@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import datetime
 import enum
+import functools
 import inspect
 import json
 import re
 import types
 import typing
 from dataclasses import dataclass
-from typing import Any
-
-from pydantic import BaseModel
+from typing import TYPE_CHECKING, Any
 
 from ..errors import SchemaConflictError
+
+if TYPE_CHECKING:  # pydantic is imported by whoever hands us a model; a read command never pays for it
+    from pydantic import BaseModel
 
 KEY_COLUMNS = ("run_id", "node_id", "iteration")
 _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
@@ -23,6 +25,7 @@ _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
 def table_name(model: type[BaseModel]) -> str:
     """``CodeReview`` → ``code_review``.
 
+    >>> from pydantic import BaseModel
     >>> class CodeReview(BaseModel): pass
     >>> table_name(CodeReview)
     'code_review'
@@ -120,12 +123,17 @@ class OutputTable:
             data[field] = v
         # columns are field names; a model with aliases (Field(alias=...), alias_generator) must
         # still validate them, or a resumed run could not read its own rows back
-        if _VALIDATES_BY_NAME:
+        if _validates_by_name():
             return self.model.model_validate(data, by_name=True)
         return self.model.model_validate(_by_alias(self.model, data))
 
 
-_VALIDATES_BY_NAME = "by_name" in inspect.signature(BaseModel.model_validate).parameters  # pydantic >= 2.11
+@functools.cache
+def _validates_by_name() -> bool:
+    """pydantic >= 2.11 validates by field name on request."""
+    from pydantic import BaseModel
+
+    return "by_name" in inspect.signature(BaseModel.model_validate).parameters
 
 
 def _by_alias(model: type[BaseModel], data: dict[str, Any]) -> dict[str, Any]:

@@ -14,9 +14,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
-
-from pydantic import BaseModel
+from typing import TYPE_CHECKING, Any
 
 from ..errors import LeaseLostError, StorageError
 from ..observability.metrics import observe_transaction
@@ -24,6 +22,9 @@ from .output_tables import OutputTable
 from .queries import QueryStoreMixin
 from .schema import MIGRATIONS
 from .sqlite import begin_write, connect
+
+if TYPE_CHECKING:  # only annotations: a read command does not import pydantic
+    from pydantic import BaseModel
 
 DB_FILENAME = "smithers.db"
 
