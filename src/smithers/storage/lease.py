@@ -1,8 +1,8 @@
 """Run ownership: one live owner per run, proven by a heartbeat lease.
 
-An owner on this host is alive while its process exists (pid *and* start time match, so a
-recycled pid is not mistaken for it). An owner on another host is alive until its lease is
-older than the stale threshold.
+An owner on this host is alive while its process exists and is not a zombie (pid *and* start
+time match, so a recycled pid is not mistaken for it; psutil reads both on Linux and macOS).
+An owner on another host is alive until its lease is older than the stale threshold.
 
 A *handoff* lease (owner id ``supervisor:<host>:<pid>:<token>``) is taken by ``smithers
 supervise`` for a child it is about to start: it is alive only while its heartbeat is fresh
@@ -17,26 +17,30 @@ import os
 import socket
 import uuid
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
+
+import psutil
 
 from ..errors import RunOwnedError
 from .store import Store, now_ms
 
 DEFAULT_STALE_MS = 30_000
+UNKNOWN_START = "0"  # the start time of a process we may not inspect
 HANDOFF_PREFIX = "supervisor:"
 
 
 def _process_start(pid: int) -> str | None:
+    """When process ``pid`` started (seconds since the epoch, as recorded in owner ids), or None
+    when no such process is running: a zombie has exited and only waits to be reaped."""
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
+        proc = psutil.Process(pid)
+        if proc.status() in (psutil.STATUS_ZOMBIE, psutil.STATUS_DEAD):
+            return None
+        return f"{proc.create_time():.2f}"
+    except psutil.NoSuchProcess:  # ZombieProcess is a NoSuchProcess too
         return None
-    # the command name (field 2) may contain spaces; fields after the closing paren are fixed
-    fields = stat.rsplit(")", 1)[1].split()
-    if fields[0] in ("Z", "X"):  # a zombie has exited; it only waits to be reaped
-        return None
-    return fields[19]
+    except psutil.AccessDenied:  # another user's process: it exists, its start time is hidden
+        return UNKNOWN_START
 
 
 @dataclass(frozen=True)
@@ -48,7 +52,7 @@ class Owner:
     @classmethod
     def this_process(cls) -> Owner:
         pid = os.getpid()
-        start = _process_start(pid) or "0"
+        start = _process_start(pid) or UNKNOWN_START
         return cls(id=f"{socket.gethostname()}:{pid}:{start}:{uuid.uuid4().hex[:8]}", host=socket.gethostname(), pid=pid)
 
     @classmethod
@@ -67,18 +71,12 @@ def owner_alive(run: dict[str, Any], *, stale_ms: int = DEFAULT_STALE_MS, now: i
     if owner_id.startswith(HANDOFF_PREFIX):  # a handoff lease: alive while fresh, even though the supervisor lives on
         return ((now or now_ms()) - (run.get("heartbeat_at_ms") or 0)) < stale_ms
     if run.get("owner_host") == socket.gethostname():
-        pid = int(run["owner_pid"])
         recorded_start = owner_id.split(":")[2] if owner_id.count(":") >= 3 else None
-        if Path(f"/proc/{pid}").exists():
-            start = _process_start(pid)
-            return start is not None and (recorded_start in (None, "0") or start == recorded_start)
-        try:  # no /proc (not Linux): fall back to "does the pid exist"
-            os.kill(pid, 0)
-        except ProcessLookupError:
+        start = _process_start(int(run["owner_pid"]))
+        if start is None:
             return False
-        except PermissionError:
-            return True
-        return True
+        # a different start time means the pid was recycled by an unrelated process
+        return recorded_start in (None, "0", UNKNOWN_START) or start in (recorded_start, UNKNOWN_START)
     heartbeat = run.get("heartbeat_at_ms") or 0
     return ((now or now_ms()) - heartbeat) < stale_ms
 
