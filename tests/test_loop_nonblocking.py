@@ -3,6 +3,7 @@ write transaction, and a chatty agent's events are committed in groups."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -72,3 +73,85 @@ def test_slow_git_for_a_worktree_does_not_hold_up_a_sibling(project, tmp_path: P
     )]
     assert order.index("quick") < order.index("edit-1") and order.index("quick") < order.index("edit-2")
     assert ".worktrees/slow" in git("worktree", "list")
+
+
+CHATTY_WORKFLOW = """
+import asyncio
+from pydantic import BaseModel
+from smithers import Task, workflow
+from smithers.agents.base import AgentResult
+
+class Out(BaseModel):
+    n: int
+
+class Chatty:
+    name = "chatty"
+
+    async def run(self, request):
+        for i in range({count}):
+            request.emit("progress", i=i)
+            if i % 100 == 0:
+                await asyncio.sleep(0.01)  # some events wait for the flush timer, some for the size cap
+        return AgentResult(output={{"n": {count}}})
+
+@workflow
+def wf(ctx):
+    return Task("talk", output=Out, agent=Chatty(), prompt="talk a lot")
+"""
+
+
+def test_a_chatty_agents_events_commit_in_groups_in_order(project) -> None:
+    from smithers.ops import start_run
+    from smithers.storage.store import Store
+
+    count = 1200
+    project.write("wf.py", CHATTY_WORKFLOW.format(count=count))
+    commits_with_agent_events: list[int] = []  # per commit that holds agent events: how many
+
+    def count_commit(events: list[dict]) -> None:
+        if agent_events := sum(event["type"] == "AgentEvent" for event in events):
+            commits_with_agent_events.append(agent_events)
+
+    store = Store.open(project.db)
+    store.commit_listeners.append(count_commit)
+    try:
+        outcome = start_run(str(project.root / "wf.py"), store=store, raw_input=None)
+    finally:
+        store.close()
+    assert outcome.status == "finished"
+    rows = project.query("select seq, type, payload_json from _smithers_events where run_id = ? order by seq", (outcome.run_id,))
+    progress = [json.loads(p)["data"]["i"] for _, kind, p in rows if kind == "AgentEvent" and json.loads(p)["kind"] == "progress"]
+    assert progress == list(range(count)), "every event, in order"
+    assert sum(commits_with_agent_events) == count
+    assert len(commits_with_agent_events) <= count // 10, f"{len(commits_with_agent_events)} commits for {count} events"
+    # all of them committed before the attempt's outcome
+    last_event = max(seq for seq, kind, _ in rows if kind == "AgentEvent")
+    finished = [seq for seq, kind, _ in rows if kind == "NodeFinished"]
+    assert finished and last_event < finished[0]
+
+
+def test_a_failed_timed_write_fails_the_attempt() -> None:
+    import asyncio
+
+    from smithers.engine.agent_events import EventBuffer
+
+    written: list[list[tuple[str, dict]]] = []
+
+    def write(events: list[tuple[str, dict]]) -> None:
+        if any(payload.get("bad") for _, payload in events):
+            raise RuntimeError("database is gone")
+        written.append(events)
+
+    async def scenario() -> None:
+        buffer = EventBuffer(write, max_pending=3, delay=0.01)
+        for i in range(7):
+            buffer.emit("AgentEvent", {"i": i})
+        assert [len(group) for group in written] == [3, 3]  # the size cap, at once
+        await asyncio.sleep(0.05)
+        assert [len(group) for group in written] == [3, 3, 1]  # the timer
+        buffer.emit("AgentEvent", {"bad": True})
+        await asyncio.sleep(0.05)  # the timed write fails in a loop callback...
+        with pytest.raises(RuntimeError, match="database is gone"):
+            buffer.close()  # ...and the attempt sees it
+
+    asyncio.run(scenario())

@@ -34,6 +34,7 @@ from ..errors import (
 )
 from ..storage.lease import Owner, release_run, renew_lease
 from ..storage.store import Store, now_ms
+from .agent_events import EventBuffer
 from .agent_task import AgentChain, run_agent_attempt
 from .execute import run_compute, run_static
 from .lineage import continue_as_new, resolve_subflow_workflow
@@ -412,13 +413,18 @@ class RunLoop:
     async def _agent_attempt(self, desc: TaskDescriptor, tc: TaskContext) -> BaseModel:
         chain = AgentChain.of(desc, self.disabled_agents)
 
-        def emit(event_type: str, payload: dict[str, Any]) -> None:
+        def write(events: list[tuple[str, dict[str, Any]]]) -> None:
             with self.persist.tx() as tx:
-                tx.event(event_type, node_id=desc.node_id, iteration=desc.iteration, attempt=tc.attempt, **payload)
+                for event_type, payload in events:
+                    tx.event(event_type, node_id=desc.node_id, iteration=desc.iteration, attempt=tc.attempt, **payload)
 
         running = self.running[desc.key]
         running.info = {}
-        return await run_agent_attempt(desc, tc, chain, emit, tc.heartbeat, running.info)
+        events = EventBuffer(write)  # agent events commit in groups; all of them before the outcome
+        try:
+            return await run_agent_attempt(desc, tc, chain, events.emit, tc.heartbeat, running.info)
+        finally:
+            events.close()
 
     # -- waiting and ⑤ persisting outcomes ------------------------------------------------
 
