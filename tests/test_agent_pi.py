@@ -33,6 +33,10 @@ SCHEMA = {"type": "object", "properties": {"ok": {"type": "boolean"}}, "required
 FINAL = 'All done.\n\n```json\n{"ok": true}\n```'
 
 
+# an API error that is not about credentials, though its words mention keys, 401 and access
+NOT_AUTH_MESSAGE = "unsupported parameter: this request mentions an API key, a 401 and unauthorized access"
+
+
 @pytest.fixture(scope="module")
 def pi_bin() -> str:
     path = AGENTS_BIN / "pi"
@@ -170,6 +174,15 @@ def test_401_is_a_configuration_error(tmp_path, pi_bin):
 
 
 @pytest.mark.slow
+def test_an_api_error_that_mentions_keys_is_not_an_auth_failure(tmp_path, pi_bin):
+    with fake([Reply(status=400, error_message=NOT_AUTH_MESSAGE)]) as server:
+        with pytest.raises(AgentError) as caught:
+            asyncio.run(agent_for(server, tmp_path / "home", pi_bin).run(request(tmp_path)))
+    assert not isinstance(caught.value, AgentConfigError), caught.value.message
+    assert NOT_AUTH_MESSAGE in caught.value.message
+
+
+@pytest.mark.slow
 def test_missing_binary_is_a_configuration_error():
     with pytest.raises(AgentConfigError) as caught:
         asyncio.run(Pi(binary="/nonexistent/pi").run(request(Path("."))))
@@ -214,3 +227,43 @@ def test_cancel_during_a_tool_kills_its_processes_too(tmp_path, pi_bin):
     assert len(tree) >= 2, "pi and the tool's python (seen before the cancel; the shell may exec it)"
     assert not alive(tree), f"still alive after cancel: {[_cmdline(pid) for pid in alive(tree)]}"
     assert took < 10, f"cancel took {took:.1f}s (SIGTERM, then SIGKILL after KILL_GRACE)"
+
+
+@pytest.mark.slow
+def test_task_timeout_kills_the_cli_and_every_process_its_tool_started(tmp_path, pi_bin):
+    """A workflow task's ``timeout`` ends the attempt; pi, the tool's shell and a grandchild that
+    left the process group (``setsid``) are all gone once the run has recorded the timeout."""
+    project = tmp_path / "project"
+    project.mkdir()
+    pids = project / "pids"
+    command = (
+        f"setsid sleep 300 & echo \"cli=$PPID shell=$$ escaped=$!\" > {pids}; "
+        f"{sys.executable} -c 'import time; time.sleep(300)'"
+    )
+    with fake([Reply(tool_calls=[ToolCall("bash", {"command": command})]), FINAL]) as server:
+        (project / "wf.py").write_text(textwrap.dedent(f"""
+            from pydantic import BaseModel
+            from smithers import Task, workflow
+            from smithers.agents import Pi
+
+            class Done(BaseModel):
+                ok: bool
+
+            agent = Pi(binary={pi_bin!r}, env={pi_env(server.url, tmp_path / "home")!r})
+
+            @workflow
+            def wf(ctx):
+                return Task("hang", output=Done, agent=agent, prompt="Run the command.", timeout=20, retries=0)
+        """))
+        store = Store.open(project / "smithers.db")
+        try:
+            outcome = ops.start_run(str(project / "wf.py"), store=store, raw_input={})
+            errors = [row[0] for row in store.conn.execute("select error_json from _smithers_attempts where node_id = 'hang'")]
+        finally:
+            store.close()
+    assert outcome.status == "failed"
+    assert len(errors) == 1 and "timed out" in errors[0]
+    assert pids.exists(), "the tool ran before the timeout"
+    started = {name: int(pid) for name, pid in (part.split("=") for part in pids.read_text().split())}
+    assert set(started) == {"cli", "shell", "escaped"} and len(set(started.values())) == 3
+    assert not alive(set(started.values())), {name: _cmdline(pid) for name, pid in started.items() if alive({pid})}
