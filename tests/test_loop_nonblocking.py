@@ -12,8 +12,9 @@ from pathlib import Path
 import pytest
 
 GIT_SHIM = """#!/bin/sh
-# git, except that `git worktree add` first waits (up to ~30 s) for the sibling task's marker
-if [ "$1" = "worktree" ] && [ "$2" = "add" ]; then
+# git, except that `git worktree add` first sleeps $GIT_DELAY seconds or waits (up to ~30 s) for the sibling task's marker
+if [ "$1" = "worktree" ] && [ "$2" = "add" ] && [ -n "$GIT_DELAY" ]; then sleep "$GIT_DELAY"; fi
+if [ "$1" = "worktree" ] && [ "$2" = "add" ] && [ -n "$SIBLING_MARKER" ]; then
   i=0
   while [ ! -e "$SIBLING_MARKER" ] && [ $i -lt 300 ]; do sleep 0.1; i=$((i+1)); done
   if [ ! -e "$SIBLING_MARKER" ]; then echo "the sibling task never ran while git was busy" >&2; exit 1; fi
@@ -45,20 +46,26 @@ def wf(ctx):
 """
 
 
-def test_slow_git_for_a_worktree_does_not_hold_up_a_sibling(project, tmp_path: Path) -> None:
+def _repo_with_slow_git(project, tmp_path: Path) -> tuple[Path, str]:
+    """A git repository at the project root and a folder whose ``git`` shim is slow to add worktrees."""
     real_git = shutil.which("git")
     assert real_git is not None
-
-    def git(*args: str) -> str:
-        return subprocess.run([real_git, *args], cwd=project.root, check=True, capture_output=True, text=True).stdout
-
-    git("init", "-q", "-b", "main")
-    git("-c", "user.email=t@example.com", "-c", "user.name=t", "commit", "-q", "--allow-empty", "-m", "init")
+    for args in (["init", "-q", "-b", "main"], ["-c", "user.email=t@example.com", "-c", "user.name=t", "commit", "-q", "--allow-empty", "-m", "init"]):
+        subprocess.run([real_git, *args], cwd=project.root, check=True, capture_output=True)
     shim_dir = tmp_path / "shim"
     shim_dir.mkdir()
     shim = shim_dir / "git"
     shim.write_text(GIT_SHIM.format(real=real_git))
     shim.chmod(0o755)
+    return shim_dir, real_git
+
+
+def test_slow_git_for_a_worktree_does_not_hold_up_a_sibling(project, tmp_path: Path) -> None:
+    shim_dir, real_git = _repo_with_slow_git(project, tmp_path)
+
+    def git(*args: str) -> str:
+        return subprocess.run([real_git, *args], cwd=project.root, check=True, capture_output=True, text=True).stdout
+
     marker = tmp_path / "sibling-ran"
     project.write("wf.py", SLOW_GIT_WORKFLOW.format(marker=str(marker)))
     env = project.env(PATH=f"{shim_dir}{os.pathsep}{os.environ['PATH']}", SIBLING_MARKER=str(marker))
@@ -73,6 +80,26 @@ def test_slow_git_for_a_worktree_does_not_hold_up_a_sibling(project, tmp_path: P
     )]
     assert order.index("quick") < order.index("edit-1") and order.index("quick") < order.index("edit-2")
     assert ".worktrees/slow" in git("worktree", "list")
+
+
+
+def test_git_time_does_not_count_against_a_heartbeat_timeout(project, tmp_path: Path) -> None:
+    shim_dir, _ = _repo_with_slow_git(project, tmp_path)
+    project.write("wf.py", """
+from pydantic import BaseModel
+from smithers import Task, Worktree, workflow
+
+class Out(BaseModel):
+    folder: str
+
+@workflow
+def wf(ctx):
+    return Worktree("wt", Task("edit", output=Out, run=lambda tc: {"folder": tc.cwd}, heartbeat_timeout=1, retries=0))
+""")
+    env = project.env(PATH=f"{shim_dir}{os.pathsep}{os.environ['PATH']}", GIT_DELAY="3")
+    result = project.cli("up", "wf.py", "--quiet", env=env, timeout=90)
+    assert result.returncode == 0, result.stderr + str(project.query("select error_json from _smithers_attempts"))
+    assert project.query("select folder from out") == [(str(project.root / "wt"),)]
 
 
 CHATTY_WORKFLOW = """

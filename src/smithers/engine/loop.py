@@ -369,7 +369,7 @@ class RunLoop:
         else:
             coro = run_compute(desc, tc)
         if desc.worktree:
-            coro = in_worktree(Path(self.cwd), desc.worktree, coro)
+            coro = in_worktree(Path(self.cwd), desc.worktree, coro, alive=tc.heartbeat)
         task = asyncio.ensure_future(coro)
         task.add_done_callback(lambda _t: self.wake.set())
         deadline = time.monotonic() + desc.task.timeout if desc.task.timeout else None

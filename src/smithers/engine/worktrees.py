@@ -12,7 +12,7 @@ import asyncio
 import re
 import subprocess
 import threading
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -21,6 +21,7 @@ from ..errors import RunError
 T = TypeVar("T")
 
 GIT_TIMEOUT = 60  # seconds per git command
+ALIVE_EVERY = 1.0  # seconds between the attempt's liveness signals while git works
 _path_locks: dict[Path, threading.Lock] = {}
 _path_locks_guard = threading.Lock()
 
@@ -79,12 +80,23 @@ def _add_worktree(workflow_dir: Path, path: str, target: Path, branch: str | Non
     return target
 
 
-async def in_worktree(workflow_dir: Path, spec: tuple[str, str | None, str], attempt: Coroutine[Any, Any, T]) -> T:
+async def in_worktree(
+    workflow_dir: Path, spec: tuple[str, str | None, str], attempt: Coroutine[Any, Any, T], *,
+    alive: Callable[[], None] | None = None,
+) -> T:
     """Run ``attempt`` once the worktree ``spec`` (path, branch, base) exists, creating it in a
-    worker thread first. A failure to create it is the attempt's failure (``attempt`` never runs)."""
+    worker thread first. A failure to create it is the attempt's failure (``attempt`` never runs).
+    ``alive`` is called every :data:`ALIVE_EVERY` seconds while git works and once it is done,
+    so that a task's ``heartbeat_timeout`` does not count git's time against the task's code."""
+    creating = asyncio.ensure_future(asyncio.to_thread(ensure_worktree, workflow_dir, *spec))
     try:
-        await asyncio.to_thread(ensure_worktree, workflow_dir, *spec)
+        while not creating.done():
+            await asyncio.wait({creating}, timeout=ALIVE_EVERY)
+            if alive is not None:
+                alive()
+        creating.result()
     except BaseException:
+        creating.cancel()  # a cancel while git runs: the thread finishes on its own, its result unused
         attempt.close()  # never started: close it so it is not reported as never awaited
         raise
     return await attempt
