@@ -20,7 +20,6 @@ from .base import AgentRequest, AgentResult, Usage
 Permission = Literal["bypass", "accept-edits", "default"]
 
 
-
 @dataclass
 class ParseState:
     """What the line parser accumulates over one CLI invocation."""
