@@ -1,8 +1,10 @@
 """Run ownership: one live owner per run, proven by a heartbeat lease.
 
-An owner on this host is alive while its process exists and is not a zombie (pid *and* start
-time match, so a recycled pid is not mistaken for it; psutil reads both on Linux and macOS).
-An owner on another host is alive until its lease is older than the stale threshold.
+An owner on this host is alive while its process exists and is not a zombie, and its start
+time matches (psutil reads both on Linux and macOS). A pid whose start time does not match may
+have been recycled by an unrelated process, or the clock may have been stepped: it counts as
+the owner only until its lease is older than the stale threshold. An owner on another host is
+alive until its lease is older than the stale threshold.
 
 A *handoff* lease (owner id ``supervisor:<host>:<pid>:<token>``) is taken by ``smithers
 supervise`` for a child it is about to start: it is alive only while its heartbeat is fresh
@@ -26,6 +28,7 @@ from .store import Store, now_ms
 
 DEFAULT_STALE_MS = 30_000
 UNKNOWN_START = "0"  # the start time of a process we may not inspect
+START_TOLERANCE_S = 1.0
 HANDOFF_PREFIX = "supervisor:"
 
 
@@ -41,6 +44,17 @@ def _process_start(pid: int) -> str | None:
         return None
     except psutil.AccessDenied:  # another user's process: it exists, its start time is hidden
         return UNKNOWN_START
+
+
+def _same_start(recorded: str | None, current: str) -> bool:
+    """Whether a recorded start time is this process's (within START_TOLERANCE_S: on Linux the
+    boot time it is derived from is whole seconds and moves with clock slewing)."""
+    if recorded in (None, UNKNOWN_START) or current == UNKNOWN_START:
+        return True
+    try:
+        return abs(float(recorded) - float(current)) <= START_TOLERANCE_S
+    except ValueError:  # not a number: not a start time this code recorded
+        return False
 
 
 @dataclass(frozen=True)
@@ -75,8 +89,12 @@ def owner_alive(run: dict[str, Any], *, stale_ms: int = DEFAULT_STALE_MS, now: i
         start = _process_start(int(run["owner_pid"]))
         if start is None:
             return False
-        # a different start time means the pid was recycled by an unrelated process
-        return recorded_start in (None, "0", UNKNOWN_START) or start in (recorded_start, UNKNOWN_START)
+        if _same_start(recorded_start, start):
+            return True
+        # Another start time: the pid was recycled by an unrelated process, or the wall clock
+        # the start time is derived from was stepped (psutil computes it from the boot time).
+        # Only a stale heartbeat tells the two apart safely.
+        return ((now or now_ms()) - (run.get("heartbeat_at_ms") or 0)) < stale_ms
     heartbeat = run.get("heartbeat_at_ms") or 0
     return ((now or now_ms()) - heartbeat) < stale_ms
 
