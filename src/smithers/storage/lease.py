@@ -1,10 +1,10 @@
 """Run ownership: one live owner per run, proven by a heartbeat lease.
 
-An owner on this host is alive while its process exists and is not a zombie, and its start
-time matches (psutil reads both on Linux and macOS). A pid whose start time does not match may
-have been recycled by an unrelated process, or the clock may have been stepped: it counts as
-the owner only until its lease is older than the stale threshold. An owner on another host is
-alive until its lease is older than the stale threshold.
+An owner on this host is alive while its process exists, is not a zombie and started when the
+owner id says (psutil reads both on Linux and macOS), so a recycled pid is not mistaken for it.
+Start times are wall-clock based: were the clock stepped by more than a second while a run is
+owned, the owner would look dead and could be taken over; fencing then stops the old owner's
+writes. An owner on another host is alive until its lease is older than the stale threshold.
 
 A *handoff* lease (owner id ``supervisor:<host>:<pid>:<token>``) is taken by ``smithers
 supervise`` for a child it is about to start: it is alive only while its heartbeat is fresh
@@ -89,12 +89,8 @@ def owner_alive(run: dict[str, Any], *, stale_ms: int = DEFAULT_STALE_MS, now: i
         start = _process_start(int(run["owner_pid"]))
         if start is None:
             return False
-        if _same_start(recorded_start, start):
-            return True
-        # Another start time: the pid was recycled by an unrelated process, or the wall clock
-        # the start time is derived from was stepped (psutil computes it from the boot time).
-        # Only a stale heartbeat tells the two apart safely.
-        return ((now or now_ms()) - (run.get("heartbeat_at_ms") or 0)) < stale_ms
+        # another start time: the pid was recycled by an unrelated process
+        return _same_start(recorded_start, start)
     heartbeat = run.get("heartbeat_at_ms") or 0
     return ((now or now_ms()) - heartbeat) < stale_ms
 
