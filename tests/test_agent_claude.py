@@ -33,6 +33,10 @@ SCHEMA = {"type": "object", "properties": {"ok": {"type": "boolean"}}, "required
 FINAL = 'All done.\n\n```json\n{"ok": true}\n```'
 
 
+# an API error that is not about credentials, though its words mention keys, 401 and access
+NOT_AUTH_MESSAGE = "unsupported parameter: this request mentions an API key, a 401 and unauthorized access"
+
+
 @pytest.fixture(scope="module")
 def claude_bin() -> str:
     path = AGENTS_BIN / "claude"
@@ -94,9 +98,33 @@ def parse(lines: list[dict], events: list[AgentEvent] | None = None) -> ParseSta
 
 
 def test_not_logged_in_is_a_configuration_error():
-    state = parse([{"type": "result", "subtype": "success", "is_error": True, "result": "Not logged in · Please run /login"}])
+    # what claude 2.1 prints without any credentials: an API error message marked authentication_failed
+    login = "Not logged in · Please run /login"
+    state = parse([
+        {"type": "assistant", "error": "authentication_failed", "is_api_error_message": True,
+         "message": {"role": "assistant", "content": [{"type": "text", "text": login}]}},
+        {"type": "result", "subtype": "success", "is_error": True, "result": login, "api_error_status": None},
+    ])
     with pytest.raises(AgentConfigError, match="could not authenticate: Not logged in"):
+        ClaudeCode().check_exit(ProcessResult(exit_code=1, stderr="", lines=2), state)
+    # the result's own status and type fields say so too
+    state = parse([{"type": "result", "subtype": "success", "is_error": True, "result": "API Error: 401 invalid x-api-key",
+                    "api_error_status": 401, "api_error_type": "authentication_error"}])
+    with pytest.raises(AgentConfigError, match="could not authenticate"):
         ClaudeCode().check_exit(ProcessResult(exit_code=1, stderr="", lines=1), state)
+
+
+def test_words_about_keys_or_401_are_not_an_auth_failure():
+    for text in ("Not logged in · Please run /login", "Invalid API key mentioned in the docs; see HTTP 401 handling"):
+        state = parse([{"type": "result", "subtype": "error_during_execution", "is_error": True, "result": text}])
+        with pytest.raises(AgentError) as caught:
+            ClaudeCode().check_exit(ProcessResult(exit_code=1, stderr="401 unauthorized api key", lines=1), state)
+        assert not isinstance(caught.value, AgentConfigError)
+    state = parse([{"type": "result", "subtype": "success", "is_error": True, "result": "API Error: 400 bad api key parameter 401",
+                    "api_error_status": 400, "api_error_type": "invalid_request_error"}])
+    with pytest.raises(AgentError) as caught:
+        ClaudeCode().check_exit(ProcessResult(exit_code=1, stderr="", lines=1), state)
+    assert not isinstance(caught.value, AgentConfigError)
 
 
 def test_errors_in_the_result_fail_the_turn():
@@ -207,6 +235,26 @@ def test_401_is_a_configuration_error_at_once(tmp_path, claude_bin):
     assert requests < 4, f"Claude Code's own retries are cut short at the first 401: {requests} requests"
     assert "authenticate" in caught.value.message and "401" in caught.value.message
     assert "ANTHROPIC_API_KEY" in (caught.value.hint or "")
+
+
+@pytest.mark.slow
+def test_no_credentials_at_all_is_a_configuration_error(tmp_path, claude_bin):
+    with fake(["unused"]) as server:
+        agent = agent_for(server, tmp_path / "home", claude_bin)
+        agent.env.update(ANTHROPIC_API_KEY="", ANTHROPIC_AUTH_TOKEN="")
+        with pytest.raises(AgentConfigError) as caught:
+            asyncio.run(agent.run(request(tmp_path)))
+        assert server.requests == []
+    assert "authenticate" in caught.value.message and "Not logged in" in caught.value.message
+
+
+@pytest.mark.slow
+def test_an_api_error_that_mentions_keys_is_not_an_auth_failure(tmp_path, claude_bin):
+    with fake([Reply(status=400, error_message=NOT_AUTH_MESSAGE)]) as server:
+        with pytest.raises(AgentError) as caught:
+            asyncio.run(agent_for(server, tmp_path / "home", claude_bin).run(request(tmp_path)))
+    assert not isinstance(caught.value, AgentConfigError), caught.value.message
+    assert NOT_AUTH_MESSAGE in caught.value.message
 
 
 @pytest.mark.slow

@@ -24,13 +24,17 @@ from smithers import ops
 from smithers.agents import AgentEvent, AgentRequest, Codex
 from smithers.agents.cli import ParseState
 from smithers.agents.codex import drop_optional_nulls, strict_json_schema
-from smithers.errors import AgentConfigError
+from smithers.errors import AgentConfigError, AgentError
 from smithers.storage.store import Store
 from smithers.testing.cli_env import codex_env
 from smithers.testing.fakes import FakeServer, Reply, codex_shell, openai_app
 
 AGENTS_BIN = Path(__file__).resolve().parents[1] / ".agents" / "node_modules" / ".bin"
 SCHEMA = {"type": "object", "properties": {"ok": {"type": "boolean"}}, "required": ["ok"]}
+
+
+# an API error that is not about credentials, though its words mention keys, 401 and access
+NOT_AUTH_MESSAGE = "unsupported parameter: this request mentions an API key, a 401 and unauthorized access"
 
 
 @pytest.fixture(scope="module")
@@ -265,12 +269,22 @@ def test_401_is_a_configuration_error(tmp_path, codex_bin, codex_home):
         (codex_home / ".codex" / "config.toml").write_text(
             (codex_home / ".codex" / "config.toml").read_text().replace("stream_max_retries = 0", "stream_max_retries = 5")
         )
+        before = len(server.requests)
         with pytest.raises(AgentConfigError):
             asyncio.run(Codex(binary=codex_bin, env=env).run(request(tmp_path)))
         requests = len(server.requests)
     assert requests < 4, f"codex's own stream retries are cut short at the first 401 (one request per run): {requests} requests"
     assert "authenticate" in caught.value.message and "401" in caught.value.message
     assert "API key" in (caught.value.hint or "")
+
+
+@pytest.mark.slow
+def test_an_api_error_that_mentions_keys_is_not_an_auth_failure(tmp_path, codex_bin, codex_home):
+    with FakeServer(openai_app([Reply(status=400, error_message=NOT_AUTH_MESSAGE)])) as server:
+        with pytest.raises(AgentError) as caught:
+            asyncio.run(Codex(binary=codex_bin, env=codex_env(server.url, codex_home)).run(request(tmp_path)))
+    assert not isinstance(caught.value, AgentConfigError), caught.value.message
+    assert NOT_AUTH_MESSAGE in caught.value.message
 
 
 @pytest.mark.slow

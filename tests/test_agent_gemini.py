@@ -19,7 +19,7 @@ from proctree import _cmdline, alive, cancel_when
 from smithers import ops
 from smithers.agents import AgentEvent, AgentRequest, Gemini
 from smithers.agents.cli import ParseState
-from smithers.errors import AgentConfigError
+from smithers.errors import AgentConfigError, AgentError
 from smithers.storage.store import Store
 from smithers.testing.cli_env import gemini_env
 from smithers.testing.fakes import FakeServer, Reply, ToolCall, gemini_app, gemini_shell
@@ -27,6 +27,10 @@ from smithers.testing.fakes import FakeServer, Reply, ToolCall, gemini_app, gemi
 AGENTS_BIN = Path(__file__).resolve().parents[1] / ".agents" / "node_modules" / ".bin"
 SCHEMA = {"type": "object", "properties": {"ok": {"type": "boolean"}}, "required": ["ok"]}
 FINAL = 'Done.\n\n```json\n{"ok": true}\n```'
+
+
+# an API error that is not about credentials, though its words mention keys, 401 and access
+NOT_AUTH_MESSAGE = "unsupported parameter: this request mentions an API key, a 401 and unauthorized access"
 
 
 @pytest.fixture(scope="module")
@@ -182,6 +186,15 @@ def test_401_is_a_configuration_error(tmp_path, gemini_bin):
     assert requests < 4, f"gemini's own retries are cut short at the first 401: {requests} requests"
     assert "authenticate" in caught.value.message and "API key not valid" in caught.value.message
     assert "GEMINI_API_KEY" in (caught.value.hint or "")
+
+
+@pytest.mark.slow
+def test_an_api_error_that_mentions_keys_is_not_an_auth_failure(tmp_path, gemini_bin):
+    with FakeServer(gemini_app([Reply(status=400, error_message=NOT_AUTH_MESSAGE)])) as server:
+        with pytest.raises(AgentError) as caught:
+            asyncio.run(Gemini(binary=gemini_bin, env=gemini_env(server.url, tmp_path / "home"), model="gemini-fake").run(request(tmp_path)))
+    assert not isinstance(caught.value, AgentConfigError), caught.value.message
+    assert NOT_AUTH_MESSAGE in caught.value.message
 
 
 @pytest.mark.slow

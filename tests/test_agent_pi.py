@@ -35,6 +35,10 @@ SCHEMA = {"type": "object", "properties": {"ok": {"type": "boolean"}}, "required
 FINAL = 'All done.\n\n```json\n{"ok": true}\n```'
 
 
+# an API error that is not about credentials, though its words mention keys, 401 and access
+NOT_AUTH_MESSAGE = "unsupported parameter: this request mentions an API key, a 401 and unauthorized access"
+
+
 @pytest.fixture(scope="module")
 def pi_bin() -> str:
     path = AGENTS_BIN / "pi"
@@ -169,6 +173,15 @@ def test_401_is_a_configuration_error(tmp_path, pi_bin):
         assert len(server.requests) == 1, "pi does not retry a 401"
     assert "authenticate" in caught.value.message and "401" in caught.value.message
     assert [e.kind for e in events if e.kind == "error"] == ["error"]
+
+
+@pytest.mark.slow
+def test_an_api_error_that_mentions_keys_is_not_an_auth_failure(tmp_path, pi_bin):
+    with fake([Reply(status=400, error_message=NOT_AUTH_MESSAGE)]) as server:
+        with pytest.raises(AgentError) as caught:
+            asyncio.run(agent_for(server, tmp_path / "home", pi_bin).run(request(tmp_path)))
+    assert not isinstance(caught.value, AgentConfigError), caught.value.message
+    assert NOT_AUTH_MESSAGE in caught.value.message
 
 
 @pytest.mark.slow

@@ -340,18 +340,20 @@ def test_configuration_errors_before_any_request(project: Path, monkeypatch: pyt
 
 
 def test_request_timeout_is_an_agent_error(project: Path) -> None:
-    answer = threading.Event()
+    release, answered = threading.Event(), threading.Event()
 
     def slow(body: dict[str, Any]) -> Reply:
-        answer.wait(60)  # no reply until the test is over: only the agent's own timeout ends the request
+        release.wait(30)  # the reply comes only after the test has seen the agent give up
+        answered.set()
         return Reply(text="late")
 
     with serve("anthropic", [slow]) as server:
         try:
             with pytest.raises(AgentError, match="timed out after 0.3s"):
                 run(agent_for("anthropic", server), request_for(project, timeout=0.3))
+            assert not answered.is_set(), "the agent gave up before the model answered"
         finally:
-            answer.set()
+            release.set()
 
 
 # -- (d) a workflow with a ModelAgent task, end to end ------------------------------------------

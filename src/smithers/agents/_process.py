@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from ..errors import AgentConfigError, AgentError
-from ._descendants import MARK_VAR, kill_marked, new_mark
+from ._descendants import MARK_VAR, descendants, kill_marked, kill_pids, new_mark
 
 KILL_GRACE = 1.0  # seconds between SIGTERM and SIGKILL for the process group (the contract: all gone within 2 s)
 STDERR_TAIL = 4000
@@ -116,51 +116,24 @@ async def run_process(
         raise
     finally:
         guard.cancel()
-        kill_marked(mark)  # whatever the run left behind (CLIs that run tools in their own sessions)
+        # whatever the run left behind (CLIs that run tools in their own sessions); shielded so a
+        # second cancel cannot stop the sweep half-way
+        await asyncio.shield(kill_marked(mark))
     return ProcessResult(exit_code=code, stderr=_tail(stderr_chunks), lines=lines)
-
-
-def descendants(pid: int) -> list[int]:
-    """Every process below ``pid`` (read from /proc), including ones that left its process group."""
-    children: dict[int, list[int]] = {}
-    try:
-        entries = os.listdir("/proc")
-    except OSError:
-        return []
-    for entry in entries:
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat", encoding="utf-8", errors="replace") as fh:
-                ppid = int(fh.read().rsplit(")", 1)[1].split()[1])
-        except (OSError, ValueError, IndexError):
-            continue
-        children.setdefault(ppid, []).append(int(entry))
-    found: list[int] = []
-    stack = [pid]
-    while stack:
-        for child in children.get(stack.pop(), []):
-            found.append(child)
-            stack.append(child)
-    return found
 
 
 async def _terminate(proc: asyncio.subprocess.Process) -> None:
     """SIGTERM the whole group, then SIGKILL it if anything is left after the grace period.
-    Descendants that started their own session (some CLIs run tools that way) are found
-    through /proc first and killed too."""
-    strays = descendants(proc.pid)
+    Descendants that started their own session (some CLIs run tools that way) are listed
+    first (in a worker thread: it scans every process) and killed too."""
+    strays = await asyncio.to_thread(descendants, proc.pid)
     kill_group(proc.pid, signal.SIGTERM)
     try:
         await asyncio.wait_for(proc.wait(), KILL_GRACE)
     except TimeoutError:
         pass
     kill_group(proc.pid, signal.SIGKILL)  # grandchildren may outlive the leader
-    for pid in strays:
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
+    kill_pids(strays)
     if proc.returncode is None:
         try:
             await asyncio.wait_for(proc.wait(), 2)

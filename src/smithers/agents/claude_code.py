@@ -11,6 +11,10 @@ NDJSON stream: ``system``/``init`` (session id, model), ``assistant`` messages (
 
 Claude Code retries a failing API call up to ten times with backoff (minutes); a ``system``
 ``api_retry`` line reporting 401/403 ends the run at once with :class:`AgentConfigError`.
+Authentication failures are recognised only from the stream's structured fields: the
+``api_retry`` line's ``error_status``/``error``, an assistant error message's ``error``
+(``authentication_failed``, also when no key is set at all) and the result's
+``api_error_status``/``api_error_type``; a reply that mentions "401" or "API key" is a reply.
 """
 
 from __future__ import annotations
@@ -19,7 +23,8 @@ import json
 import os
 from typing import Any
 
-from ..errors import AgentConfigError, AgentError
+from ..errors import AgentError
+from ._api_errors import AUTH_ERROR_TYPES, AUTH_STATUSES
 from ._process import ProcessResult
 from .base import AgentRequest
 from .cli import CliAgent, ParseState, parse_json_line
@@ -28,7 +33,6 @@ __all__ = ["ClaudeCode"]
 
 # set by a parent Claude Code session; a nested `claude` must not inherit them
 NESTED_SESSION_VARS = ("CLAUDECODE", "CLAUDE_CODE_ENTRYPOINT", "CLAUDE_CODE_SSE_PORT")
-LOGIN_MARKERS = ("not logged in", "please run /login", "invalid api key")
 AUTH_HINT = (
     "set ANTHROPIC_API_KEY (or log in with `claude /login`) for the user running smithers; "
     "ANTHROPIC_BASE_URL must point at an Anthropic-compatible API"
@@ -60,6 +64,7 @@ class ClaudeCode(CliAgent):
     binary_name = "claude"
     name = "claude-code"
     install_hint = "install Claude Code: `npm install -g @anthropic-ai/claude-code` (https://docs.claude.com/claude-code)"
+    auth_hint = AUTH_HINT
 
     def __init__(self, *, structured: bool = True, **options: Any) -> None:
         super().__init__(**options)
@@ -93,12 +98,6 @@ class ClaudeCode(CliAgent):
         return env
 
     def check_exit(self, result: ProcessResult, state: ParseState) -> None:
-        detail = f"{state.error or ''} {result.stderr}".lower()
-        if (result.exit_code != 0 or state.error) and any(marker in detail for marker in LOGIN_MARKERS):
-            raise AgentConfigError(
-                f"{self.name} could not authenticate: {(state.error or result.stderr).strip()[-500:]}", hint=AUTH_HINT,
-                details={"stderr": result.stderr, "exit_code": result.exit_code},
-            )
         super().check_exit(result, state)
         if not state.finished:
             raise AgentError(
@@ -131,11 +130,8 @@ class ClaudeCode(CliAgent):
             state.model = event.get("model") or state.model
         elif subtype == "api_retry":
             status = event.get("error_status")
-            if status in (401, 403) or event.get("error") == "authentication_failed":
-                raise AgentConfigError(
-                    f"{self.name} could not authenticate: the API answered {status or event.get('error')}",
-                    hint=AUTH_HINT, details={"event": event},
-                )
+            if status in AUTH_STATUSES or event.get("error") in AUTH_ERROR_TYPES:
+                raise self.auth_failed(f"the API answered {status or event.get('error')}", event=event)
             request.emit("raw", type="api_retry", attempt=event.get("attempt"), status=status, error=event.get("error"))
 
     def _assistant(self, event: dict[str, Any], state: ParseState, request: AgentRequest) -> None:
@@ -144,6 +140,8 @@ class ClaudeCode(CliAgent):
         if event.get("is_api_error_message") or event.get("error"):
             text = "".join(str(b.get("text", "")) for b in _blocks(event) if b.get("type") == "text")
             request.emit("error", message=text or str(event.get("error")))
+            if _is_auth_failure(event):
+                state.auth_error = text or str(event.get("error"))
             return
         for block in message.get("content") or []:
             block_type = block.get("type")
@@ -177,7 +175,17 @@ class ClaudeCode(CliAgent):
             errors = event.get("errors")
             detail = "; ".join(map(str, errors)) if isinstance(errors, list) and errors else (result or subtype)
             state.error = f"{subtype}: {detail}" if subtype and subtype != "success" else str(detail)
+            if _is_auth_failure(event):
+                state.auth_error = state.error
         state.extra.update(num_turns=event.get("num_turns"), permission_denials=event.get("permission_denials") or [])
+
+
+def _is_auth_failure(event: dict[str, Any]) -> bool:
+    """An assistant error message or an error result that says the API refused the credentials."""
+    return (
+        event.get("error") in AUTH_ERROR_TYPES or event.get("api_error_status") in AUTH_STATUSES
+        or event.get("api_error_type") in AUTH_ERROR_TYPES
+    )
 
 
 def _blocks(event: dict[str, Any]) -> list[dict[str, Any]]:

@@ -19,8 +19,6 @@ from .base import AgentRequest, AgentResult, Usage
 
 Permission = Literal["bypass", "accept-edits", "default"]
 
-AUTH_MARKERS = ("401", "403", "unauthorized", "forbidden", "invalid api key", "invalid x-api-key", "authentication", "api key")
-
 
 @dataclass
 class ParseState:
@@ -32,6 +30,7 @@ class ParseState:
     model: str | None = None
     usage: Usage = field(default_factory=Usage)
     error: str | None = None
+    auth_error: str | None = None  # set by the parser from a structured authentication failure
     finished: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -51,6 +50,7 @@ class CliAgent:
     binary_name = ""
     install_hint = ""
     name = ""
+    auth_hint = ""  # how to fix this CLI's credentials (default: see `smithers agents`)
 
     def __init__(
         self,
@@ -96,18 +96,23 @@ class CliAgent:
         env.update(request.env)
         return env
 
+    def auth_failed(self, detail: str, **details: Any) -> AgentConfigError:
+        """The error for credentials the API refused: the agent is skipped for the rest of the run."""
+        return AgentConfigError(
+            f"{self.name} could not authenticate: {detail[-1500:]}",
+            hint=self.auth_hint or f"check the credentials {self.name} uses (see `smithers agents`)", details=details,
+        )
+
     def check_exit(self, result: ProcessResult, state: ParseState) -> None:
-        """Turn a failed run into an error: configuration problems are not retried."""
+        """Turn a failed run into an error: configuration problems are not retried. An
+        authentication failure is only what the parser recognised in the CLI's structured
+        error events (``state.auth_error``), never a word in the output."""
+        if state.auth_error is not None:
+            raise self.auth_failed(state.auth_error, stderr=result.stderr, exit_code=result.exit_code)
         if result.exit_code == 0 and state.error is None:
             return
         detail = (state.error or result.stderr.strip() or f"exit code {result.exit_code}")[-1500:]
         lowered = detail.lower()
-        if any(marker in lowered for marker in AUTH_MARKERS):
-            raise AgentConfigError(
-                f"{self.name} could not authenticate: {detail}",
-                hint=f"check the credentials {self.name} uses (see `smithers agents`)",
-                details={"stderr": result.stderr, "exit_code": result.exit_code},
-            )
         if "model" in lowered and ("not found" in lowered or "unknown" in lowered or "does not exist" in lowered):
             raise AgentConfigError(
                 f"{self.name}: unknown model {self.model!r}: {detail}", hint="pick a model this CLI supports",

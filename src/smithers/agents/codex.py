@@ -34,7 +34,9 @@ What the adapter runs (codex 0.171)::
   ``thinking``; ``error`` items and top-level ``error`` events → ``error`` (``fatal: False``:
   "Model metadata for `m` not found" and "Reconnecting… n/5" are warnings); ``turn.failed``
   fails the attempt. A 401/403, even while codex is still retrying, ends the run at once with
-  :class:`AgentConfigError`.
+  :class:`AgentConfigError`: codex words an HTTP failure ``unexpected status 401 Unauthorized: …``
+  (inside ``Reconnecting… n/m (…)`` while it retries) or passes the API's JSON error body on,
+  and only that status or the body's error type counts, never the words of a message.
 - **Cleanup.** Codex runs each command in a session of its own, outside its process group,
   so after every run the adapter also kills whatever the run left behind (see
   ``_descendants``).
@@ -47,6 +49,7 @@ from __future__ import annotations
 import contextvars
 import copy
 import json
+import re
 import shutil
 import tempfile
 from collections.abc import Mapping, Sequence
@@ -54,6 +57,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import AgentConfigError
+from ._api_errors import ApiError, error_body
 from .base import AgentRequest, AgentResult
 from .cli import CliAgent, ParseState, parse_json_line
 
@@ -61,7 +65,8 @@ __all__ = ["Codex", "strict_json_schema"]
 
 SANDBOX_MODES = ("read-only", "workspace-write", "danger-full-access")
 _TOOL_ITEMS = ("command_execution", "file_change", "mcp_tool_call", "web_search")
-_AUTH_SIGNS = ("401 unauthorized", "403 forbidden", "invalid_api_key", "incorrect api key")
+# codex's own wording of an HTTP failure, optionally inside its retry notice
+_UNEXPECTED_STATUS = re.compile(r"(?:Reconnecting\.\.\. \d+/\d+ \()?unexpected status (\d{3})\b")
 _MAX_REMEMBERED_THREADS = 1000
 
 _schema_file: contextvars.ContextVar[str | None] = contextvars.ContextVar("smithers_codex_schema_file", default=None)
@@ -83,6 +88,7 @@ class Codex(CliAgent):
     binary_name = "codex"
     name = "codex"
     install_hint = "install the Codex CLI: `npm install -g @openai/codex` (in the smithers repo: scripts/install-agents)"
+    auth_hint = "check the API key codex uses (OPENAI_API_KEY / CODEX_API_KEY, `codex login`, or the provider's env_key)"
 
     def __init__(
         self,
@@ -181,14 +187,13 @@ class Codex(CliAgent):
             message = (event.get("error") or {}).get("message") or "codex: the turn failed"
             state.error = message
             request.emit("error", message=message, fatal=True)
+            if _api_error(message).is_auth:
+                state.auth_error = message
         elif kind == "error":
             message = str(event.get("message") or "")
             request.emit("error", message=message, fatal=False)
-            if any(sign in message.lower() for sign in _AUTH_SIGNS):
-                raise AgentConfigError(
-                    f"codex could not authenticate: {message}",
-                    hint="check the API key codex uses (OPENAI_API_KEY / CODEX_API_KEY, `codex login`, or the provider's env_key)",
-                )
+            if _api_error(message).is_auth:  # even while codex still retries: the key will not get better
+                raise self.auth_failed(message)
         elif kind != "turn.started":
             request.emit("raw", event=event)
 
@@ -232,6 +237,15 @@ class Codex(CliAgent):
         input_tokens, output_tokens, cached, cache_write = turn
         state.usage.input_tokens = max(0, input_tokens - cached)  # OpenAI counts cached input in input_tokens
         state.usage.output_tokens, state.usage.cache_read_tokens, state.usage.cache_write_tokens = output_tokens, cached, cache_write
+
+
+def _api_error(message: str) -> ApiError:
+    """What codex's error message says about the API's answer (status, error type)."""
+    body = error_body(message)
+    if body is not None:
+        return body
+    match = _UNEXPECTED_STATUS.match(message)
+    return ApiError(status=int(match.group(1)), message=message) if match else ApiError(message=message)
 
 
 def _tool_call(item: dict[str, Any]) -> tuple[str, dict[str, Any]]:

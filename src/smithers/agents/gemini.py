@@ -20,8 +20,10 @@ What the adapter runs (gemini-cli 0.61)::
   per-model breakdown that also counts the model router's call).
 - **Failures.** Exit 41 means no usable auth method (no ``security.auth.selectedType`` in
   ``~/.gemini/settings.json``, or no ``GEMINI_API_KEY``); exit 55 an untrusted folder; a
-  ``result`` error quoting a 401/403 means a bad key. All three raise
-  :class:`AgentConfigError` with the fix in the hint.
+  ``result`` error carrying the API's error body (``[API Error: {"error": {"code": 401,
+  "status": "UNAUTHENTICATED", …}}]``) with a 401/403 code or an UNAUTHENTICATED/
+  PERMISSION_DENIED status means a bad key (the body's fields decide, not its words). All
+  three raise :class:`AgentConfigError` with the fix in the hint.
 - **System prompt.** Gemini's only switch, ``GEMINI_SYSTEM_MD``, replaces its whole built-in
   prompt (tool instructions included), so ``system_prompt`` is put in front of the first turn's
   prompt instead.
@@ -33,9 +35,11 @@ What the adapter runs (gemini-cli 0.61)::
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from ..errors import AgentConfigError
+from ._api_errors import ApiError, error_body
 from ._process import ProcessResult
 from .base import AgentRequest
 from .cli import CliAgent, ParseState, parse_json_line
@@ -44,6 +48,7 @@ __all__ = ["Gemini"]
 
 EXIT_AUTH = 41
 EXIT_UNTRUSTED = 55
+_WRAPPED_BODY = re.compile(r"\[API Error: (\{.*\})\]\s*\Z", re.DOTALL)  # how gemini quotes the API's error body
 AUTH_HINT = (
     "give gemini an API key: set GEMINI_API_KEY and put "
     '{"security": {"auth": {"selectedType": "gemini-api-key"}}} in ~/.gemini/settings.json '
@@ -57,6 +62,7 @@ class Gemini(CliAgent):
     binary_name = "gemini"
     name = "gemini"
     install_hint = "install the Gemini CLI: `npm install -g @google/gemini-cli` (in the smithers repo: scripts/install-agents)"
+    auth_hint = AUTH_HINT
 
     def build_argv(self, binary: str, request: AgentRequest) -> list[str]:
         prompt = request.prompt
@@ -114,6 +120,8 @@ class Gemini(CliAgent):
                 error = event.get("error") or {}
                 state.error = str(error.get("message") if isinstance(error, dict) else error) or "gemini reported an error"
                 request.emit("error", message=state.error, fatal=True)
+                if _api_error(state.error).is_auth:
+                    state.auth_error = state.error
         else:
             request.emit("raw", event=event)
 
@@ -143,10 +151,14 @@ class Gemini(CliAgent):
                 hint="use permission='bypass' or 'accept-edits' (they pass --skip-trust), or set GEMINI_CLI_TRUST_WORKSPACE=true",
                 details=details,
             )
-        lowered = (state.error or "").lower()
-        if any(sign in lowered for sign in ('"code":401', '"code":403', "unauthenticated", "permission_denied", "api key not valid")):
-            raise AgentConfigError(f"gemini could not authenticate: {state.error}", hint=AUTH_HINT, details=details)
         super().check_exit(result, state)
+
+
+def _api_error(message: str) -> ApiError:
+    """The API error body gemini quotes in a result's error message, if it quotes one."""
+    match = _WRAPPED_BODY.match(message.strip())
+    body = error_body(match.group(1) if match else message)
+    return body if body is not None else ApiError(message=message)
 
 
 def _last_line(text: str) -> str:

@@ -11,17 +11,25 @@ errors), ``tool_execution_start``/``_end`` (tool calls and their results), ``aut
 
 pi exits 0 even when the model API failed: the failure is an assistant message with
 ``stopReason: "error"`` and an ``errorMessage`` (after up to three automatic retries for
-transient errors), so the adapter turns the last such message into the run's error.
+transient errors), so the adapter turns the last such message into the run's error. The
+provider SDKs word that message ``"<HTTP status> <error body>"`` (``401 {"type": "error",
+"error": {"type": "authentication_error", …}}``): a 401/403 status or an authentication error
+type there, or pi's own ``No API key found for …``, is an authentication failure
+(:class:`AgentConfigError`); nothing else in the text is.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
+from ._api_errors import status_prefixed
 from .base import AgentRequest
 from .cli import CliAgent, ParseState, parse_json_line
 
 __all__ = ["Pi"]
+
+_NO_KEY = re.compile(r"No API key (?:found )?for ")  # pi's own error when it has no key for the provider
 
 
 def _text_of(content: Any) -> str:
@@ -30,6 +38,11 @@ def _text_of(content: Any) -> str:
     if isinstance(content, list):
         return "\n".join(str(part.get("text", "")) for part in content if isinstance(part, dict) and part.get("type") == "text")
     return ""
+
+
+def _is_auth_failure(message: str) -> bool:
+    api_error = status_prefixed(message)
+    return (api_error is not None and api_error.is_auth) or _NO_KEY.match(message.strip()) is not None
 
 
 class Pi(CliAgent):
@@ -99,6 +112,7 @@ class Pi(CliAgent):
             request.emit("raw", type=kind, attempt=event.get("attempt"), max_attempts=event.get("maxAttempts"), error=event.get("errorMessage"))
         elif kind == "auto_retry_end" and not event.get("success"):
             state.error = str(event.get("finalError") or state.error or "pi gave up retrying")
+            state.auth_error = state.error if _is_auth_failure(state.error) else state.auth_error
         elif kind == "agent_end":
             state.finished = True
 
@@ -115,9 +129,10 @@ class Pi(CliAgent):
             state.model = message["model"]
         if message.get("stopReason") in ("error", "aborted"):
             state.error = str(message.get("errorMessage") or f"pi stopped: {message.get('stopReason')}")
+            state.auth_error = state.error if _is_auth_failure(state.error) else None
             request.emit("error", message=state.error)
             return
-        state.error = None  # a later success (after an automatic retry) clears an earlier failure
+        state.error = state.auth_error = None  # a later success (after an automatic retry) clears an earlier failure
         texts = []
         for part in message.get("content") or []:
             if not isinstance(part, dict):

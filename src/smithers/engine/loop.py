@@ -34,6 +34,7 @@ from ..errors import (
 )
 from ..storage.lease import Owner, release_run, renew_lease
 from ..storage.store import Store, now_ms
+from .agent_events import EventBuffer
 from .agent_task import AgentChain, run_agent_attempt
 from .execute import run_compute, run_static
 from .lineage import continue_as_new, resolve_subflow_workflow
@@ -45,7 +46,7 @@ from .schedule import take_startable
 from .state import RunState
 from .tree import TaskDescriptor
 from .waits import Waits, subtree_tasks
-from .worktrees import ensure_worktree
+from .worktrees import in_worktree, worktree_path
 
 MAINTENANCE_EVERY = 0.25  # seconds: lease heartbeat, cancel polling, task heartbeat flush
 YIELD_EVERY = 0.02  # seconds of inline (static) work before letting other coroutines run
@@ -354,12 +355,8 @@ class RunLoop:
 
     def _spawn(self, desc: TaskDescriptor) -> None:
         attempt = self.persist.start_attempt(desc)
-        try:
-            cwd = str(ensure_worktree(Path(self.cwd), *desc.worktree)) if desc.worktree else self.cwd
-        except RunError as err:
-            self._release_groups(desc)
-            self._failed(desc, attempt, err)
-            return
+        # a worktree is created (git, in a thread) by the attempt itself, not here inside the batch
+        cwd = str(worktree_path(Path(self.cwd), desc.worktree[0])) if desc.worktree else self.cwd
         tc = TaskContext(
             run_id=self.run_id, node_id=desc.node_id, iteration=desc.iteration, attempt=attempt,
             last_heartbeat=self.store.last_heartbeat(self.run_id, desc.node_id, desc.iteration) if attempt > 1 else None,
@@ -371,6 +368,8 @@ class RunLoop:
             coro = self._subflow_attempt(desc, tc)
         else:
             coro = run_compute(desc, tc)
+        if desc.worktree:
+            coro = in_worktree(Path(self.cwd), desc.worktree, coro, alive=tc.heartbeat)
         task = asyncio.ensure_future(coro)
         task.add_done_callback(lambda _t: self.wake.set())
         deadline = time.monotonic() + desc.task.timeout if desc.task.timeout else None
@@ -414,13 +413,18 @@ class RunLoop:
     async def _agent_attempt(self, desc: TaskDescriptor, tc: TaskContext) -> BaseModel:
         chain = AgentChain.of(desc, self.disabled_agents)
 
-        def emit(event_type: str, payload: dict[str, Any]) -> None:
+        def write(events: list[tuple[str, dict[str, Any]]]) -> None:
             with self.persist.tx() as tx:
-                tx.event(event_type, node_id=desc.node_id, iteration=desc.iteration, attempt=tc.attempt, **payload)
+                for event_type, payload in events:
+                    tx.event(event_type, node_id=desc.node_id, iteration=desc.iteration, attempt=tc.attempt, **payload)
 
         running = self.running[desc.key]
         running.info = {}
-        return await run_agent_attempt(desc, tc, chain, emit, tc.heartbeat, running.info)
+        events = EventBuffer(write)  # agent events commit in groups; all of them before the outcome
+        try:
+            return await run_agent_attempt(desc, tc, chain, events.emit, tc.heartbeat, running.info)
+        finally:
+            events.close()
 
     # -- waiting and ⑤ persisting outcomes ------------------------------------------------
 

@@ -1,5 +1,5 @@
 """Agent output: find the JSON in a reply (whole text → last fenced ```json block → last
-balanced ``{…}``) and validate it against the task's model."""
+top-level ``{…}`` object that parses) and validate it against the task's model."""
 
 from __future__ import annotations
 
@@ -28,12 +28,12 @@ def extract_json(text: str) -> Any:
     if stripped:
         try:
             return json.loads(stripped)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nested deeper than the decoder goes
             pass
     for block in reversed(_FENCE.findall(text)):
         try:
             return json.loads(block)
-        except ValueError:
+        except (ValueError, RecursionError):
             continue
     candidate = _last_balanced_object(text)
     if candidate is not None:
@@ -41,29 +41,64 @@ def extract_json(text: str) -> Any:
     raise ValueError("no JSON object found in the reply")
 
 
+_DECODER = json.JSONDecoder()
+_OBJECT_START = re.compile(r'\{\s*["}]')  # how every JSON object begins
+_FIRST_WINDOW = 4096  # characters handed to the decoder at first; doubled while the object runs past it
+_RETRY_BUDGET = 8  # × the text's length: decoding work allowed before broken objects are skipped whole
+
+
 def _last_balanced_object(text: str) -> str | None:
-    end = text.rfind("}")
-    while end != -1:
-        depth = 0
-        in_string = False
-        for start in range(end, -1, -1):
-            ch = text[start]
-            if ch == '"' and (start == 0 or text[start - 1] != "\\"):
-                in_string = not in_string
-            elif not in_string:
-                if ch == "}":
-                    depth += 1
-                elif ch == "{":
-                    depth -= 1
-                    if depth == 0:
-                        snippet = text[start : end + 1]
-                        try:
-                            json.loads(snippet)
-                            return snippet
-                        except ValueError:
-                            break
-        end = text.rfind("}", 0, end)
-    return None
+    """The last top-level JSON object in ``text`` (the one that ends last), or None.
+
+    One left-to-right pass over the places an object can start, decoding each with
+    ``JSONDecoder.raw_decode``: an object that decodes is a candidate and the scan jumps past
+    its end (objects nested in it are never decoded again). The work stays linear in the
+    text's length whatever it holds:
+
+    - the decoder sees a window that starts at the ``{`` and grows only while the object runs
+      past it, so no attempt (nor its error, whose line number is counted from the start of
+      what the decoder was given) costs more than what it had to read;
+    - a ``{`` that starts a broken object is skipped and the ``{`` positions inside it are
+      tried in turn (a reply may wrap its answer in broken prose); once that re-reading adds
+      up to a few times the text's length, the scan jumps to where the broken object stopped
+      instead.
+    """
+    found: tuple[int, int] | None = None
+    budget = _RETRY_BUDGET * len(text) + _FIRST_WINDOW
+    match = _OBJECT_START.search(text)
+    while match is not None:
+        start = match.start()
+        end, stopped, cost = _decode_object_at(text, start)
+        if end is not None:
+            found = (start, end)
+            match = _OBJECT_START.search(text, end)
+            continue
+        budget -= cost
+        match = _OBJECT_START.search(text, start + 1 if budget > 0 else stopped)
+    return text[found[0] : found[1]] if found else None
+
+
+def _decode_object_at(text: str, start: int) -> tuple[int | None, int, int]:
+    """(end, stopped, cost): the end of the JSON object that starts at ``start`` (None when it
+    does not parse), where the decoder stopped (past ``start``) and how many characters it read."""
+    window = _FIRST_WINDOW
+    cost = 0
+    while True:
+        chunk = text[start : start + window]
+        truncated = start + window < len(text)
+        try:
+            _, end = _DECODER.raw_decode(chunk)
+            return start + end, start + end, cost + end
+        except json.JSONDecodeError as err:
+            # the window may have cut the object short: an unterminated string (reported where
+            # the string starts) or an error at the window's very end; decode again with more
+            if truncated and (err.pos >= len(chunk) - 8 or err.msg.startswith("Unterminated string")):
+                cost += len(chunk)
+                window *= 2
+                continue
+            return None, start + max(err.pos, 1), cost + max(err.pos, 1)
+        except RecursionError:  # nested deeper than the decoder recurses: no reply's answer
+            return None, start + len(chunk), cost + len(chunk)
 
 
 def validate_output(model: type[BaseModel], value: Any, *, node_id: str, retryable: bool) -> BaseModel:

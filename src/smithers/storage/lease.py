@@ -1,8 +1,10 @@
 """Run ownership: one live owner per run, proven by a heartbeat lease.
 
-An owner on this host is alive while its process exists (pid *and* start time match, so a
-recycled pid is not mistaken for it). An owner on another host is alive until its lease is
-older than the stale threshold.
+An owner on this host is alive while its process exists, is not a zombie and started when the
+owner id says (psutil reads both on Linux and macOS), so a recycled pid is not mistaken for it.
+Start times are wall-clock based: were the clock stepped by more than a second while a run is
+owned, the owner would look dead and could be taken over; fencing then stops the old owner's
+writes. An owner on another host is alive until its lease is older than the stale threshold.
 
 A *handoff* lease (owner id ``supervisor:<host>:<pid>:<token>``) is taken by ``smithers
 supervise`` for a child it is about to start: it is alive only while its heartbeat is fresh
@@ -17,26 +19,42 @@ import os
 import socket
 import uuid
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
+
+import psutil
 
 from ..errors import RunOwnedError
 from .store import Store, now_ms
 
 DEFAULT_STALE_MS = 30_000
+UNKNOWN_START = "0"  # the start time of a process we may not inspect
+START_TOLERANCE_S = 1.0
 HANDOFF_PREFIX = "supervisor:"
 
 
 def _process_start(pid: int) -> str | None:
+    """When process ``pid`` started (seconds since the epoch, as recorded in owner ids), or None
+    when no such process is running: a zombie has exited and only waits to be reaped."""
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
+        proc = psutil.Process(pid)
+        if proc.status() in (psutil.STATUS_ZOMBIE, psutil.STATUS_DEAD):
+            return None
+        return f"{proc.create_time():.2f}"
+    except psutil.NoSuchProcess:  # ZombieProcess is a NoSuchProcess too
         return None
-    # the command name (field 2) may contain spaces; fields after the closing paren are fixed
-    fields = stat.rsplit(")", 1)[1].split()
-    if fields[0] in ("Z", "X"):  # a zombie has exited; it only waits to be reaped
-        return None
-    return fields[19]
+    except psutil.AccessDenied:  # another user's process: it exists, its start time is hidden
+        return UNKNOWN_START
+
+
+def _same_start(recorded: str | None, current: str) -> bool:
+    """Whether a recorded start time is this process's (within START_TOLERANCE_S: on Linux the
+    boot time it is derived from is whole seconds and moves with clock slewing)."""
+    if recorded in (None, UNKNOWN_START) or current == UNKNOWN_START:
+        return True
+    try:
+        return abs(float(recorded) - float(current)) <= START_TOLERANCE_S
+    except ValueError:  # not a number: not a start time this code recorded
+        return False
 
 
 @dataclass(frozen=True)
@@ -48,7 +66,7 @@ class Owner:
     @classmethod
     def this_process(cls) -> Owner:
         pid = os.getpid()
-        start = _process_start(pid) or "0"
+        start = _process_start(pid) or UNKNOWN_START
         return cls(id=f"{socket.gethostname()}:{pid}:{start}:{uuid.uuid4().hex[:8]}", host=socket.gethostname(), pid=pid)
 
     @classmethod
@@ -67,18 +85,12 @@ def owner_alive(run: dict[str, Any], *, stale_ms: int = DEFAULT_STALE_MS, now: i
     if owner_id.startswith(HANDOFF_PREFIX):  # a handoff lease: alive while fresh, even though the supervisor lives on
         return ((now or now_ms()) - (run.get("heartbeat_at_ms") or 0)) < stale_ms
     if run.get("owner_host") == socket.gethostname():
-        pid = int(run["owner_pid"])
         recorded_start = owner_id.split(":")[2] if owner_id.count(":") >= 3 else None
-        if Path(f"/proc/{pid}").exists():
-            start = _process_start(pid)
-            return start is not None and (recorded_start in (None, "0") or start == recorded_start)
-        try:  # no /proc (not Linux): fall back to "does the pid exist"
-            os.kill(pid, 0)
-        except ProcessLookupError:
+        start = _process_start(int(run["owner_pid"]))
+        if start is None:
             return False
-        except PermissionError:
-            return True
-        return True
+        # another start time: the pid was recycled by an unrelated process
+        return _same_start(recorded_start, start)
     heartbeat = run.get("heartbeat_at_ms") or 0
     return ((now or now_ms()) - heartbeat) < stale_ms
 
