@@ -111,11 +111,12 @@ class Store(StoreReads):
         or ``FULL`` (an fsync per commit), else ``$SMITHERS_SYNCHRONOUS``. ``readonly``: a
         reader's connection (no migration, writes refused), e.g. the metrics collector's."""
         path = Path(path).expanduser().resolve()
-        sync = (synchronous or os.environ.get(SYNCHRONOUS_ENV) or "NORMAL").upper()
+        raw = synchronous or os.environ.get(SYNCHRONOUS_ENV) or "NORMAL"
+        sync = raw.strip().upper()
         if sync not in SYNCHRONOUS_MODES:
-            source = "synchronous=" if synchronous else f"${SYNCHRONOUS_ENV}="
+            source = "synchronous=" if synchronous else f"{SYNCHRONOUS_ENV}="
             raise UserError(
-                f"{source}{sync!r} is not a SQLite synchronous mode smithers supports",
+                f"{source}{raw!r} is not a SQLite synchronous mode smithers supports",
                 hint=f"use one of {', '.join(SYNCHRONOUS_MODES)} (FULL: an fsync per commit, for power-loss durability)",
             )
         if not readonly:
