@@ -19,7 +19,7 @@ SQL_OUTSIDE_STORAGE = re.compile(
 def sql_offenders() -> list[str]:
     """``module:line: text`` of every SQL call, sqlite3 import or reach into the store's
     connection outside ``smithers/storage``."""
-    found = []
+    found: list[str] = []
     for path in sorted(SRC.rglob("*.py")):
         relative = path.relative_to(SRC)
         if relative.parts[0] == "storage":
@@ -27,7 +27,9 @@ def sql_offenders() -> list[str]:
         text = path.read_text(encoding="utf-8")
         for match in SQL_OUTSIDE_STORAGE.finditer(text):
             line = text.count("\n", 0, match.start()) + 1
-            found.append(f"{relative}:{line}: {text.splitlines()[line - 1].strip()}")
+            entry = f"{relative}:{line}: {text.splitlines()[line - 1].strip()}"
+            if entry not in found:
+                found.append(entry)
     return found
 
 
