@@ -82,9 +82,9 @@ class Tx:
         self._conn.execute(
             "INSERT INTO _smithers_events (run_id, seq, type, ts_ms, node_id, iteration, attempt, payload_json) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (run_id, seq, str(type), self.ts, node_id, iteration, attempt, dumps(payload) if payload else None),
+            (run_id, seq, type, self.ts, node_id, iteration, attempt, dumps(payload) if payload else None),
         )
-        event = {"seq": seq, "type": str(type), "run_id": run_id, "ts_ms": self.ts}
+        event = {"seq": seq, "type": type, "run_id": run_id, "ts_ms": self.ts}
         if node_id is not None:
             event.update(node_id=node_id, iteration=iteration)
         if attempt is not None:
@@ -263,7 +263,7 @@ class Tx:
         self._conn.execute(
             "UPDATE _smithers_nodes SET status = ?, attempts = COALESCE(?, attempts), failures = COALESCE(?, failures), "
             "retry_at_ms = ?, error_json = ?, updated_at_ms = ? WHERE run_id = ? AND node_id = ? AND iteration = ?",
-            (str(status), attempts, failures, retry_at_ms, dumps(error), self.ts, self.run_id, node_id, iteration),
+            (status, attempts, failures, retry_at_ms, dumps(error), self.ts, self.run_id, node_id, iteration),
         )
 
     def start_attempt(self, node_id: str, iteration: int, attempt: int, meta: dict[str, Any] | None = None) -> None:
@@ -287,7 +287,7 @@ class Tx:
             "UPDATE _smithers_attempts SET status = ?, finished_at_ms = ?, error_json = ?, "
             "heartbeat_json = COALESCE(?, heartbeat_json) "
             "WHERE run_id = ? AND node_id = ? AND iteration = ? AND attempt = ?",
-            (str(status), self.ts, dumps(error), heartbeat_json, self.run_id, node_id, iteration, attempt),
+            (status, self.ts, dumps(error), heartbeat_json, self.run_id, node_id, iteration, attempt),
         )
 
     def set_attempt_meta(self, node_id: str, iteration: int, attempt: int, meta: dict[str, Any]) -> None:
