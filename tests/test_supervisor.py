@@ -320,16 +320,19 @@ def test_a_child_that_dies_before_taking_over_gives_the_lease_back(project, tmp_
     import socket
     import subprocess
 
-    from smithers.storage.lease import Owner
     from smithers.supervisor import BACKING_OFF, Supervisor
 
     gone = subprocess.Popen(["true"])
     gone.wait()
     store = project.store()
     try:
-        with store.tx("r1") as tx:
-            dead = Owner(id=f"{socket.gethostname()}:{gone.pid}:1:dead", host=socket.gethostname(), pid=gone.pid)
-            tx.create_run(workflow="w", workflow_spec="w.py", input_json="{}", source_json="{}", cwd=str(tmp_path), max_concurrency=1, owner=dead)
+        with sqlite3.connect(project.db, timeout=30) as conn:  # a run whose owner died long ago
+            conn.execute(
+                "INSERT INTO _smithers_runs (run_id, workflow, workflow_spec, status, input_json, source_json, cwd, max_concurrency, "
+                "created_at_ms, updated_at_ms, owner_id, owner_host, owner_pid, heartbeat_at_ms) "
+                "VALUES ('r1', 'w', 'w.py', 'running', '{}', '{}', ?, 1, 0, 0, ?, ?, ?, 0)",
+                (str(tmp_path), f"{socket.gethostname()}:{gone.pid}:1:dead", socket.gethostname(), gone.pid),
+            )
         lines: list[str] = []
         sup = Supervisor(store, python="false", echo=lines.append)
         [decision] = sup.poll()
