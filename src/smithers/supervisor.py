@@ -51,7 +51,6 @@ from .storage.lease import (
 from .states import WAITING_RUN_STATUSES, EventType, RunStatus
 from .storage.store import Store, now_ms
 
-WAITING = tuple(sorted(WAITING_RUN_STATUSES))
 EVENT_TYPES = (EventType.RUN_AUTO_RESUMED, EventType.RUN_AUTO_RESUME_SKIPPED, EventType.RUN_AUTO_RESUME_FAILED)
 CHILD_OK_EXITS = frozenset({0, 1, 2, 3, 130, 143})  # the run ended, failed, was cancelled, waits or was interrupted
 RETRY_BACKOFF_MS = (60_000, 30 * 60_000)  # after a failed resume: first delay, cap (doubling in between)
