@@ -16,6 +16,7 @@ import typer.main
 import smithers
 import smithers.cli.main  # registers every command on the app
 from smithers.cli.app import app
+from smithers.states import EventType
 
 ROOT = Path(__file__).resolve().parents[1]
 SRC = ROOT / "src" / "smithers"
@@ -69,6 +70,8 @@ def test_every_command_has_help(name: str, command: object):
 def _string_args(node: ast.AST) -> Iterator[str]:
     if isinstance(node, ast.Constant) and isinstance(node.value, str):
         yield node.value
+    elif isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "EventType":
+        yield EventType[node.attr].value  # an event type named through smithers.states
     elif isinstance(node, ast.IfExp):
         yield from _string_args(node.body)
         yield from _string_args(node.orelse)
