@@ -13,7 +13,6 @@ file, id or field at fault, and a ``hint`` that says what to do next. The CLI ma
 
 from __future__ import annotations
 
-import traceback
 from enum import StrEnum
 from typing import Any
 
@@ -95,6 +94,8 @@ def error_record(err: BaseException, *, with_traceback: bool = False) -> dict[st
         record["details"] = err.details
     record["retryable"] = bool(getattr(err, "retryable", True))
     if with_traceback:
+        import traceback  # only when a failure is recorded: keeps `import smithers` light
+
         record["traceback"] = "".join(traceback.format_exception(type(err), err, err.__traceback__))
     return record
 
