@@ -63,9 +63,9 @@ class Project:
         return Store.open(self.db)
 
     def query(self, sql: str, params: tuple = ()) -> list[tuple]:
-        """Plain SQL on the project's database (created and migrated first if missing)."""
-        if not self.db.exists():
-            Store.open(self.db).close()
+        """Plain SQL on the project's database (opened as a store first, so it is created and
+        migrated, waiting for a process that is creating it)."""
+        Store.open(self.db).close()
         conn = sqlite3.connect(self.db, timeout=30)
         try:
             return conn.execute(sql, params).fetchall()
