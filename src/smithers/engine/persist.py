@@ -169,7 +169,7 @@ class Persister:
         self.state.loops[loop_id] = (iteration, done)
 
     def run_status(
-        self, status: RunStatus, event: EventType, *, error: dict[str, Any] | None = None, finished: bool = False,
+        self, status: RunStatus | str, event: EventType | str, *, error: dict[str, Any] | None = None, finished: bool = False,
         wake_at_ms: int | None = None, **payload: Any,
     ) -> None:
         """Set the run's status with its event, in one fenced transaction. A waiting status
