@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -88,11 +89,14 @@ class Project:
         return Store.open(self.db)
 
     def query(self, sql: str, params: tuple = ()) -> list[tuple]:
-        store = Store.open(self.db)
+        """Plain SQL on the project's database (opened as a store first, so it is created and
+        migrated, waiting for a process that is creating it)."""
+        Store.open(self.db).close()
+        conn = sqlite3.connect(self.db, timeout=30)
         try:
-            return store.conn.execute(sql, params).fetchall()
+            return conn.execute(sql, params).fetchall()
         finally:
-            store.close()
+            conn.close()
 
 
 @pytest.fixture

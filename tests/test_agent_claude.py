@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import sqlite3
 import sys
 import textwrap
 import threading
@@ -172,7 +173,7 @@ def test_workflow_task_writes_a_file_and_returns_validated_json(tmp_path, claude
         try:
             outcome = ops.start_run(str(project / "wf.py"), store=store, raw_input={})
             assert outcome.status == "finished", outcome.error
-            assert store.conn.execute("select ok from done").fetchall() == [(1,)]
+            assert sqlite3.connect(store.path).execute("select ok from done").fetchall() == [(1,)]
             kinds = [e["payload"]["kind"] for e in store.events(outcome.run_id, type_prefix="AgentEvent")]
             usage = store.events(outcome.run_id, type_prefix="TokenUsageReported")
         finally:

@@ -9,6 +9,7 @@ import asyncio
 import json
 import os
 import shutil
+import sqlite3
 import tempfile
 import textwrap
 import threading
@@ -210,7 +211,7 @@ def test_workflow_task_runs_a_command_and_returns_validated_json(tmp_path, codex
         try:
             outcome = ops.start_run(str(project / "wf.py"), store=store, raw_input={})
             assert outcome.status == "finished", outcome.error
-            rows = store.conn.execute("select summary, level, note, items from report").fetchall()
+            rows = sqlite3.connect(store.path).execute("select summary, level, note, items from report").fetchall()
             agent_events = [e["payload"] for e in store.events(outcome.run_id, type_prefix="AgentEvent")]
             usage = store.events(outcome.run_id, type_prefix="TokenUsageReported")
             meta = json.loads(store.attempts(outcome.run_id)[0]["meta_json"])

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import sqlite3
 import textwrap
 import threading
 import uuid
@@ -135,7 +136,7 @@ def test_workflow_task_writes_a_file_and_returns_validated_json(tmp_path, gemini
         try:
             outcome = ops.start_run(str(project / "wf.py"), store=store, raw_input={})
             assert outcome.status == "finished", outcome.error
-            rows = store.conn.execute("select ok from done").fetchall()
+            rows = sqlite3.connect(store.path).execute("select ok from done").fetchall()
             agent_events = [e["payload"] for e in store.events(outcome.run_id, type_prefix="AgentEvent")]
             usage = store.events(outcome.run_id, type_prefix="TokenUsageReported")
             meta = json.loads(store.attempts(outcome.run_id)[0]["meta_json"])

@@ -4,6 +4,7 @@ extraction, the JSON-only follow-up, repair turns, fallback chains and the event
 from __future__ import annotations
 
 import json
+import sqlite3
 from pathlib import Path
 
 from smithers import ops
@@ -47,7 +48,7 @@ def wf(ctx):
     assert "JSON schema" in turns[0]["payload"]["prompt"] and '"score"' in turns[0]["payload"]["prompt"]
     replies = events(store, outcome.run_id, "AgentReply")
     assert [r["payload"]["outcome"] for r in replies] == ["no-json", "valid"]
-    row = store.conn.execute("select score, summary from verdict").fetchall()
+    row = sqlite3.connect(store.path).execute("select score, summary from verdict").fetchall()
     assert row == [(7, "fine")]
     attempts = store.attempts(outcome.run_id)
     assert len(attempts) == 1, "follow-up turns do not consume retries"
@@ -69,7 +70,7 @@ def wf(ctx):
     assert kinds == ["prompt", "repair", "repair", "repair"]
     repair = events(store, outcome.run_id, "AgentTurn")[1]["payload"]["prompt"]
     assert "score" in repair and "valid integer" in repair
-    assert store.conn.execute("select score from verdict").fetchall() == [(3,)]
+    assert sqlite3.connect(store.path).execute("select score from verdict").fetchall() == [(3,)]
 
 
 def test_invalid_four_times_fails_the_attempt_with_the_errors(tmp_path):
@@ -116,7 +117,7 @@ def wf(ctx):
     ]
 """)
     assert outcome.status == "finished", outcome.error
-    rows = store.conn.execute("select node_id, summary from verdict order by node_id").fetchall()
+    rows = sqlite3.connect(store.path).execute("select node_id, summary from verdict order by node_id").fetchall()
     assert rows == [("first", "from backup"), ("second", "from backup")]
     by_node = {}
     for a in store.attempts(outcome.run_id):

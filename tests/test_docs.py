@@ -16,6 +16,7 @@ import typer.main
 import smithers
 from smithers.cli.app import app
 from smithers.cli.main import register_all_commands
+from smithers.states import EventType
 
 register_all_commands()  # the CLI itself imports only the command it runs
 
@@ -71,6 +72,8 @@ def test_every_command_has_help(name: str, command: object):
 def _string_args(node: ast.AST) -> Iterator[str]:
     if isinstance(node, ast.Constant) and isinstance(node.value, str):
         yield node.value
+    elif isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "EventType":
+        yield EventType[node.attr].value  # an event type named through smithers.states
     elif isinstance(node, ast.IfExp):
         yield from _string_args(node.body)
         yield from _string_args(node.orelse)

@@ -14,6 +14,7 @@ import pytest
 from waiting import wait_until
 
 from smithers.errors import RunOwnedError
+from smithers.storage.lease import Owner
 
 HEADER = """
 import asyncio, os, time
@@ -309,11 +310,10 @@ def test_cancel_without_a_live_owner_marks_the_run_at_once(project, inproc):
     store = project.store()
     try:
         with store.tx("orphan") as tx:
-            tx.execute(
-                "INSERT INTO _smithers_runs (run_id, workflow, workflow_spec, status, input_json, source_json, cwd, max_concurrency, "
-                "created_at_ms, updated_at_ms, owner_id, owner_host, owner_pid, heartbeat_at_ms) "
-                "VALUES ('orphan', 'slow', ?, 'running', '{}', '{}', ?, 4, 1, 1, ?, ?, 999999999, 1)",
-                (str(project.root / "wf.py"), str(project.root), f"{socket.gethostname()}:999999999:1:x", socket.gethostname()),
+            dead = Owner(id=f"{socket.gethostname()}:999999999:1:x", host=socket.gethostname(), pid=999999999)
+            tx.create_run(
+                workflow="slow", workflow_spec=str(project.root / "wf.py"), input_json="{}", source_json="{}", cwd=str(project.root),
+                max_concurrency=4, owner=dead,
             )
             tx.insert_pending_node("c1", 0, "compute", "out", None)
             tx.start_attempt("c1", 0, 1)
@@ -484,16 +484,12 @@ def changing(ctx):
 
 
 def _own_by(project, run_id: str, *, host: str, pid: int, heartbeat_ms: int) -> None:
-    store = project.store()
-    try:
-        with store.tx(run_id) as tx:
-            tx.execute(
-                "UPDATE _smithers_runs SET owner_id = ?, owner_host = ?, owner_pid = ?, heartbeat_at_ms = ?, status = 'running' "
-                "WHERE run_id = ?",
-                (f"{host}:{pid}:12345:abcd", host, pid, heartbeat_ms, run_id),
-            )
-    finally:
-        store.close()
+    with sqlite3.connect(project.db, timeout=30) as conn:  # as if another process owned it
+        conn.execute(
+            "UPDATE _smithers_runs SET owner_id = ?, owner_host = ?, owner_pid = ?, heartbeat_at_ms = ?, status = 'running' "
+            "WHERE run_id = ?",
+            (f"{host}:{pid}:12345:abcd", host, pid, heartbeat_ms, run_id),
+        )
 
 
 def test_lease_of_an_owner_on_another_host(project, inproc):

@@ -9,6 +9,7 @@ import os
 import re
 import shutil
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -146,10 +147,10 @@ def test_counters_histograms_and_gauges_from_the_events(tmp_path):
     # more runs: the next scrape reads only the events after the cursor
     collector = collector_for(store)
     cursor = collector.cursor
-    assert cursor == store.conn.execute("SELECT MAX(rowid) FROM _smithers_events").fetchone()[0]
+    assert cursor == sqlite3.connect(store.path).execute("SELECT MAX(rowid) FROM _smithers_events").fetchone()[0]
     assert start(tmp_path, "ok.py", OK).status == "finished"
     assert start(tmp_path, "failing.py", FAILING).status == "failed"
-    new_events = store.conn.execute("SELECT COUNT(*) FROM _smithers_events WHERE rowid > ?", (cursor,)).fetchone()[0]
+    new_events = sqlite3.connect(store.path).execute("SELECT COUNT(*) FROM _smithers_events WHERE rowid > ?", (cursor,)).fetchone()[0]
     before_total = sum(v for (name, _), v in s.items() if name == "smithers_events_total")
     s2 = samples(render_metrics(store)[0])
     assert sum(v for (name, _), v in s2.items() if name == "smithers_events_total") == before_total + new_events

@@ -289,10 +289,7 @@ def test_a_handoff_lease_is_taken_over_only_by_its_token(project):
     store = project.store()
     try:
         with store.tx("r1") as tx:
-            tx.execute(
-                "INSERT INTO _smithers_runs (run_id, workflow, workflow_spec, status, input_json, source_json, cwd, max_concurrency, "
-                "created_at_ms, updated_at_ms) VALUES ('r1', 'w', 'w.py', 'running', '{}', '{}', '.', 1, 0, 0)"
-            )
+            tx.create_run(workflow="w", workflow_spec="w.py", input_json="{}", source_json="{}", cwd=".", max_concurrency=1)
         handoff = Owner.handoff()
         assert handoff.id.startswith("supervisor:")
         claim_run(store, "r1", handoff)
@@ -359,8 +356,8 @@ def test_a_child_that_dies_before_taking_over_gives_the_lease_back(project, tmp_
     gone.wait()
     store = project.store()
     try:
-        with store.tx("r1") as tx:
-            tx.execute(
+        with sqlite3.connect(project.db, timeout=30) as conn:  # a run whose owner died long ago
+            conn.execute(
                 "INSERT INTO _smithers_runs (run_id, workflow, workflow_spec, status, input_json, source_json, cwd, max_concurrency, "
                 "created_at_ms, updated_at_ms, owner_id, owner_host, owner_pid, heartbeat_at_ms) "
                 "VALUES ('r1', 'w', 'w.py', 'running', '{}', '{}', ?, 1, 0, 0, ?, ?, ?, 0)",

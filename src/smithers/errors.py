@@ -69,6 +69,36 @@ class SmithersError(Exception):
     def to_dict(self) -> dict[str, Any]:
         return {"code": str(self.code), "message": self.message, "hint": self.hint, "details": self.details}
 
+    def to_record(self, *, with_traceback: bool = False) -> dict[str, Any]:
+        """The error as stored on an attempt, a node or a run (see :func:`error_record`)."""
+        return error_record(self, with_traceback=with_traceback)
+
+
+def error_record(err: BaseException, *, with_traceback: bool = False) -> dict[str, Any]:
+    """The one serialised form of a failure (``error_json`` of attempts, nodes and runs, and the
+    ``error`` of failure events): ``type``, ``code``, ``message``, ``retryable``, plus ``hint``,
+    ``details`` and ``traceback`` when there are any.
+
+    >>> error_record(RunError("task 'x' failed", retryable=False))["code"]
+    'TASK_FAILED'
+    """
+    smithers = isinstance(err, SmithersError)
+    record: dict[str, Any] = {
+        "type": type(err).__name__,
+        "code": str(err.code) if smithers else str(ErrorCode.TASK_FAILED),
+        "message": err.message if smithers else str(err),
+    }
+    if smithers and err.hint:
+        record["hint"] = err.hint
+    if smithers and err.details:
+        record["details"] = err.details
+    record["retryable"] = bool(getattr(err, "retryable", True))
+    if with_traceback:
+        import traceback  # only when a failure is recorded: keeps `import smithers` light
+
+        record["traceback"] = "".join(traceback.format_exception(type(err), err, err.__traceback__))
+    return record
+
 
 class UserError(SmithersError):
     """The user's input, workflow file or command is wrong. CLI exit code 4."""

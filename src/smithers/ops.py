@@ -31,7 +31,8 @@ from .errors import (
     UserError,
 )
 from .events.ndjson import NdjsonSink, run_dir
-from .storage.lease import Owner, owner_alive
+from .states import ENDED_RUN_STATUSES, WAITING_RUN_STATUSES, AttemptStatus, EventType, NodeStatus, RunStatus
+from .storage.lease import Owner, owner_alive, release_run
 from .storage.store import Store, now_ms
 
 EventCallback = Callable[[list[dict[str, Any]]], None]
@@ -135,17 +136,11 @@ def start_run(
     owner = Owner.this_process()
     concurrency = max_concurrency or loaded.workflow.max_concurrency
     with store.tx(run_id) as tx:
-        ts = tx.ts
-        tx.execute(
-            "INSERT INTO _smithers_runs (run_id, workflow, workflow_spec, status, input_json, source_json, cwd, max_concurrency, "
-            "created_at_ms, updated_at_ms, owner_id, owner_host, owner_pid, heartbeat_at_ms) "
-            "VALUES (?, ?, ?, 'running', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                run_id, loaded.workflow.name, loaded.spec, json.dumps(input_json), json.dumps(source_fingerprint(loaded.path)),
-                os.getcwd(), concurrency, ts, ts, owner.id, owner.host, owner.pid, ts,
-            ),
+        tx.create_run(
+            workflow=loaded.workflow.name, workflow_spec=loaded.spec, input_json=json.dumps(input_json),
+            source_json=json.dumps(source_fingerprint(loaded.path)), cwd=os.getcwd(), max_concurrency=concurrency, owner=owner,
         )
-        tx.event("RunStarted", workflow=loaded.workflow.name, resumed=False, owner_pid=owner.pid)
+        tx.event(EventType.RUN_STARTED, workflow=loaded.workflow.name, resumed=False, owner_pid=owner.pid)
     return _drive(store, run_id, loaded, input_value, owner, concurrency, on_events, on_started, handle_signals, 0, stay_alive)
 
 
@@ -166,7 +161,7 @@ def resume_run(
     """``smithers resume``: check input and source are unchanged, take the lease, continue.
     ``lease_token``: the handoff lease ``smithers supervise`` took for this process."""
     run = get_run(store, run_id)
-    if run["status"] == "continued":
+    if run["status"] == RunStatus.CONTINUED:
         raise UserError(
             f"run {run_id} continued as a new run; it is over",
             hint=f"see the chain with: smithers logs {run_id} --follow-ancestry",
@@ -192,14 +187,10 @@ def resume_run(
                 code=ErrorCode.SOURCE_CHANGED,
             )
     owner = Owner.this_process()
-    seen = _last_seq(store, run_id)
+    seen = store.last_event_seq(run_id)
     recover(store, run_id, owner, takeover_from=lease_token)
     concurrency = max_concurrency or run["max_concurrency"]
     return _drive(store, run_id, loaded, input_value, owner, concurrency, on_events, on_started, handle_signals, seen, stay_alive)
-
-
-def _last_seq(store: Store, run_id: str) -> int:
-    return store.conn.execute("SELECT COALESCE(MAX(seq), 0) FROM _smithers_events WHERE run_id = ?", (run_id,)).fetchone()[0]
 
 
 def _drive(
@@ -228,15 +219,15 @@ def _drive(
         try:
             status = asyncio.run(engine.run())
         except SmithersError as err:
-            error = err.to_dict()
+            error = err.to_record()
             _fail_run(store, run_id, owner, error)
-            return RunOutcome(run_id=run_id, status="failed", error=error)
+            return RunOutcome(run_id=run_id, status=RunStatus.FAILED, error=error)
         row = store.get_run(run_id) or {}
         error = json.loads(row["error_json"]) if row.get("error_json") else None
         outcome = RunOutcome(run_id=run_id, status=status, error=error, exit_signal=engine.exit_signal)
-        if status.startswith("waiting"):
+        if status in WAITING_RUN_STATUSES:
             outcome.extra["waiting"] = waiting_for(store, run_id)
-        if status == "continued":
+        if status == RunStatus.CONTINUED:
             outcome.extra["next_run_id"] = engine.next_run_id
         return outcome
     finally:
@@ -248,10 +239,10 @@ def _drive(
 
 
 def _lineage(store: Store, run_id: str, engine: RunLoop) -> None:
-    row = store.conn.execute("SELECT carried_json, continued_from FROM _smithers_runs WHERE run_id = ?", (run_id,)).fetchone()
+    row = store.get_run(run_id)
     if row is not None:
-        engine.carried = json.loads(row[0]) if row[0] else None
-        engine.continued_from = row[1]
+        engine.carried = json.loads(row["carried_json"]) if row["carried_json"] else None
+        engine.continued_from = row["continued_from"]
 
 
 def follow_chain(
@@ -261,7 +252,7 @@ def follow_chain(
     """Continue-as-new chains run on in the same process: resume each next run until one ends
     otherwise. Returns the last run's outcome (``extra["chain"]`` lists every run id)."""
     chain = [outcome.run_id]
-    while outcome.status == "continued" and outcome.extra.get("next_run_id"):
+    while outcome.status == RunStatus.CONTINUED and outcome.extra.get("next_run_id"):
         next_id = outcome.extra["next_run_id"]
         if on_continue:
             on_continue(outcome.run_id, next_id)
@@ -292,18 +283,13 @@ async def run_child(
     if existing is None:
         check_first_render(loaded, input_value, store)
         with store.tx(run_id) as tx:
-            tx.execute(
-                "INSERT INTO _smithers_runs (run_id, workflow, workflow_spec, status, input_json, source_json, cwd, max_concurrency, "
-                "created_at_ms, updated_at_ms, owner_id, owner_host, owner_pid, heartbeat_at_ms, parent_run_id) "
-                "VALUES (?, ?, ?, 'running', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    run_id, workflow.name, spec, json.dumps(input_json),
-                    json.dumps(source_fingerprint(Path(path)) if Path(path).is_file() else {}), os.getcwd(),
-                    workflow.max_concurrency, tx.ts, tx.ts, owner.id, owner.host, owner.pid, tx.ts, parent_run_id,
-                ),
+            tx.create_run(
+                workflow=workflow.name, workflow_spec=spec, input_json=json.dumps(input_json),
+                source_json=json.dumps(source_fingerprint(Path(path)) if Path(path).is_file() else {}), cwd=os.getcwd(),
+                max_concurrency=workflow.max_concurrency, owner=owner, parent_run_id=parent_run_id,
             )
-            tx.event("RunStarted", workflow=workflow.name, resumed=False, parent_run_id=parent_run_id, owner_pid=owner.pid)
-    elif existing["status"] == "finished":
+            tx.event(EventType.RUN_STARTED, workflow=workflow.name, resumed=False, parent_run_id=parent_run_id, owner_pid=owner.pid)
+    elif existing["status"] == RunStatus.FINISHED:
         pass  # resume below re-confirms the finished plan and yields its result
     recover(store, run_id, owner)
     sink = NdjsonSink(run_dir(store.path, run_id) / "events.ndjson", run_id)
@@ -319,7 +305,7 @@ async def run_child(
         store.commit_listeners.remove(sink)
         sink.close()
     value = None
-    if status == "finished" and engine.rendered is not None:
+    if status == RunStatus.FINISHED and engine.rendered is not None:
         node_id = result or (engine.rendered.tasks[-1].node_id if engine.rendered.tasks else None)
         value = state.output(node_id, None) if node_id else None
     return status, value
@@ -330,11 +316,7 @@ def waiting_for(store: Store, run_id: str) -> list[dict[str, Any]]:
     from .decisions import inbox
 
     items = [item for item in inbox(store) if item["run_id"] == run_id]
-    for node_id, iteration, fires in store.conn.execute(
-        "SELECT t.node_id, t.iteration, t.fires_at_ms FROM _smithers_timers t JOIN _smithers_nodes n ON n.run_id = t.run_id "
-        "AND n.node_id = t.node_id AND n.iteration = t.iteration WHERE t.run_id = ? AND n.status = 'waiting-timer'",
-        (run_id,),
-    ):
+    for node_id, iteration, fires in store.waiting_timers(run_id):
         items.append({
             "kind": "timer", "run_id": run_id, "node_id": node_id, "iteration": iteration, "fires_at_ms": fires,
             "commands": [f"smithers resume {run_id}   (after {time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(fires / 1000))})",
@@ -346,38 +328,35 @@ def waiting_for(store: Store, run_id: str) -> list[dict[str, Any]]:
 def _fail_run(store: Store, run_id: str, owner: Owner, error: dict[str, Any]) -> None:
     """A render error after the first render fails the run, keeping every finished row."""
     try:
-        with store.tx(run_id) as tx:
-            tx.set_run("failed", error=error, finished=True)
-            tx.event("RunFailed", status="failed", error=error)
+        with store.tx(run_id) as tx:  # not fenced: the loop released the lease as it stopped
+            tx.set_run(RunStatus.FAILED, error=error, finished=True)
+            tx.event(EventType.RUN_FAILED, status=RunStatus.FAILED, error=error)
     finally:
-        store.conn.execute("UPDATE _smithers_runs SET owner_id = NULL WHERE run_id = ? AND owner_id = ?", (run_id, owner.id))
+        release_run(store, run_id, owner)
 
 
 def request_cancel(store: Store, run_id: str) -> str:
-    """Cancel a run. A live owner stops within a second; without one the run is marked at once."""
+    """Cancel a run. A live owner stops within a second; without one the run is marked at once.
+    Returns the run's status when it had already ended (the caller refuses those), else
+    ``cancelling`` or ``cancelled``."""
     run = get_run(store, run_id)
-    if run["status"] in ("finished", "failed", "cancelled", "continued"):
+    if run["status"] in ENDED_RUN_STATUSES:
         return run["status"]
     with store.tx(run_id) as tx:
-        fresh = tx.execute("SELECT owner_id, owner_host, owner_pid, heartbeat_at_ms FROM _smithers_runs WHERE run_id = ?", (run_id,)).fetchone()
-        current = dict(zip(("owner_id", "owner_host", "owner_pid", "heartbeat_at_ms"), fresh, strict=True))
+        current = tx.run_row()
+        assert current is not None  # runs are never deleted
+        if current["status"] in ENDED_RUN_STATUSES:  # it ended between the check and the lock
+            return current["status"]
         if owner_alive(current):
-            tx.execute("UPDATE _smithers_runs SET cancel_requested_at_ms = ? WHERE run_id = ?", (tx.ts, run_id))
-            tx.event("RunCancelRequested")
+            tx.request_cancel()
+            tx.event(EventType.RUN_CANCEL_REQUESTED)
             return "cancelling"
-        running = tx.execute(
-            "SELECT node_id, iteration, attempt FROM _smithers_attempts WHERE run_id = ? AND status = 'running'", (run_id,)
-        ).fetchall()
-        for node_id, iteration, attempt in running:
-            tx.execute(
-                "UPDATE _smithers_attempts SET status = 'cancelled', finished_at_ms = ? WHERE run_id = ? AND node_id = ? AND iteration = ? AND attempt = ?",
-                (tx.ts, run_id, node_id, iteration, attempt),
-            )
-            tx.execute("UPDATE _smithers_nodes SET status = 'cancelled' WHERE run_id = ? AND node_id = ? AND iteration = ?", (run_id, node_id, iteration))
-            tx.event("NodeCancelled", node_id=node_id, iteration=iteration, attempt=attempt, reason="cancel requested")
-        tx.set_run("cancelled", finished=True)
-        tx.event("RunCancelled", status="cancelled", reason="cancel requested")
-    return "cancelled"
+        for node_id, iteration, attempt in tx.end_running_attempts(AttemptStatus.CANCELLED):
+            tx.set_node(node_id, iteration, NodeStatus.CANCELLED)
+            tx.event(EventType.NODE_CANCELLED, node_id=node_id, iteration=iteration, attempt=attempt, reason="cancel requested")
+        tx.set_run(RunStatus.CANCELLED, finished=True)
+        tx.event(EventType.RUN_CANCELLED, status=RunStatus.CANCELLED, reason="cancel requested")
+    return RunStatus.CANCELLED
 
 
 def wait_for_status(store: Store, run_id: str, statuses: set[str], timeout: float) -> str:

@@ -48,10 +48,10 @@ from .storage.lease import (
     release_run,
     renew_lease,
 )
+from .states import WAITING_RUN_STATUSES, EventType, RunStatus
 from .storage.store import Store, now_ms
 
-WAITING = ("waiting-approval", "waiting-event", "waiting-timer")
-EVENT_TYPES = ("RunAutoResumed", "RunAutoResumeSkipped", "RunAutoResumeFailed")
+EVENT_TYPES = (EventType.RUN_AUTO_RESUMED, EventType.RUN_AUTO_RESUME_SKIPPED, EventType.RUN_AUTO_RESUME_FAILED)
 CHILD_OK_EXITS = frozenset({0, 1, 2, 3, 130, 143})  # the run ended, failed, was cancelled, waits or was interrupted
 RETRY_BACKOFF_MS = (60_000, 30 * 60_000)  # after a failed resume: first delay, cap (doubling in between)
 RENEW_EVERY_S = 1.0
@@ -161,10 +161,7 @@ class Supervisor:
         self.reap()
         now = now_ms()
         decisions: list[Decision] = []
-        placeholders = ", ".join("?" for _ in ("running", *WAITING))
-        runs = self.store._rows(
-            f"SELECT * FROM _smithers_runs WHERE status IN ({placeholders}) ORDER BY created_at_ms", ("running", *WAITING)
-        )
+        runs = self.store.runs_with_status(WAITING_RUN_STATUSES | {RunStatus.RUNNING})
         for run in runs:
             if run["run_id"] in self.children:
                 continue  # ours: a child of this supervisor is resuming it
@@ -187,7 +184,7 @@ class Supervisor:
         status = run["status"]
         alive = owner_alive(run, stale_ms=self.stale_ms, now=now)
         held = OTHER_SUPERVISOR if (run["owner_id"] or "").startswith(HANDOFF_PREFIX) else OWNER_ALIVE
-        if status == "running":
+        if status == RunStatus.RUNNING:
             if alive:
                 return "skip", held, {"owner_pid": run["owner_pid"], "owner_host": run["owner_host"]}
             if not run["owner_id"]:
@@ -283,17 +280,15 @@ class Supervisor:
         proc: subprocess.Popen[bytes] | None = None
         try:
             with self.store.tx(run_id) as tx:
-                fresh = tx.execute(
-                    "SELECT status, owner_id, updated_at_ms FROM _smithers_runs WHERE run_id = ?", (run_id,)
-                ).fetchone()
-                if fresh is None or tuple(fresh) != (run["status"], run["owner_id"], run["updated_at_ms"]):
+                fresh = tx.run_row()
+                if fresh is None or any(fresh[k] != run[k] for k in ("status", "owner_id", "updated_at_ms")):
                     raise _Changed
                 claim_run(self.store, run_id, lease, stale_ms=self.stale_ms)  # joins this transaction
                 log.parent.mkdir(parents=True, exist_ok=True)
                 with open(log, "ab") as out, open(os.devnull, "rb") as devnull:
                     # a new session: a Ctrl-C or SIGTERM meant for the supervisor does not cancel the runs it resumed
                     proc = subprocess.Popen(argv, cwd=cwd, stdin=devnull, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-                tx.event("RunAutoResumed", reason=reason, pid=proc.pid, supervisor_pid=os.getpid(), lease=lease.id, **detail)
+                tx.event(EventType.RUN_AUTO_RESUMED, reason=reason, pid=proc.pid, supervisor_pid=os.getpid(), lease=lease.id, **detail)
         except _Changed:
             return self._reassess(run_id)
         except RunOwnedError:
@@ -306,8 +301,8 @@ class Supervisor:
                 return Decision(run_id, "skip", SPAWN_FAILED, {"error": str(err)})
             raise
         self.children[run_id] = Child(run_id, lease, proc, reason, log)
-        self._recorded[run_id] = "RunAutoResumed"
-        self._said[run_id] = "RunAutoResumed"
+        self._recorded[run_id] = EventType.RUN_AUTO_RESUMED
+        self._said[run_id] = EventType.RUN_AUTO_RESUMED
         decision = Decision(run_id, "resume", reason, {"pid": proc.pid, **detail}, recorded=True)
         self.echo(decision.line())
         return decision
@@ -331,20 +326,20 @@ class Supervisor:
             if code is None:
                 continue
             del self.children[run_id]
-            row = self.store.conn.execute("SELECT owner_id, status FROM _smithers_runs WHERE run_id = ?", (run_id,)).fetchone()
-            never_took_over = row is not None and row[0] == child.lease.id
+            row = self.store.get_run(run_id)
+            never_took_over = row is not None and row["owner_id"] == child.lease.id
             if never_took_over:
                 release_run(self.store, run_id, child.lease)
-            status = row[1] if row else None
+            status = row["status"] if row else None
             if never_took_over or code not in CHILD_OK_EXITS:
                 failures = self._failures.get(run_id, (0, 0))[0] + 1
                 delay = min(RETRY_BACKOFF_MS[0] * 2 ** (failures - 1), RETRY_BACKOFF_MS[1])
                 self._failures[run_id] = (failures, now_ms() + delay)
                 detail = {"exit_code": code, "log": str(child.log), "took_over": not never_took_over, "retry_in_ms": delay}
                 with self.store.tx(run_id) as tx:
-                    tx.event("RunAutoResumeFailed", reason=child.reason, pid=child.proc.pid, **detail)
-                self._recorded[run_id] = "RunAutoResumeFailed"
-                self._said[run_id] = "RunAutoResumeFailed"
+                    tx.event(EventType.RUN_AUTO_RESUME_FAILED, reason=child.reason, pid=child.proc.pid, **detail)
+                self._recorded[run_id] = EventType.RUN_AUTO_RESUME_FAILED
+                self._said[run_id] = EventType.RUN_AUTO_RESUME_FAILED
                 decision = Decision(run_id, "failed", f"resume exited with {code} (see {child.log})", detail, recorded=True)
             else:
                 self._failures.pop(run_id, None)
@@ -364,20 +359,17 @@ class Supervisor:
         if self.dry_run or self._last_recorded(run_id) == reason:  # a dry run writes nothing at all
             return
         with self.store.tx(run_id) as tx:
-            tx.event("RunAutoResumeSkipped", reason=reason, supervisor_pid=os.getpid(), **decision.detail)
+            tx.event(EventType.RUN_AUTO_RESUME_SKIPPED, reason=reason, supervisor_pid=os.getpid(), **decision.detail)
         self._recorded[run_id] = reason
         decision.recorded = True
 
     def _last_recorded(self, run_id: str) -> str | None:
         if run_id not in self._recorded:
-            row = self.store.conn.execute(
-                f"SELECT type, payload_json FROM _smithers_events WHERE run_id = ? AND type IN ({', '.join('?' for _ in EVENT_TYPES)}) "
-                "ORDER BY seq DESC LIMIT 1",
-                (run_id, *EVENT_TYPES),
-            ).fetchone()
+            event = self.store.last_event_of(run_id, EVENT_TYPES)
             last = None
-            if row is not None:
-                last = json.loads(row[1] or "{}").get("reason") if row[0] == "RunAutoResumeSkipped" else row[0]
+            if event is not None:
+                skipped = event["type"] == EventType.RUN_AUTO_RESUME_SKIPPED
+                last = (event.get("payload") or {}).get("reason") if skipped else event["type"]
             self._recorded[run_id] = last
         return self._recorded[run_id]
 

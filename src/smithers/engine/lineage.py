@@ -8,10 +8,9 @@ carry on (a loop's pass and its newest outputs), and the old run marked ``contin
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
-from ..storage.output_tables import KEY_COLUMNS
+from ..states import EventType, NodeStatus, RunStatus
 from ..storage.store import Store
 
 
@@ -38,35 +37,22 @@ def continue_as_new(
     while store.get_run(new_id) is not None:
         new_id = next_run_id(new_id)
     with store.tx(run_id, owner_id=owner_id) as tx:
-        tx.execute(
-            "INSERT INTO _smithers_runs (run_id, workflow, workflow_spec, status, input_json, source_json, cwd, max_concurrency, "
-            "created_at_ms, updated_at_ms, parent_run_id, continued_from, carried_json) "
-            "SELECT ?, workflow, workflow_spec, 'running', input_json, source_json, cwd, max_concurrency, ?, ?, parent_run_id, ?, ? "
-            "FROM _smithers_runs WHERE run_id = ?",
-            (new_id, tx.ts, tx.ts, run_id, json.dumps(carried), run_id),
+        old = tx.run_row()
+        assert old is not None  # fenced above: the run exists and is ours
+        tx.create_run(
+            run_id=new_id, workflow=old["workflow"], workflow_spec=old["workflow_spec"], input_json=old["input_json"],
+            source_json=old["source_json"], cwd=old["cwd"], max_concurrency=old["max_concurrency"],
+            parent_run_id=old["parent_run_id"], continued_from=run_id, carried=carried,
         )
         for loop_id, iteration in (loops or {}).items():
-            tx.execute("INSERT INTO _smithers_loops (run_id, loop_id, iteration, done) VALUES (?, ?, ?, 0)", (new_id, loop_id, iteration))
+            tx.carry_loop(new_id, loop_id, iteration)
         for node_id, iteration, table in carry_nodes or []:
-            columns = [r[1] for r in tx.execute(f'PRAGMA table_info("{table}")') if r[1] not in KEY_COLUMNS]
-            quoted = ", ".join(f'"{c}"' for c in columns)
-            select = f", {quoted}" if quoted else ""
-            tx.execute(
-                f'INSERT INTO "{table}" (run_id, node_id, iteration{select}) SELECT ?, node_id, iteration{select} '
-                f'FROM "{table}" WHERE run_id = ? AND node_id = ? AND iteration = ?',
-                (new_id, run_id, node_id, iteration),
-            )
-            tx.execute(
-                "INSERT INTO _smithers_nodes (run_id, node_id, iteration, status, kind, output_table, label, attempts, updated_at_ms) "
-                "SELECT ?, node_id, iteration, 'finished', kind, output_table, label, 0, ? FROM _smithers_nodes "
-                "WHERE run_id = ? AND node_id = ? AND iteration = ?",
-                (new_id, tx.ts, run_id, node_id, iteration),
-            )
+            tx.copy_output(new_id, table, node_id, iteration)
         if node is not None:
-            tx.set_node(node[0], node[1], "finished")
-        tx.set_run("continued", finished=True)
-        tx.event("RunContinuedAsNew", next_run_id=new_id, reason=reason)
-        tx.event("RunStarted", run_id=new_id, resumed=False, continued_from=run_id)
+            tx.set_node(node[0], node[1], NodeStatus.FINISHED)
+        tx.set_run(RunStatus.CONTINUED, finished=True)
+        tx.event(EventType.RUN_CONTINUED_AS_NEW, next_run_id=new_id, reason=reason)
+        tx.event(EventType.RUN_STARTED, run_id=new_id, resumed=False, continued_from=run_id)
     return new_id
 
 

@@ -32,6 +32,7 @@ from ..errors import (
     RunError,
     TaskTimeoutError,
 )
+from ..states import EventType, RunStatus
 from ..storage.lease import Owner, release_run, renew_lease
 from ..storage.store import Store, now_ms
 from .agent_events import EventBuffer
@@ -167,21 +168,21 @@ class RunLoop:
         return None
 
     def _settle_waiting(self) -> str | None:
-        """Only waits are left: record the waiting status; exit (the default) or keep waiting."""
-        status = self.waits.run_status() or "waiting-event"
+        """Only waits are left: record the waiting status; exit (the default) or keep waiting.
+        The status, its ``RunWaiting`` event and ``wake_at_ms`` commit together (fenced by the
+        lease): a crash can never leave a waiting run without the time it must be woken at."""
+        status = self.waits.run_status() or RunStatus.WAITING_EVENT
         if status != self.waiting_status:
             self.waiting_status = status
-            self.persist.run_status(status, "RunWaiting", waiting_for=self.waits.summary(), wake_at_ms=self.waits.next_deadline())
-            self.store.conn.execute(
-                "UPDATE _smithers_runs SET wake_at_ms = ? WHERE run_id = ?", (self.waits.next_deadline(), self.run_id)
+            self.persist.run_status(
+                RunStatus(status), EventType.RUN_WAITING, waiting_for=self.waits.summary(), wake_at_ms=self.waits.next_deadline()
             )
         return None if self.stay_alive else status
 
     def _resume_from_waiting(self) -> None:
         if self.waiting_status is not None:
             self.waiting_status = None
-            self.persist.run_status("running", "RunWaitEnded")
-            self.store.conn.execute("UPDATE _smithers_runs SET wake_at_ms = NULL WHERE run_id = ?", (self.run_id,))
+            self.persist.run_status(RunStatus.RUNNING, EventType.RUN_WAIT_ENDED)  # clears wake_at_ms in the same commit
 
     # -- ① render, ② plan ----------------------------------------------------------------
 

@@ -7,13 +7,12 @@ either a whole transition or none of it.
 
 from __future__ import annotations
 
-import json
-import traceback
 from typing import Any
 
 from pydantic import BaseModel
 
-from ..errors import RunError, SmithersError
+from ..errors import RunError, error_record
+from ..states import AttemptStatus, EventType, NodeStatus, RunStatus
 from ..storage.frames import KEYFRAME_EVERY, Entries, diff
 from ..storage.store import Store
 from .state import NodeState, RunState
@@ -21,18 +20,8 @@ from .tree import PlanNode, TaskDescriptor
 
 
 def error_info(err: BaseException) -> dict[str, Any]:
-    """What an attempt records about its failure: type, message, traceback, code, retryable."""
-    info: dict[str, Any] = {
-        "type": type(err).__name__,
-        "message": str(err) if not isinstance(err, SmithersError) else err.message,
-        "traceback": "".join(traceback.format_exception(type(err), err, err.__traceback__)),
-    }
-    if isinstance(err, SmithersError):
-        info["code"] = str(err.code)
-        if err.details:
-            info["details"] = err.details
-    info["retryable"] = getattr(err, "retryable", True)
-    return info
+    """What an attempt records about its failure: :func:`smithers.errors.error_record` with its traceback."""
+    return error_record(err, with_traceback=True)
 
 
 class Persister:
@@ -59,14 +48,14 @@ class Persister:
         with self.tx() as tx:
             for desc in new_nodes:
                 if tx.insert_pending_node(desc.node_id, desc.iteration, desc.mode, desc.table, desc.task.label, _wait_meta(desc)):
-                    tx.event("NodePending", node_id=desc.node_id, iteration=desc.iteration)
+                    tx.event(EventType.NODE_PENDING, node_id=desc.node_id, iteration=desc.iteration)
             if changed:
                 keyframe = self._last_entries is None or self.frame_no % KEYFRAME_EVERY == 0
                 data = {"put": list(entries.values()), "del": []} if keyframe else diff(self._last_entries or {}, entries)
-                tx.event("FrameCommitted", frame=self.frame_no, tasks=len(tasks))
+                tx.event(EventType.FRAME_COMMITTED, frame=self.frame_no, tasks=len(tasks))
                 tx.add_frame(self.frame_no, keyframe, data)
         for desc in new_nodes:
-            self.state.nodes[desc.key] = NodeState(status="pending", table=desc.table, kind=desc.mode)
+            self.state.nodes[desc.key] = NodeState(status=NodeStatus.PENDING, table=desc.table, kind=desc.mode)
         if changed:
             self.frame_no += 1
             self._last_entries = entries
@@ -78,9 +67,9 @@ class Persister:
         attempt = node.attempts + 1
         with self.tx() as tx:
             tx.start_attempt(desc.node_id, desc.iteration, attempt, {"mode": desc.mode})
-            tx.set_node(desc.node_id, desc.iteration, "running", attempts=attempt)
-            tx.event("NodeStarted", node_id=desc.node_id, iteration=desc.iteration, attempt=attempt)
-        node.status, node.attempts, node.retry_at_ms = "running", attempt, None
+            tx.set_node(desc.node_id, desc.iteration, NodeStatus.RUNNING, attempts=attempt)
+            tx.event(EventType.NODE_STARTED, node_id=desc.node_id, iteration=desc.iteration, attempt=attempt)
+        node.status, node.attempts, node.retry_at_ms = NodeStatus.RUNNING, attempt, None
         return attempt
 
     def finish_static(self, desc: TaskDescriptor, value: BaseModel) -> None:
@@ -90,11 +79,11 @@ class Persister:
         table = self.store.output_table(desc.model)
         with self.tx() as tx:
             tx.start_attempt(desc.node_id, desc.iteration, attempt, {"mode": "static"})
-            tx.event("NodeStarted", node_id=desc.node_id, iteration=desc.iteration, attempt=attempt)
+            tx.event(EventType.NODE_STARTED, node_id=desc.node_id, iteration=desc.iteration, attempt=attempt)
             tx.write_output(table, desc.node_id, desc.iteration, value)
-            tx.finish_attempt(desc.node_id, desc.iteration, attempt, "finished")
-            tx.set_node(desc.node_id, desc.iteration, "finished", attempts=attempt)
-            tx.event("NodeFinished", node_id=desc.node_id, iteration=desc.iteration, attempt=attempt)
+            tx.finish_attempt(desc.node_id, desc.iteration, attempt, AttemptStatus.FINISHED)
+            tx.set_node(desc.node_id, desc.iteration, NodeStatus.FINISHED, attempts=attempt)
+            tx.event(EventType.NODE_FINISHED, node_id=desc.node_id, iteration=desc.iteration, attempt=attempt)
         node.attempts = attempt
         self.state.mark_finished(desc.key, value)
 
@@ -102,11 +91,11 @@ class Persister:
         table = self.store.output_table(desc.model)
         with self.tx() as tx:
             tx.write_output(table, desc.node_id, desc.iteration, value)
-            tx.finish_attempt(desc.node_id, desc.iteration, attempt, "finished")
+            tx.finish_attempt(desc.node_id, desc.iteration, attempt, AttemptStatus.FINISHED)
             if meta:
                 self._set_meta(tx, desc, attempt, meta)
-            tx.set_node(desc.node_id, desc.iteration, "finished")
-            tx.event("NodeFinished", node_id=desc.node_id, iteration=desc.iteration, attempt=attempt)
+            tx.set_node(desc.node_id, desc.iteration, NodeStatus.FINISHED)
+            tx.event(EventType.NODE_FINISHED, node_id=desc.node_id, iteration=desc.iteration, attempt=attempt)
         self.state.mark_finished(desc.key, value)
 
     def finish_failure(
@@ -121,52 +110,49 @@ class Persister:
         with self.tx() as tx:
             if static:
                 tx.start_attempt(desc.node_id, desc.iteration, attempt, {"mode": desc.mode})
-                tx.event("NodeStarted", node_id=desc.node_id, iteration=desc.iteration, attempt=attempt)
-            tx.finish_attempt(desc.node_id, desc.iteration, attempt, "failed", error=info, heartbeat_json=heartbeat_json)
+                tx.event(EventType.NODE_STARTED, node_id=desc.node_id, iteration=desc.iteration, attempt=attempt)
+            tx.finish_attempt(desc.node_id, desc.iteration, attempt, AttemptStatus.FAILED, error=info, heartbeat_json=heartbeat_json)
             if meta:
                 self._set_meta(tx, desc, attempt, meta)
-            status = "pending" if will_retry else "failed"
+            status = NodeStatus.PENDING if will_retry else NodeStatus.FAILED
             tx.set_node(desc.node_id, desc.iteration, status, attempts=attempt, failures=failures, retry_at_ms=retry_at_ms, error=info)
             tx.event(
-                "NodeFailed", node_id=desc.node_id, iteration=desc.iteration, attempt=attempt,
+                EventType.NODE_FAILED, node_id=desc.node_id, iteration=desc.iteration, attempt=attempt,
                 error={"type": info["type"], "message": info["message"], "code": info.get("code")}, will_retry=will_retry,
             )
             if will_retry:
-                tx.event("NodeRetrying", node_id=desc.node_id, iteration=desc.iteration, attempt=attempt + 1, retry_at_ms=retry_at_ms)
+                tx.event(EventType.NODE_RETRYING, node_id=desc.node_id, iteration=desc.iteration, attempt=attempt + 1, retry_at_ms=retry_at_ms)
         node.status, node.attempts, node.failures, node.retry_at_ms = status, attempt, failures, retry_at_ms
         return will_retry
 
     def _set_meta(self, tx: Any, desc: TaskDescriptor, attempt: int, meta: dict[str, Any]) -> None:
-        tx.execute(
-            "UPDATE _smithers_attempts SET meta_json = ? WHERE run_id = ? AND node_id = ? AND iteration = ? AND attempt = ?",
-            (json.dumps({"mode": desc.mode, **meta}, default=str), self.run_id, desc.node_id, desc.iteration, attempt),
-        )
+        tx.set_attempt_meta(desc.node_id, desc.iteration, attempt, {"mode": desc.mode, **meta})
 
     def cancel_attempts(self, running: list[tuple[TaskDescriptor, int]], reason: str) -> None:
         if not running:
             return
         with self.tx() as tx:
             for desc, attempt in running:
-                tx.finish_attempt(desc.node_id, desc.iteration, attempt, "cancelled", error={"type": "Cancelled", "message": reason})
-                tx.set_node(desc.node_id, desc.iteration, "cancelled")
-                tx.event("NodeCancelled", node_id=desc.node_id, iteration=desc.iteration, attempt=attempt, reason=reason)
+                tx.finish_attempt(desc.node_id, desc.iteration, attempt, AttemptStatus.CANCELLED, error={"type": "Cancelled", "message": reason})
+                tx.set_node(desc.node_id, desc.iteration, NodeStatus.CANCELLED)
+                tx.event(EventType.NODE_CANCELLED, node_id=desc.node_id, iteration=desc.iteration, attempt=attempt, reason=reason)
         for desc, _ in running:
-            self.state.nodes[desc.key].status = "cancelled"
+            self.state.nodes[desc.key].status = NodeStatus.CANCELLED
 
     def skip(self, desc: TaskDescriptor, *, reason: str = "skip_if") -> None:
         with self.tx() as tx:
-            tx.set_node(desc.node_id, desc.iteration, "skipped")
-            tx.event("NodeSkipped", node_id=desc.node_id, iteration=desc.iteration, reason=reason)
-        self.state.nodes[desc.key].status = "skipped"
+            tx.set_node(desc.node_id, desc.iteration, NodeStatus.SKIPPED)
+            tx.event(EventType.NODE_SKIPPED, node_id=desc.node_id, iteration=desc.iteration, reason=reason)
+        self.state.nodes[desc.key].status = NodeStatus.SKIPPED
 
     def finish_wait(self, desc: TaskDescriptor, value: BaseModel, event: str, payload: dict[str, Any]) -> None:
         """A wait node ends with its output: the decision, answer, signal payload or firing time."""
         table = self.store.output_table(desc.model)
         with self.tx() as tx:
             tx.write_output(table, desc.node_id, desc.iteration, value)
-            tx.set_node(desc.node_id, desc.iteration, "finished")
+            tx.set_node(desc.node_id, desc.iteration, NodeStatus.FINISHED)
             tx.event(event, node_id=desc.node_id, iteration=desc.iteration, **payload)
-            tx.event("NodeFinished", node_id=desc.node_id, iteration=desc.iteration)
+            tx.event(EventType.NODE_FINISHED, node_id=desc.node_id, iteration=desc.iteration)
         self.state.mark_finished(desc.key, value)
 
     def save_heartbeats(self, beats: list[tuple[TaskDescriptor, int, int, str | None]]) -> None:
@@ -179,13 +165,20 @@ class Persister:
     def set_loop(self, loop_id: str, iteration: int, done: bool) -> None:
         with self.tx() as tx:
             tx.set_loop(loop_id, iteration, done)
-            tx.event("LoopIteration" if not done else "LoopFinished", loop_id=loop_id, loop_iteration=iteration)
+            tx.event(EventType.LOOP_ITERATION if not done else EventType.LOOP_FINISHED, loop_id=loop_id, loop_iteration=iteration)
         self.state.loops[loop_id] = (iteration, done)
 
-    def run_status(self, status: str, event: str, *, error: dict[str, Any] | None = None, finished: bool = False, **payload: Any) -> None:
+    def run_status(
+        self, status: RunStatus | str, event: EventType | str, *, error: dict[str, Any] | None = None, finished: bool = False,
+        wake_at_ms: int | None = None, **payload: Any,
+    ) -> None:
+        """Set the run's status with its event, in one fenced transaction. A waiting status
+        carries ``wake_at_ms`` (when the supervisor must look at the run again), written with it."""
+        if wake_at_ms is not None:
+            payload["wake_at_ms"] = wake_at_ms
         with self.tx() as tx:
-            tx.set_run(status, error=error, finished=finished)
-            tx.event(event, status=status, **({"error": error} if error else {}), **payload)
+            tx.set_run(status, error=error, finished=finished, wake_at_ms=wake_at_ms)
+            tx.event(event, status=str(status), **({"error": error} if error else {}), **payload)
 
 
 def _wait_meta(desc: TaskDescriptor) -> dict[str, Any] | None:
@@ -209,3 +202,6 @@ def plan_entries(root: PlanNode) -> Entries:
 
 def run_error(message: str, **kwargs: Any) -> RunError:
     return RunError(message, **kwargs)
+
+
+__all__ = ["Persister", "error_info", "error_record", "run_error"]

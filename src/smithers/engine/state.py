@@ -109,7 +109,7 @@ class RunState:
         if model is None:
             self.unresolved.add(node_id)
             return None
-        table = self.store.output_table(model)
+        table = self.store.output_decoder(model)  # a render only reads: no DDL, no write lock
         for row in self.store.read_output_rows(node.table, self.run_id, node_id):
             self.cache[(node_id, row["iteration"])] = table.decode(row)
         return self.cache.get(key)

@@ -11,17 +11,28 @@ All metrics live in the collector's own ``CollectorRegistry`` (never the global 
 one) and are named ``smithers_*``; the values are kept here and handed to
 ``prometheus-client`` as metric families at scrape time (so no ``*_created`` series).
 ``prometheus-client`` (the ``server`` extra) is imported only to render;
-:func:`observe_transaction` does not need it.
+:func:`observe_transaction` does not need it. The store does not know about metrics: this
+module subscribes to its commits (:func:`smithers.storage.store.add_commit_observer`).
+
+Durations are measured from an event that starts something (``NodeStarted``,
+``ToolCallStarted``) to the one that ends it. Starts whose end never comes (a run nobody
+resumes) are forgotten oldest first past ``MAX_OPEN_STARTS`` each, so the collector's memory
+stays bounded however long the server lives.
+
+The first owner of a continue-as-new link records ``RunStarted`` with ``continuation: true``:
+a chain's links count as runs started, never as runs resumed.
 """
 
 from __future__ import annotations
 
 import bisect
 import json
-import sqlite3
 import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from ..states import AttemptStatus, EventType, RunStatus
+from ..storage.store import add_commit_observer
 
 if TYPE_CHECKING:
     from ..storage.store import Store
@@ -30,11 +41,16 @@ DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30,
 TRANSACTION_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)
 TOKEN_KINDS = ("input", "output", "cache_read", "cache_write")
 BATCH = 5000  # events read per query while catching up
+MAX_OPEN_STARTS = 100_000  # per map: attempts, nodes and tool calls started whose end has not been seen
 
 # what a ``smithers_attempt_duration_seconds`` / ``smithers_node_duration_seconds`` sample is labelled with
-_ATTEMPT_END = {"NodeFinished": "finished", "NodeFailed": "failed", "NodeCancelled": "cancelled", "AttemptAbandoned": "abandoned"}
+_ATTEMPT_END = {
+    EventType.NODE_FINISHED: AttemptStatus.FINISHED, EventType.NODE_FAILED: AttemptStatus.FAILED,
+    EventType.NODE_CANCELLED: AttemptStatus.CANCELLED, EventType.ATTEMPT_ABANDONED: AttemptStatus.ABANDONED,
+}
 _RUN_COUNTERS = {
-    "RunFinished": "finished", "RunFailed": "failed", "RunCancelled": "cancelled", "RunContinuedAsNew": "continued",
+    EventType.RUN_FINISHED: RunStatus.FINISHED, EventType.RUN_FAILED: RunStatus.FAILED,
+    EventType.RUN_CANCELLED: RunStatus.CANCELLED, EventType.RUN_CONTINUED_AS_NEW: RunStatus.CONTINUED,
 }
 
 # -- metric values (plain Python; turned into Prometheus families at scrape time) -----------------
@@ -116,9 +132,21 @@ _transactions = _Histogram(
 
 
 def observe_transaction(seconds: float) -> None:
-    """Record one store write transaction's duration (``Store.tx`` calls it). Cheap, and needs
-    no ``prometheus-client``. Only the transactions of the scraped process show up."""
+    """Record one store write transaction's duration (registered as a commit observer of the
+    store when this module is imported). Cheap, and needs no ``prometheus-client``. Only the
+    transactions of the scraped process show up."""
     _transactions.observe(seconds)
+
+
+add_commit_observer(observe_transaction)
+
+
+def _remember(starts: dict[Any, int], key: Any, ts_ms: int, limit: int) -> None:
+    """Note a start; past ``limit`` open starts the oldest is forgotten (its end, if it ever
+    comes, then records no duration)."""
+    starts[key] = ts_ms
+    while len(starts) > limit:
+        del starts[next(iter(starts))]
 
 
 # -- the collector -----------------------------------------------------------------------------
@@ -131,20 +159,23 @@ class MetricsCollector:
         from prometheus_client import CollectorRegistry
 
         self.path = Path(path)
-        self._conn: sqlite3.Connection | None = None
+        self._store: Store | None = None
         self._lock = threading.Lock()
+        self.max_open_starts = MAX_OPEN_STARTS
         self.cursor = 0  # rowid of the last event counted
         self._attempt_started: dict[tuple[str, str, int, int], int] = {}  # (run, node, iteration, attempt) -> ts_ms
         self._node_started: dict[tuple[str, str, int], int] = {}  # (run, node, iteration) -> first attempt's ts_ms
         self._tool_started: dict[tuple[str, str], int] = {}  # (run, call_id) -> ts_ms
 
         self.runs_started = _Counter("smithers_runs_started", "Runs started (resumes not counted)")
-        self.runs_resumed = _Counter("smithers_runs_resumed", "Runs resumed (by smithers resume, a supervisor or a takeover)")
+        self.runs_resumed = _Counter(
+            "smithers_runs_resumed", "Runs resumed (by smithers resume, a supervisor or a takeover; a continue-as-new link is not)"
+        )
         self.runs_ended = {
             status: _Counter(f"smithers_runs_{status}", doc)
             for status, doc in (
-                ("finished", "Runs that finished"), ("failed", "Runs that failed"), ("cancelled", "Runs that were cancelled"),
-                ("continued", "Runs that continued as a new run"),
+                (RunStatus.FINISHED, "Runs that finished"), (RunStatus.FAILED, "Runs that failed"),
+                (RunStatus.CANCELLED, "Runs that were cancelled"), (RunStatus.CONTINUED, "Runs that continued as a new run"),
             )
         }
         self.runs_active = _Gauge("smithers_runs_active", "Runs in status running")
@@ -184,13 +215,13 @@ class MetricsCollector:
 
     # -- reading -------------------------------------------------------------------------------
 
-    def _connection(self) -> sqlite3.Connection:
-        """Its own connection: scrapes never share a transaction with the server's writes."""
-        if self._conn is None:
-            conn = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False, timeout=30.0)
-            conn.execute("PRAGMA busy_timeout=30000")
-            self._conn = conn
-        return self._conn
+    def _reader(self) -> Store:
+        """Its own read-only store: scrapes never share a transaction with the server's writes."""
+        if self._store is None:
+            from ..storage.store import Store
+
+            self._store = Store.open(self.path, readonly=True)
+        return self._store
 
     def scrape(self) -> None:
         """Count the events committed since the last scrape, then refresh the gauges."""
@@ -198,20 +229,16 @@ class MetricsCollector:
             self._scrape()
 
     def _scrape(self) -> None:
-        conn = self._connection()
+        store = self._reader()
         while True:
-            rows = conn.execute(
-                "SELECT rowid, run_id, type, ts_ms, node_id, iteration, attempt, payload_json FROM _smithers_events "
-                "WHERE rowid > ? ORDER BY rowid LIMIT ?",
-                (self.cursor, BATCH),
-            ).fetchall()
+            rows = store.events_after_rowid(self.cursor, BATCH)
             for row in rows:
                 self._count(row)
             if rows:
                 self.cursor = rows[-1][0]
             if len(rows) < BATCH:
                 break
-        self._gauges(conn)
+        self._gauges(store)
 
     def render(self) -> tuple[bytes, str]:
         from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -222,19 +249,16 @@ class MetricsCollector:
         return body, CONTENT_TYPE_LATEST
 
     def close(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
+        if self._store is not None:
+            self._store.close()
+            self._store = None
 
-    def _gauges(self, conn: sqlite3.Connection) -> None:
-        one = lambda sql: conn.execute(sql).fetchone()[0]
-        self.runs_active.set(one("SELECT COUNT(*) FROM _smithers_runs WHERE status = 'running'"))
-        self.runs_waiting.set(one("SELECT COUNT(*) FROM _smithers_runs WHERE status LIKE 'waiting-%'"))
-        self.approvals_pending.set(one("SELECT COUNT(*) FROM _smithers_approvals WHERE status = 'requested'"))
-        self.queue_depth.set(one(
-            "SELECT COUNT(*) FROM _smithers_runs r JOIN _smithers_nodes n ON n.run_id = r.run_id "
-            "WHERE r.status = 'running' AND n.status = 'pending'"
-        ))
+    def _gauges(self, store: Store) -> None:
+        gauges = store.gauges()
+        self.runs_active.set(gauges["runs_active"])
+        self.runs_waiting.set(gauges["runs_waiting"])
+        self.approvals_pending.set(gauges["approvals_pending"])
+        self.queue_depth.set(gauges["queue_depth"])
 
     # -- counting one event --------------------------------------------------------------------
 
@@ -249,31 +273,35 @@ class MetricsCollector:
             if isinstance(loaded, dict):
                 payload = loaded
         self.events.inc(kind)
-        if kind == "RunStarted":
-            (self.runs_resumed if payload.get("resumed") else self.runs_started).inc()
+        if kind == EventType.RUN_STARTED:
+            if payload.get("continuation"):
+                pass  # the first owner of a continue-as-new link: counted as started when the link was created
+            else:
+                (self.runs_resumed if payload.get("resumed") else self.runs_started).inc()
         elif kind in _RUN_COUNTERS:
             self.runs_ended[_RUN_COUNTERS[kind]].inc()
-        elif kind == "NodeStarted" and attempt is not None:
+        elif kind == EventType.NODE_STARTED and attempt is not None:
             self.attempts_started.inc()
-            self._attempt_started[(run_id, node_id, iteration, attempt)] = ts_ms
-            self._node_started.setdefault((run_id, node_id, iteration), ts_ms)
+            _remember(self._attempt_started, (run_id, node_id, iteration, attempt), ts_ms, self.max_open_starts)
+            if (run_id, node_id, iteration) not in self._node_started:
+                _remember(self._node_started, (run_id, node_id, iteration), ts_ms, self.max_open_starts)
         elif kind in _ATTEMPT_END and attempt is not None:
             self._attempt_ended(run_id, node_id, iteration, attempt, ts_ms, _ATTEMPT_END[kind], payload)
-        elif kind == "NodeRetrying":
+        elif kind == EventType.NODE_RETRYING:
             self.retries.inc()
-        elif kind == "NodeSkipped":
+        elif kind == EventType.NODE_SKIPPED:
             self.nodes_skipped.inc()
-        elif kind == "AgentTurn":
+        elif kind == EventType.AGENT_TURN:
             self.agent_turns.inc(str(payload.get("agent") or "unknown"))
-        elif kind == "TokenUsageReported":
+        elif kind == EventType.TOKEN_USAGE_REPORTED:
             self._usage(payload)
-        elif kind == "ToolCallStarted":
-            self._tool_started[(run_id, str(payload.get("call_id")))] = ts_ms
-        elif kind == "ToolCallFinished":
+        elif kind == EventType.TOOL_CALL_STARTED:
+            _remember(self._tool_started, (run_id, str(payload.get("call_id"))), ts_ms, self.max_open_starts)
+        elif kind == EventType.TOOL_CALL_FINISHED:
             self._tool_finished(run_id, ts_ms, payload)
-        elif kind == "ApprovalRequested":
+        elif kind == EventType.APPROVAL_REQUESTED:
             self.approvals_requested.inc()
-        elif kind == "ApprovalDecided":  # the decision itself (ApprovalGranted/Denied: the run consuming it)
+        elif kind == EventType.APPROVAL_DECIDED:  # the decision itself (ApprovalGranted/Denied: the run consuming it)
             self.approvals_decided.inc("approved" if payload.get("approved") else "denied")
 
     def _attempt_ended(
@@ -283,7 +311,8 @@ class MetricsCollector:
         started = self._attempt_started.pop((run_id, node_id, iteration, attempt), None)
         if started is not None:
             self.attempt_duration.observe(max(ts_ms - started, 0) / 1000, status)
-        final = status == "finished" or (status == "failed" and not payload.get("will_retry")) or status == "cancelled"
+        retried = status == AttemptStatus.FAILED and payload.get("will_retry")
+        final = status in (AttemptStatus.FINISHED, AttemptStatus.FAILED, AttemptStatus.CANCELLED) and not retried
         if final:
             first = self._node_started.pop((run_id, node_id, iteration), None)
             if first is not None:

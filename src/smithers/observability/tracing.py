@@ -24,6 +24,8 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any
 
+from ..states import AttemptStatus, EventType, RunStatus
+
 if TYPE_CHECKING:
     from ..storage.store import Store
 
@@ -35,8 +37,11 @@ _provider_lock = threading.Lock()
 _provider: Any = None
 _warned = False
 
-RUN_END = {"RunFinished": "finished", "RunFailed": "failed", "RunCancelled": "cancelled", "RunContinuedAsNew": "continued"}
-ATTEMPT_END = ("NodeFinished", "NodeFailed", "NodeCancelled", "AttemptAbandoned")
+RUN_END = {
+    EventType.RUN_FINISHED: RunStatus.FINISHED, EventType.RUN_FAILED: RunStatus.FAILED,
+    EventType.RUN_CANCELLED: RunStatus.CANCELLED, EventType.RUN_CONTINUED_AS_NEW: RunStatus.CONTINUED,
+}
+ATTEMPT_END = (EventType.NODE_FINISHED, EventType.NODE_FAILED, EventType.NODE_CANCELLED, EventType.ATTEMPT_ABANDONED)
 
 
 def enabled() -> bool:
@@ -151,7 +156,7 @@ class TraceListener:
         if run_id in self.runs or run_id == self.run_id:
             return True
         payload = event.get("payload") or {}
-        return event.get("type") == "RunStarted" and payload.get("parent_run_id") in self.runs
+        return event.get("type") == EventType.RUN_STARTED and payload.get("parent_run_id") in self.runs
 
     def _on_event(self, event: dict[str, Any]) -> None:
         if not self._follows(event):
@@ -160,7 +165,7 @@ class TraceListener:
         run_id = event["run_id"]
         ts = _ns(event.get("ts_ms"))
         payload = event.get("payload") or {}
-        if kind == "RunStarted":
+        if kind == EventType.RUN_STARTED:
             self._start_run(run_id, ts, payload)
             return
         if run_id not in self.runs:
@@ -169,25 +174,25 @@ class TraceListener:
             self._start_run(run_id, ts, {})  # events of a run whose RunStarted came before this process
         if kind in RUN_END:
             self._end_run(run_id, ts, RUN_END[kind], payload)
-        elif kind == "RunWaiting":
+        elif kind == EventType.RUN_WAITING:
             self.run_status[run_id] = str(payload.get("status") or "waiting")
             self.runs[run_id].add_event("smithers.run.waiting", {"smithers.status": self.run_status[run_id]}, timestamp=ts)
-        elif kind == "RunWaitEnded":
+        elif kind == EventType.RUN_WAIT_ENDED:
             self.run_status.pop(run_id, None)
             self.runs[run_id].add_event("smithers.run.wait_ended", timestamp=ts)
-        elif kind == "NodeStarted" and event.get("attempt") is not None:
+        elif kind == EventType.NODE_STARTED and event.get("attempt") is not None:
             self._start_attempt(event, ts)
         elif kind in ATTEMPT_END and event.get("attempt") is not None:
             self._end_attempt(event, ts, payload)
-        elif kind == "AgentTurn":
+        elif kind == EventType.AGENT_TURN:
             self._start_turn(event, ts, payload)
-        elif kind == "TokenUsageReported":
+        elif kind == EventType.TOKEN_USAGE_REPORTED:
             self._usage(event, payload)
-        elif kind == "AgentReply":
+        elif kind == EventType.AGENT_REPLY:
             self._end_turn(event, ts, payload)
-        elif kind == "ToolCallStarted":
+        elif kind == EventType.TOOL_CALL_STARTED:
             self._start_tool(event, ts, payload)
-        elif kind == "ToolCallFinished":
+        elif kind == EventType.TOOL_CALL_FINISHED:
             self._end_tool(event, ts, payload)
 
     # -- runs ------------------------------------------------------------------------------------
@@ -223,13 +228,13 @@ class TraceListener:
             self._close_attempt(key, ts, "stopped")
         for child in [r for r in self.runs if r.startswith(run_id + ".")]:  # child runs still open
             self._end_run(child, ts, self.run_status.get(child, "stopped"))
-        span.set_attribute("smithers.run.status", status)
-        if status == "failed":
+        span.set_attribute("smithers.run.status", str(status))
+        if status == RunStatus.FAILED:
             error = payload.get("error") or {}
             span.set_status(self._Status(self._StatusCode.ERROR, str(error.get("message") or "run failed")))
             if error.get("code"):
                 span.set_attribute("smithers.error.code", str(error["code"]))
-        elif status == "finished":
+        elif status == RunStatus.FINISHED:
             span.set_status(self._Status(self._StatusCode.OK))
         if payload.get("next_run_id"):
             span.set_attribute("smithers.next_run_id", str(payload["next_run_id"]))
@@ -263,22 +268,22 @@ class TraceListener:
         if span is None:
             return
         kind = event["type"]
-        if kind == "NodeFailed":
+        if kind == EventType.NODE_FAILED:
             error = payload.get("error") or {}
             message = str(error.get("message") or "attempt failed")
             span.add_event("exception", {"exception.type": str(error.get("type") or "Error"), "exception.message": message}, timestamp=ts)
             if error.get("code"):
                 span.set_attribute("smithers.error.code", str(error["code"]))
             span.set_attribute("smithers.will_retry", bool(payload.get("will_retry")))
-            self._close_attempt(key, ts, "failed", message)
-        elif kind == "AttemptAbandoned":
-            self._close_attempt(key, ts, "abandoned", str(payload.get("reason") or "abandoned"))
-        elif kind == "NodeCancelled":
+            self._close_attempt(key, ts, AttemptStatus.FAILED, message)
+        elif kind == EventType.ATTEMPT_ABANDONED:
+            self._close_attempt(key, ts, AttemptStatus.ABANDONED, str(payload.get("reason") or "abandoned"))
+        elif kind == EventType.NODE_CANCELLED:
             if payload.get("reason"):
                 span.set_attribute("smithers.reason", str(payload["reason"]))
-            self._close_attempt(key, ts, "cancelled")
+            self._close_attempt(key, ts, AttemptStatus.CANCELLED)
         else:
-            self._close_attempt(key, ts, "finished")
+            self._close_attempt(key, ts, AttemptStatus.FINISHED)
 
     def _close_attempt(self, key: tuple[str, str, int, int], ts: int, status: str, error: str | None = None) -> None:
         for tool_key in [k for k, (_, attempt) in self.tools.items() if attempt == key]:
@@ -290,10 +295,10 @@ class TraceListener:
                 turn.set_status(self._Status(self._StatusCode.ERROR, error))
             turn.end(end_time=ts)
         span = self.attempts.pop(key)
-        span.set_attribute("smithers.status", status)
+        span.set_attribute("smithers.status", str(status))
         if error is not None:
             span.set_status(self._Status(self._StatusCode.ERROR, error))
-        elif status == "finished":
+        elif status == RunStatus.FINISHED:
             span.set_status(self._Status(self._StatusCode.OK))
         span.end(end_time=ts)
 

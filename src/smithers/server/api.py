@@ -186,8 +186,7 @@ def list_runs(
     """Runs, newest first: ``{runs: [{run_id, workflow, status, created_at_ms, updated_at_ms}], total, limit, offset}``."""
     store = service.store()
     runs = queries.list_runs(store, status=status, limit=offset + limit)[offset:]
-    where, params = ("WHERE status = ?", (status,)) if status else ("", ())
-    total = store.conn.execute(f"SELECT COUNT(*) FROM _smithers_runs {where}", params).fetchone()[0]
+    total = store.count_runs(status)
     return {"runs": runs, "total": total, "limit": limit, "offset": offset}
 
 
@@ -337,9 +336,7 @@ def get_frames(
     store = service.store()
     queries.get_run(store, run_id)
     if frame is None:
-        rows = store._rows(
-            "SELECT frame_no, is_keyframe, event_seq, created_at_ms FROM _smithers_frames WHERE run_id = ? ORDER BY frame_no", (run_id,)
-        )
+        rows = store.frame_summaries(run_id)
         return {"run_id": run_id, "frames": [
             {"frame": r["frame_no"], "keyframe": bool(r["is_keyframe"]), "event_seq": r["event_seq"], "created_at_ms": r["created_at_ms"]}
             for r in rows
@@ -372,12 +369,7 @@ def _decide(service: Service, run_id: str, node_id: str, body: DecideBody | None
     store = service.store()
     queries.get_run(store, run_id)
     decisions.check_node(store, run_id, node_id)
-    sql = "SELECT COUNT(*) FROM _smithers_approvals WHERE run_id = ? AND node_id = ? AND status = 'requested'"
-    params: tuple[Any, ...] = (run_id, node_id)
-    if body.iteration is not None:
-        sql += " AND iteration = ?"
-        params += (body.iteration,)
-    if not store.conn.execute(sql, params).fetchone()[0]:
+    if not store.count_requested_approvals(run_id, node_id, body.iteration):
         raise ApiError(409, "NOT_WAITING", f"run {run_id}: node {node_id!r} is not waiting for an approval")
     result = decisions.decide(
         store, run_id, approved=approved, node_id=node_id, iteration=body.iteration, note=body.note, by=body.by,
@@ -415,11 +407,11 @@ def signal(run_id: str, name: str, service: Svc, body: SignalBody | None = None)
 def answer(request_id: str, body: AnswerBody, service: Svc) -> dict[str, Any]:
     """Answer a human task: ``{request_id, run_id, node_id, status, resumed}``."""
     store = service.store()
-    row = store.conn.execute("SELECT status FROM _smithers_human_requests WHERE request_id = ?", (request_id,)).fetchone()
-    if row is None:
+    status = store.human_request_status(request_id)
+    if status is None:
         raise ApiError(404, "UNKNOWN_REQUEST", f"no human request {request_id!r}")
-    if row[0] != "pending":
-        raise ApiError(409, "ALREADY_ANSWERED", f"human request {request_id} is already {row[0]}")
+    if status != "pending":
+        raise ApiError(409, "ALREADY_ANSWERED", f"human request {request_id} is already {status}")
     result = decisions.answer_human(store, request_id, body.value, by=body.by)
     result["resumed"] = service.continue_if_unowned(result["run_id"])
     return result

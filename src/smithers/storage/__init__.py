@@ -1,5 +1,10 @@
-"""The only package that writes SQL. ``Store`` names the verbs the engine and the CLI use."""
+"""The one storage seam: every SQL statement of smithers lives in this package.
 
-from .store import Store, default_db_path
+``Store`` (reads, transactions, output tables) and ``Tx`` (the writes of one transaction) name
+what the engine and the verbs do to the database; the ``sqlite3`` connection is private. This
+package imports nothing from smithers but :mod:`smithers.errors` and :mod:`smithers.states`.
+"""
 
-__all__ = ["Store", "default_db_path"]
+from .store import Store, Tx, add_commit_observer, default_db_path
+
+__all__ = ["Store", "Tx", "add_commit_observer", "default_db_path"]

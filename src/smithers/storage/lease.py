@@ -23,7 +23,7 @@ from typing import Any
 
 import psutil
 
-from ..errors import RunOwnedError
+from ..errors import RunOwnedError, UnknownRunError
 from .store import Store, now_ms
 
 DEFAULT_STALE_MS = 30_000
@@ -103,10 +103,9 @@ def claim_run(
     ``takeover_from`` is the id of a handoff lease this owner may take even while it is alive
     (a supervisor took it for this process); a cancel requested meanwhile is kept."""
     with store.tx(run_id) as tx:
-        row = tx.execute("SELECT * FROM _smithers_runs WHERE run_id = ?", (run_id,))
-        names = [d[0] for d in row.description]
-        values = row.fetchone()
-        run = dict(zip(names, values, strict=True))
+        run = tx.run_row()
+        if run is None:
+            raise UnknownRunError(f"no run {run_id!r} in {store.path}", hint="list runs with: smithers ps")
         handed = takeover_from is not None and run["owner_id"] == takeover_from
         if run["owner_id"] and run["owner_id"] != owner.id and not handed and owner_alive(run, stale_ms=stale_ms, now=tx.ts):
             who = "a supervisor handing it over" if run["owner_id"].startswith(HANDOFF_PREFIX) else "another process"
@@ -114,28 +113,17 @@ def claim_run(
                 f"run {run_id} is being run by {who} (pid {run['owner_pid']} on {run['owner_host']})",
                 hint=f"wait for it, or stop it with: smithers cancel {run_id}",
             )
-        tx.execute(
-            "UPDATE _smithers_runs SET owner_id = ?, owner_host = ?, owner_pid = ?, heartbeat_at_ms = ?, "
-            "cancel_requested_at_ms = CASE WHEN ? THEN cancel_requested_at_ms END WHERE run_id = ?",
-            (owner.id, owner.host, owner.pid, tx.ts, int(handed), run_id),
-        )
+        tx.set_owner(owner, keep_cancel=handed)
     return run
 
 
 def renew_lease(store: Store, run_id: str, owner: Owner) -> tuple[bool, bool]:
     """Heartbeat the lease. Returns (still ours, cancel requested)."""
-    with store._lock:
-        cur = store.conn.execute(
-            "UPDATE _smithers_runs SET heartbeat_at_ms = ? WHERE run_id = ? AND owner_id = ?", (now_ms(), run_id, owner.id)
-        )
-        ours = cur.rowcount == 1
-        row = store.conn.execute("SELECT cancel_requested_at_ms FROM _smithers_runs WHERE run_id = ?", (run_id,)).fetchone()
-    return ours, bool(row and row[0])
+    with store.tx(run_id) as tx:
+        return tx.renew_lease(owner.id)
 
 
 def release_run(store: Store, run_id: str, owner: Owner) -> None:
-    with store._lock:
-        store.conn.execute(
-            "UPDATE _smithers_runs SET owner_id = NULL, owner_pid = NULL, owner_host = NULL WHERE run_id = ? AND owner_id = ?",
-            (run_id, owner.id),
-        )
+    """Give the lease up (if ``owner`` still holds it)."""
+    with store.tx(run_id) as tx:
+        tx.release_owner(owner.id)

@@ -60,25 +60,6 @@ class QueryStoreMixin:
 
     # -- runs and chains -------------------------------------------------------------------
 
-    def run_chain(self, run_id: str) -> list[str]:
-        """Every run id of ``run_id``'s continue-as-new chain, first link first."""
-        first, seen = run_id, {run_id}
-        while True:
-            row = self._conn.execute("SELECT continued_from FROM _smithers_runs WHERE run_id = ?", (first,)).fetchone()
-            if not row or not row[0] or row[0] in seen:
-                break
-            first = row[0]
-            seen.add(first)
-        chain = [first]
-        while True:
-            row = self._conn.execute("SELECT run_id FROM _smithers_runs WHERE continued_from = ?", (chain[-1],)).fetchone()
-            if not row or row[0] in chain:
-                break
-            chain.append(row[0])
-        return chain
-
-    # -- nodes and attempts ----------------------------------------------------------------
-
     def node_ids(self, run_id: str) -> list[str]:
         """The distinct node ids of a run, sorted."""
         rows = self._conn.execute("SELECT DISTINCT node_id FROM _smithers_nodes WHERE run_id = ? ORDER BY node_id", (run_id,))
