@@ -131,6 +131,15 @@ def test_deny_follows_on_deny(project, run_id_of, policy):
         order = _finish_order(project, run_id)
         assert _rows(project, "out", run_id)["react"][-1] == "denied"
         assert order.index("react") < order.index("report")  # the branch on the decision comes first, as written
+        # the decision is recorded, but the gated children never run: they are skipped, and what follows goes on
+        assert statuses["ship"] == "finished"
+        assert statuses["push"] == statuses["notify"] == "skipped"
+        assert order == ["build", "ship", "react", "report"]
+        assert "push" not in _rows(project, "out", run_id)
+        skipped = project.query(
+            "SELECT node_id, payload_json FROM _smithers_events WHERE run_id = ? AND type = 'NodeSkipped' ORDER BY seq", (run_id,)
+        )
+        assert [(n, json.loads(p)["reason"]) for n, p in skipped] == [("push", "approval denied"), ("notify", "approval denied")]
     else:  # skip: the approval and its gated subtree are skipped; what follows runs
         assert resumed.returncode == 0, resumed.stdout + resumed.stderr
         assert statuses["ship"] == statuses["push"] == statuses["notify"] == "skipped"

@@ -325,9 +325,14 @@ class RunLoop:
             self.wait_failed(desc, ApprovalDenied(f"task {desc.node_id!r}: approval denied", retryable=False))
         return verdict == "open"
 
-    def wait_finished(self, desc: TaskDescriptor, value: BaseModel, event: str, **payload: Any) -> None:
+    def wait_finished(self, desc: TaskDescriptor, value: BaseModel, event: str, *, skip_gated: str | None = None, **payload: Any) -> None:
+        """A wait ended with its output. ``skip_gated``: the reason to skip the children an
+        Approval gates (a denial under ``on_deny="continue"``), in the same transaction."""
         self._resume_from_waiting()
-        self.persist.finish_wait(desc, value, event, payload)
+        with self.persist.tx():
+            self.persist.finish_wait(desc, value, event, payload)
+            if skip_gated is not None:
+                self._skip_gated(desc, skip_gated)
         self._finished(desc)
 
     def wait_failed(self, desc: TaskDescriptor, err: BaseException) -> None:
@@ -337,14 +342,21 @@ class RunLoop:
 
     def wait_skipped(self, desc: TaskDescriptor, reason: str, *, subtree: bool) -> None:
         self._resume_from_waiting()
-        gated = subtree_tasks(desc.node.parent) if subtree and desc.node and desc.node.parent and desc.node.parent.kind == "approval" else []
         with self.persist.tx():
             self.persist.skip(desc, reason=reason)
-            for other in gated:
-                if other is not desc and self.state.status_of(other.key) in ("pending", "cancelled"):
-                    self.persist.skip(other, reason=reason)
+            if subtree:
+                self._skip_gated(desc, reason)
         self.changed_since_render = True
         self._terminal(desc)
+
+    def _skip_gated(self, desc: TaskDescriptor, reason: str) -> None:
+        """Skip the not-yet-run children an Approval gates (inside the caller's transaction)."""
+        gate = desc.node.parent if desc.node is not None else None
+        if gate is None or gate.kind != "approval":
+            return
+        for other in subtree_tasks(gate):
+            if other is not desc and self.state.status_of(other.key) in ("pending", "cancelled"):
+                self.persist.skip(other, reason=reason)
 
     def wait_reopened(self, desc: TaskDescriptor) -> None:
         """An approval gate opened: the task is ready to run."""

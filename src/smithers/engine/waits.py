@@ -243,8 +243,10 @@ class Waits:
             selected=decision.get("selected"), ranked=decision.get("ranked"),
         )
         on_deny = (desc.task.wait or {}).get("on_deny", "fail")
-        if approved or on_deny == "continue":
-            self.loop.wait_finished(desc, value, "ApprovalGranted" if approved else "ApprovalDenied")
+        if approved:
+            self.loop.wait_finished(desc, value, "ApprovalGranted")
+        elif on_deny == "continue":  # the denial is the output; the gated children do not run
+            self.loop.wait_finished(desc, value, "ApprovalDenied", skip_gated="approval denied")
         elif on_deny == "skip":
             self.loop.wait_skipped(desc, "approval denied", subtree=True)
         else:
@@ -335,11 +337,12 @@ class Waits:
 
 
 def subtree_tasks(node: PlanNode) -> list[TaskDescriptor]:
+    """Every task under ``node``, in document order."""
     out: list[TaskDescriptor] = []
-    stack = list(node.children)
+    stack = list(reversed(node.children))
     while stack:
         child = stack.pop()
         if child.task is not None:
             out.append(child.task)
-        stack.extend(child.children)
+        stack.extend(reversed(child.children))
     return out
