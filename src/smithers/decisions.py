@@ -219,6 +219,29 @@ def inbox(store: Store) -> list[dict[str, Any]]:
     return items
 
 
+def subflow_waits(store: Store, run_id: str) -> list[dict[str, Any]]:
+    """The Subflow nodes of ``run_id`` that wait because their child run waits: one item each,
+    naming the child, its status and what it waits for (``waiting_for``, recursively), with the
+    commands that answer the child; then ``smithers resume RUN_ID`` (the parent) finishes both."""
+    from .ops import waiting_for
+
+    items: list[dict[str, Any]] = []
+    for row in store._rows(
+        "SELECT n.node_id, n.iteration, n.meta_json, c.run_id AS child_run_id, c.status AS child_status FROM _smithers_nodes n "
+        "JOIN _smithers_runs c ON c.parent_run_id = n.run_id AND c.run_id = n.run_id || '.' || n.node_id || '.' || n.iteration "
+        "WHERE n.run_id = ? AND n.kind = 'subflow' AND n.status LIKE 'waiting-%' ORDER BY n.rowid",
+        (run_id,),
+    ):
+        child_items = waiting_for(store, row["child_run_id"])
+        items.append({
+            "kind": "subflow", "run_id": run_id, "node_id": row["node_id"], "iteration": row["iteration"],
+            "child_run_id": row["child_run_id"], "child_status": row["child_status"], "waiting_for": child_items,
+            "title": f"child run {row['child_run_id']} ({row['child_status']})",
+            "commands": [c for item in child_items for c in item["commands"] if not c.startswith(f"smithers resume {row['child_run_id']}")],
+        })
+    return items
+
+
 def check_node(store: Store, run_id: str, node_id: str) -> None:
     if not store.nodes(run_id, node_id):
         raise UnknownNodeError(f"run {run_id} has no node {node_id!r}")

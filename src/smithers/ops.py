@@ -274,62 +274,11 @@ def follow_chain(
     return outcome
 
 
-async def run_child(
-    store: Store, run_id: str, *, workflow: Any, spec: str, raw_input: dict[str, Any], parent_run_id: str,
-    result: str | None, stay_alive: bool,
-) -> tuple[str, Any]:
-    """Run (or resume) a subflow's child run inside the parent's event loop.
-    Returns (final status, the child's result output or None)."""
-    from pathlib import Path
-
-    from .authoring.loader import LoadedWorkflow, split_spec
-
-    path, _ = split_spec(spec)
-    loaded = LoadedWorkflow(workflow=workflow, path=Path(path), spec=spec, models=())
-    input_value, input_json = workflow.validate_input(raw_input)
-    owner = Owner.this_process()
-    existing = store.get_run(run_id)
-    if existing is None:
-        check_first_render(loaded, input_value, store)
-        with store.tx(run_id) as tx:
-            tx.execute(
-                "INSERT INTO _smithers_runs (run_id, workflow, workflow_spec, status, input_json, source_json, cwd, max_concurrency, "
-                "created_at_ms, updated_at_ms, owner_id, owner_host, owner_pid, heartbeat_at_ms, parent_run_id) "
-                "VALUES (?, ?, ?, 'running', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    run_id, workflow.name, spec, json.dumps(input_json),
-                    json.dumps(source_fingerprint(Path(path)) if Path(path).is_file() else {}), os.getcwd(),
-                    workflow.max_concurrency, tx.ts, tx.ts, owner.id, owner.host, owner.pid, tx.ts, parent_run_id,
-                ),
-            )
-            tx.event("RunStarted", workflow=workflow.name, resumed=False, parent_run_id=parent_run_id, owner_pid=owner.pid)
-    elif existing["status"] == "finished":
-        pass  # resume below re-confirms the finished plan and yields its result
-    recover(store, run_id, owner)
-    sink = NdjsonSink(run_dir(store.path, run_id) / "events.ndjson", run_id)
-    store.commit_listeners.append(sink)
-    state = RunState(store, run_id, loaded.models)
-    engine = RunLoop(
-        store=store, run_id=run_id, workflow=workflow, input_value=input_value, owner=owner, state=state,
-        max_concurrency=workflow.max_concurrency, cwd=str(Path(path).parent), stay_alive=stay_alive,
-    )
-    try:
-        status = await engine.run()
-    finally:
-        store.commit_listeners.remove(sink)
-        sink.close()
-    value = None
-    if status == "finished" and engine.rendered is not None:
-        node_id = result or (engine.rendered.tasks[-1].node_id if engine.rendered.tasks else None)
-        value = state.output(node_id, None) if node_id else None
-    return status, value
-
-
 def waiting_for(store: Store, run_id: str) -> list[dict[str, Any]]:
     """What a waiting run waits for, each with the command that continues it."""
-    from .decisions import inbox
+    from .decisions import inbox, subflow_waits
 
-    items = [item for item in inbox(store) if item["run_id"] == run_id]
+    items = [item for item in inbox(store) if item["run_id"] == run_id] + subflow_waits(store, run_id)
     for node_id, iteration, fires in store.conn.execute(
         "SELECT t.node_id, t.iteration, t.fires_at_ms FROM _smithers_timers t JOIN _smithers_nodes n ON n.run_id = t.run_id "
         "AND n.node_id = t.node_id AND n.iteration = t.iteration WHERE t.run_id = ? AND n.status = 'waiting-timer'",

@@ -48,6 +48,7 @@ class AttemptStatus(StrEnum):
     CANCELLED = "cancelled"
     CACHED = "cached"
     ABANDONED = "abandoned"
+    SUSPENDED = "suspended"  # a Subflow attempt whose child run waits: the parent's next resume continues it
 
 
 class EventType(StrEnum):

@@ -261,6 +261,13 @@ class Supervisor:
             ).fetchone()
             if hit:
                 return "signal received", {"node": node_id, "node_iteration": iteration, "signal": name, "signal_seq": hit[0]}
+        for child in self.store._rows(  # a Subflow node waits with its child run: what the child waits for counts here
+            "SELECT * FROM _smithers_runs WHERE parent_run_id = ? AND status IN (?, ?, ?)", (run_id, *WAITING)
+        ):
+            arrived = self._arrived(child, now)
+            if arrived is not None:
+                reason, detail = arrived
+                return f"subflow child run {child['run_id']}: {reason}", {"child_run_id": child["run_id"], **detail}
         return None
 
     # -- resuming ------------------------------------------------------------------------------

@@ -23,6 +23,7 @@ from pydantic import BaseModel
 
 from ..authoring.context import Ctx, TaskContext
 from ..authoring.workflow import Workflow
+from ..events.ndjson import NdjsonSink, run_dir
 from ..errors import (
     ErrorCode,
     HeartbeatTimeoutError,
@@ -36,13 +37,13 @@ from ..storage.lease import Owner, release_run, renew_lease
 from ..storage.store import Store, now_ms
 from .agent_task import AgentChain, run_agent_attempt
 from .execute import run_compute, run_static
-from .lineage import continue_as_new, resolve_subflow_workflow
-from .outputs import validate_output
+from .lineage import continue_as_new
 from .persist import Persister, error_info
 from .plan import Plan
 from .render import Rendered, render
 from .schedule import take_startable
 from .state import RunState
+from .subflow import ChildRunWaiting, child_outcome, open_child
 from .tree import TaskDescriptor
 from .waits import Waits, subtree_tasks
 from .worktrees import ensure_worktree
@@ -388,24 +389,22 @@ class RunLoop:
         deadline = time.monotonic() + desc.task.timeout if desc.task.timeout else None
         self.running[desc.key] = Running(desc=desc, attempt=attempt, tc=tc, task=task, deadline=deadline)
 
-    async def _subflow_attempt(self, desc: TaskDescriptor, tc: TaskContext) -> BaseModel:
-        from ..ops import run_child
-
-        meta = desc.task.meta or {}
-        child_id = f"{self.run_id}.{desc.node_id}.{desc.iteration}"
-        workflow, spec = resolve_subflow_workflow(meta["workflow"], self.cwd)
-        status, value = await run_child(
-            self.store, child_id, workflow=workflow, spec=spec, raw_input=meta.get("input") or {}, parent_run_id=self.run_id,
-            result=meta.get("result"), stay_alive=self.stay_alive,
+    async def _subflow_attempt(self, desc: TaskDescriptor, tc: TaskContext) -> BaseModel | ChildRunWaiting:
+        """Run (or resume) the Subflow's child run in this event loop, as a loop of its own."""
+        child = open_child(self.store, self.run_id, desc, self.cwd)
+        sink = NdjsonSink(run_dir(self.store.path, child.run_id) / "events.ndjson", child.run_id)
+        self.store.commit_listeners.append(sink)
+        engine = RunLoop(
+            store=self.store, run_id=child.run_id, workflow=child.workflow, input_value=child.input_value, owner=child.owner,
+            state=child.state, max_concurrency=child.workflow.max_concurrency, cwd=child.cwd, stay_alive=self.stay_alive,
         )
-        if status != "finished":
-            raise RunError(
-                f"subflow {desc.node_id!r}: child run {child_id} ended {status}",
-                hint=f"see it with: smithers why {child_id}", details={"child_run_id": child_id, "child_status": status},
-            )
-        if value is None:
-            raise RunError(f"subflow {desc.node_id!r}: child run {child_id} finished without a result", retryable=False)
-        return validate_output(desc.model, value.model_dump(mode="json"), node_id=desc.node_id, retryable=False)
+        try:
+            status = await engine.run()
+        finally:
+            self.store.commit_listeners.remove(sink)
+            sink.close()
+        last_task = engine.rendered.tasks[-1].node_id if engine.rendered is not None and engine.rendered.tasks else None
+        return child_outcome(self.store, desc, child, status, last_task)
 
     def _continue_as_new(
         self, desc: TaskDescriptor | None, *, loops: dict[str, int] | None = None, carry: list | None = None
@@ -493,7 +492,10 @@ class RunLoop:
         if task.cancelled():
             return  # cancelled by the run's own cancel path, which records it
         err = task.exception()
-        if err is None:
+        if err is None and isinstance(task.result(), ChildRunWaiting):  # a Subflow's child waits: so does this node
+            self._resume_from_waiting()
+            self.waits.child_waiting(desc, running.attempt, task.result())
+        elif err is None:
             self.persist.finish_success(desc, running.attempt, task.result(), running.info)
             self._finished(desc)
         else:

@@ -19,7 +19,9 @@ from pydantic import ValidationError
 
 from ..authoring.human import ApprovalDecision, TimerFired
 from ..errors import ErrorCode, InvalidOutputError, RunError, TaskTimeoutError
+from ..states import AttemptStatus
 from ..storage.store import now_ms
+from .subflow import ChildRunWaiting
 from .tree import PlanNode, TaskDescriptor
 
 if TYPE_CHECKING:
@@ -48,6 +50,7 @@ class Waits:
         self.state = loop.state
         self.waiting: dict[tuple[str, int], TaskDescriptor] = {}
         self.deadlines: dict[tuple[str, int], int] = {}  # timers and signal timeouts, epoch ms
+        self.children: dict[tuple[str, int], str] = {}  # Subflow nodes whose child run waits in this process: child run id
 
     # -- starting a wait ---------------------------------------------------------------------
 
@@ -108,7 +111,10 @@ class Waits:
             if since and since[0]:
                 self.deadlines[desc.key] = since[0] + int(wait["timeout"] * 1000)
 
-    def _mark_waiting(self, desc: TaskDescriptor, status: str, event: tuple[str, dict[str, Any]] | None, meta: Any = None) -> None:
+    def _mark_waiting(
+        self, desc: TaskDescriptor, status: str, event: tuple[str, dict[str, Any]] | None, meta: Any = None,
+        details: dict[str, Any] | None = None,
+    ) -> None:
         with self.persist.tx() as tx:
             tx.execute(
                 "UPDATE _smithers_nodes SET status = ?, waiting_since_ms = COALESCE(waiting_since_ms, ?), "
@@ -117,7 +123,7 @@ class Waits:
             )
             if event is not None:
                 tx.event(event[0], node_id=desc.node_id, iteration=desc.iteration, **event[1])
-            tx.event("NodeWaiting", node_id=desc.node_id, iteration=desc.iteration, status=status)
+            tx.event("NodeWaiting", node_id=desc.node_id, iteration=desc.iteration, status=status, **(details or {}))
         self.state.nodes[desc.key].status = status
         self.waiting[desc.key] = desc
 
@@ -175,6 +181,21 @@ class Waits:
             self._mark_waiting(desc, "waiting-timer", event=None)
         self.deadlines[desc.key] = fires
 
+    def child_waiting(self, desc: TaskDescriptor, attempt: int, child: ChildRunWaiting) -> None:
+        """A Subflow attempt stopped because its child run waits: the attempt is suspended and the
+        node waits with the child's status (one transaction). The next resume of this run
+        resumes the child through a new attempt; this process does not (the child would only
+        stop again)."""
+        with self.persist.tx() as tx:
+            tx.finish_attempt(desc.node_id, desc.iteration, attempt, AttemptStatus.SUSPENDED)
+            self._mark_waiting(
+                desc, child.status, None, meta={"child_run_id": child.child_run_id},
+                details={"child_run_id": child.child_run_id, "child_status": str(child.status)},
+            )
+        self.children[desc.key] = child.child_run_id
+        if child.wake_at_ms is not None:
+            self.deadlines[desc.key] = child.wake_at_ms
+
     # -- ending waits ------------------------------------------------------------------------
 
     def poll(self) -> None:
@@ -187,6 +208,9 @@ class Waits:
 
     def check(self, desc: TaskDescriptor) -> None:
         if desc.key not in self.waiting:
+            return
+        if desc.mode == "subflow":
+            self._check_subflow(desc)
             return
         kind = (desc.task.wait or {}).get("kind") if desc.mode != "static" and desc.task.wait else None
         if kind is None:  # an approval gate on a normal task
@@ -212,12 +236,25 @@ class Waits:
     def _end(self, desc: TaskDescriptor) -> None:
         self.waiting.pop(desc.key, None)
         self.deadlines.pop(desc.key, None)
+        self.children.pop(desc.key, None)
 
     def _gate_opened(self, desc: TaskDescriptor) -> None:
         self._end(desc)
         with self.persist.tx() as tx:
             tx.set_node(desc.node_id, desc.iteration, "pending")
             tx.event("ApprovalGranted", node_id=desc.node_id, iteration=desc.iteration, gate=True)
+        self.state.nodes[desc.key].status = "pending"
+        self.loop.wait_reopened(desc)
+
+    def _check_subflow(self, desc: TaskDescriptor) -> None:
+        """A Subflow node found waiting in the store (this process resumed the parent): run it
+        again, which resumes the child run; if the child still waits, the node waits again."""
+        if desc.key in self.children:
+            return  # its child stopped to wait in this process: only a later resume goes on
+        self._end(desc)
+        with self.persist.tx() as tx:
+            tx.set_node(desc.node_id, desc.iteration, "pending")
+            tx.event("NodePending", node_id=desc.node_id, iteration=desc.iteration, reason="resuming its child run")
         self.state.nodes[desc.key].status = "pending"
         self.loop.wait_reopened(desc)
 
@@ -330,10 +367,13 @@ class Waits:
         return None
 
     def summary(self) -> list[dict[str, Any]]:
-        return [
-            {"node_id": d.node_id, "iteration": d.iteration, "status": self.state.status_of(d.key), "kind": (d.task.wait or {}).get("kind", "gate")}
-            for d in self.waiting.values()
-        ]
+        out = []
+        for d in self.waiting.values():
+            item = {"node_id": d.node_id, "iteration": d.iteration, "status": self.state.status_of(d.key), "kind": (d.task.wait or {}).get("kind", "gate")}
+            if d.key in self.children:
+                item.update(kind="subflow", child_run_id=self.children[d.key])
+            out.append(item)
+        return out
 
 
 def subtree_tasks(node: PlanNode) -> list[TaskDescriptor]:
