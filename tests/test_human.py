@@ -534,7 +534,11 @@ def test_a_subflow_whose_child_waits_makes_the_parent_wait(project, run_id_of):
     assert _statuses(project, parent_id)["kid"] == "waiting-approval"
     assert _finish_order(project, child_id) == ["prep"]
 
+    undecided = project.cli("supervise", "--once", "--dry-run")
+    assert parent_id not in undecided.stdout  # nothing has arrived for the child: nothing to resume
     assert project.cli("approve", child_id, "--node", "ok").returncode == 0
+    dry = project.cli("supervise", "--once", "--dry-run")  # the child's decision is the parent's reason to go on
+    assert f"skipped {parent_id}: dry run (would_resume=subflow child run {child_id}: approval decided)" in dry.stdout, dry.stdout
     done = project.cli("resume", parent_id, "-q")
     assert done.returncode == 0, done.stdout + done.stderr
     assert _run_status(project, parent_id) == _run_status(project, child_id) == "finished"
