@@ -279,11 +279,7 @@ def waiting_for(store: Store, run_id: str) -> list[dict[str, Any]]:
     from .decisions import inbox, subflow_waits
 
     items = [item for item in inbox(store) if item["run_id"] == run_id] + subflow_waits(store, run_id)
-    for node_id, iteration, fires in store.conn.execute(
-        "SELECT t.node_id, t.iteration, t.fires_at_ms FROM _smithers_timers t JOIN _smithers_nodes n ON n.run_id = t.run_id "
-        "AND n.node_id = t.node_id AND n.iteration = t.iteration WHERE t.run_id = ? AND n.status = 'waiting-timer'",
-        (run_id,),
-    ):
+    for node_id, iteration, fires in store.waiting_timers(run_id):
         items.append({
             "kind": "timer", "run_id": run_id, "node_id": node_id, "iteration": iteration, "fires_at_ms": fires,
             "commands": [f"smithers resume {run_id}   (after {time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(fires / 1000))})",

@@ -45,7 +45,7 @@ from .schedule import take_startable
 from .state import RunState
 from .subflow import ChildRunWaiting, child_outcome, open_child
 from .tree import TaskDescriptor
-from .waits import Waits, subtree_tasks
+from .waits import WaitFailed, WaitFinished, WaitOutcome, WaitReopened, Waits, WaitSkipped, subtree_tasks
 from .worktrees import ensure_worktree
 
 MAINTENANCE_EVERY = 0.25  # seconds: lease heartbeat, cancel polling, task heartbeat flush
@@ -93,7 +93,7 @@ class RunLoop:
         self.rng = random.Random()
         self.disabled_agents: set[int] = set()  # agents that failed with a configuration error stay off for the run
         self.stay_alive = stay_alive  # `up --wait`: keep waiting for decisions, signals and timers instead of exiting
-        self.waits = Waits(self)
+        self.waits = Waits(store, run_id, self.persist, state)
         self.waiting_status: str | None = None
         self.carried: Any = None  # what a ContinueAsNew handed this run
         self.continued_from: str | None = None
@@ -228,7 +228,7 @@ class RunLoop:
         for desc in self.plan.waiting:
             self.waits.adopt(desc)
         if self.plan.waiting:
-            self.waits.poll()  # a decision, answer or signal may have arrived while no process ran the run
+            self._apply_waits(self.waits.poll())  # a decision, answer or signal may have arrived while no process ran the run
 
     def _advance_loops(self) -> bool:
         """Loops whose pass finished (or whose ``until`` holds) move on. Returns whether one did."""
@@ -311,44 +311,54 @@ class RunLoop:
         self.persist.finish_static(desc, value)
         self._finished(desc)
 
-    # -- waits (waits.py decides; these apply the outcome to the plan) -----------------------
+    # -- waits (waits.py decides how a wait ends; these apply the outcome) ---------------------
 
     def _begin_wait(self, desc: TaskDescriptor) -> None:
-        self.waits.begin(desc)
-        if desc.key in self.waits.waiting and desc.task.wait_async:
+        outcome = self.waits.begin(desc)
+        if outcome is not None:
+            self._apply_wait(outcome)
+        elif desc.key in self.waits.waiting and desc.task.wait_async:
             self._terminal(desc)  # an async wait does not hold back what comes after it
 
     def _gate_open(self, desc: TaskDescriptor) -> bool:
+        """A ``needs_approval`` task is ready: whether it may run now (approved)."""
         verdict = self.waits.gate(desc)
-        if verdict == "denied":
-            from .waits import ApprovalDenied
+        if isinstance(verdict, WaitFailed):
+            self._apply_wait(verdict)
+        return isinstance(verdict, WaitReopened)
 
-            self.wait_failed(desc, ApprovalDenied(f"task {desc.node_id!r}: approval denied", retryable=False))
-        return verdict == "open"
+    def _apply_waits(self, outcomes: list[WaitOutcome]) -> None:
+        for outcome in outcomes:
+            self._apply_wait(outcome)
 
-    def wait_finished(self, desc: TaskDescriptor, value: BaseModel, event: str, *, skip_gated: str | None = None, **payload: Any) -> None:
-        """A wait ended with its output. ``skip_gated``: the reason to skip the children an
-        Approval gates (a denial under ``on_deny="continue"``), in the same transaction."""
+    def _apply_wait(self, outcome: WaitOutcome) -> None:
+        """Apply how a wait ended: one transaction with the outcome's own writes (the consumed
+        signal, the fired timer), then the plan moves on."""
         self._resume_from_waiting()
-        with self.persist.tx():
-            self.persist.finish_wait(desc, value, event, payload)
-            if skip_gated is not None:
-                self._skip_gated(desc, skip_gated)
-        self._finished(desc)
-
-    def wait_failed(self, desc: TaskDescriptor, err: BaseException) -> None:
-        self._resume_from_waiting()
-        attempt = self.state.nodes[desc.key].attempts + 1
-        self._failed(desc, attempt, err, static=True)
-
-    def wait_skipped(self, desc: TaskDescriptor, reason: str, *, subtree: bool) -> None:
-        self._resume_from_waiting()
-        with self.persist.tx():
-            self.persist.skip(desc, reason=reason)
-            if subtree:
-                self._skip_gated(desc, reason)
-        self.changed_since_render = True
-        self._terminal(desc)
+        desc = outcome.desc
+        with self.persist.tx() as tx:
+            if outcome.writes is not None:
+                outcome.writes(tx)
+            if isinstance(outcome, WaitFinished):
+                self.persist.finish_wait(desc, outcome.value, outcome.event, outcome.payload)
+                if outcome.skip_gated is not None:
+                    self._skip_gated(desc, outcome.skip_gated)
+            elif isinstance(outcome, WaitFailed):
+                attempt = self.state.nodes[desc.key].attempts + 1
+                self._failed(desc, attempt, outcome.error, static=True)
+            elif isinstance(outcome, WaitSkipped):
+                self.persist.skip(desc, reason=outcome.reason)
+                if outcome.subtree:
+                    self._skip_gated(desc, outcome.reason)
+            else:
+                self.persist.reopen(desc, outcome.event, outcome.payload)
+        if isinstance(outcome, WaitFinished):
+            self._finished(desc)
+        elif isinstance(outcome, WaitSkipped):
+            self.changed_since_render = True
+            self._terminal(desc)
+        elif isinstance(outcome, WaitReopened) and self.plan is not None:
+            self.plan.push(desc)  # ready to run (again)
 
     def _skip_gated(self, desc: TaskDescriptor, reason: str) -> None:
         """Skip the not-yet-run children an Approval gates (inside the caller's transaction)."""
@@ -358,12 +368,6 @@ class RunLoop:
         for other in subtree_tasks(gate):
             if other is not desc and self.state.status_of(other.key) in ("pending", "cancelled"):
                 self.persist.skip(other, reason=reason)
-
-    def wait_reopened(self, desc: TaskDescriptor) -> None:
-        """An approval gate opened: the task is ready to run."""
-        self._resume_from_waiting()
-        if self.plan is not None:
-            self.plan.push(desc)
 
     def _spawn(self, desc: TaskDescriptor) -> None:
         attempt = self.persist.start_attempt(desc)
@@ -514,7 +518,9 @@ class RunLoop:
             self.plan.task_terminal(desc)
             for waiting in self.plan.waiting[before:]:  # already waiting in the store (a resume): pick the wait up
                 self.waits.adopt(waiting)
-                self.waits.check(waiting)
+                outcome = self.waits.check(waiting)
+                if outcome is not None:
+                    self._apply_wait(outcome)
 
     def _failed(
         self, desc: TaskDescriptor, attempt: int, err: BaseException, *, heartbeat_json: str | None = None, static: bool = False,
@@ -563,7 +569,7 @@ class RunLoop:
         if cancel_requested and self.cancel_reason is None:
             self.cancel_reason = "cancel requested"
         if self.waits.waiting:
-            self.waits.poll()
+            self._apply_waits(self.waits.poll())
         beats = []
         for running in self.running.values():
             tc = running.tc

@@ -16,7 +16,6 @@ only prepares and reads the child run, so it needs nothing from the loop (no imp
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -76,15 +75,10 @@ def open_child(store: Store, parent_run_id: str, desc: TaskDescriptor, base_dir:
     if store.get_run(run_id) is None:
         _check_first_render(workflow, input_value, store)
         with store.tx(run_id) as tx:
-            tx.execute(
-                "INSERT INTO _smithers_runs (run_id, workflow, workflow_spec, status, input_json, source_json, cwd, max_concurrency, "
-                "created_at_ms, updated_at_ms, owner_id, owner_host, owner_pid, heartbeat_at_ms, parent_run_id) "
-                "VALUES (?, ?, ?, 'running', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    run_id, workflow.name, spec, json.dumps(input_json),
-                    json.dumps(source_fingerprint(path) if path.is_file() else {}), os.getcwd(),
-                    workflow.max_concurrency, tx.ts, tx.ts, owner.id, owner.host, owner.pid, tx.ts, parent_run_id,
-                ),
+            tx.insert_child_run(
+                workflow=workflow.name, spec=spec, input_json=input_json, source=source_fingerprint(path) if path.is_file() else {},
+                cwd=os.getcwd(), max_concurrency=workflow.max_concurrency, owner_id=owner.id, owner_host=owner.host,
+                owner_pid=owner.pid, parent_run_id=parent_run_id,
             )
             tx.event(EventType.RUN_STARTED, workflow=workflow.name, resumed=False, parent_run_id=parent_run_id, owner_pid=owner.pid)
     recover(store, run_id, owner)

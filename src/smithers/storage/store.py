@@ -23,6 +23,7 @@ from ..observability.metrics import observe_transaction
 from .output_tables import OutputTable
 from .schema import MIGRATIONS
 from .sqlite import begin_write, connect
+from .waits import WaitStoreMixin, WaitTxMixin
 
 DB_FILENAME = "smithers.db"
 
@@ -48,10 +49,14 @@ def _dumps(value: Any) -> str | None:
     return None if value is None else json.dumps(value, separators=(",", ":"), default=str)
 
 
-class Tx:
+class Tx(WaitTxMixin):
     """One open write transaction. Events appended here are committed with the state change."""
 
     __slots__ = ("conn", "run_id", "events", "_seq", "ts")
+
+    @property
+    def _conn(self) -> sqlite3.Connection:  # the name the storage mixins use (see storage/waits.py)
+        return self.conn
 
     def __init__(self, conn: sqlite3.Connection, run_id: str | None) -> None:
         self.conn = conn
@@ -185,7 +190,7 @@ class Tx:
         )
 
 
-class Store:
+class Store(WaitStoreMixin):
     """A smithers database. Open with :meth:`open`; close with :meth:`close`.
 
     >>> store = Store.open(Path("/tmp/x/smithers.db"))  # doctest: +SKIP
@@ -200,6 +205,10 @@ class Store:
         self._tables: dict[str, OutputTable] = {}
         self._current: Tx | None = None
         self.commit_listeners: list[Any] = []
+
+    @property
+    def _conn(self) -> sqlite3.Connection:  # the name the storage mixins use (see storage/waits.py)
+        return self.conn
 
     @classmethod
     def open(cls, path: Path | str, *, synchronous: str | None = None) -> Store:
