@@ -136,7 +136,7 @@ def answer_human(store: Store, request_id: str, value: Any, *, by: str | None = 
     row = store.human_request_by_id(request_id)
     if row is None:
         raise UserError(f"no human request {request_id!r}", hint="list open requests with: smithers inbox")
-    if row["status"] != "pending":
+    if row["status"] != "pending":  # a human request's own status: pending | answered
         raise UserError(f"human request {request_id} is already {row['status']}")
     _validate(json.loads(row["schema_json"]), value, f"the answer to {request_id}")
     with store.tx(row["run_id"]) as tx:

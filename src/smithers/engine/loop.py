@@ -33,6 +33,7 @@ from ..errors import (
     RunError,
     TaskTimeoutError,
 )
+from ..states import EventType, NodeStatus, RunStatus
 from ..storage.lease import Owner, release_run, renew_lease
 from ..storage.store import Store, now_ms
 from .agent_task import AgentChain, run_agent_attempt
@@ -122,7 +123,7 @@ class RunLoop:
     async def _drive(self) -> str:
         while True:
             if self.continued:  # a ContinueAsNew handed the work to a fresh run
-                return "continued"
+                return RunStatus.CONTINUED
             self._maintenance()
             if self.cancel_reason is not None:
                 return await self._cancel(self.cancel_reason)
@@ -134,7 +135,7 @@ class RunLoop:
                 continue
             started = await self._start_ready() if self.failure is None else None  # ③ schedule + ④ execute
             if self.continued:
-                return "continued"
+                return RunStatus.CONTINUED
             if self.needs_render and self.failure is None:  # once failed nothing re-renders: looping here would spin
                 continue
             if not self.running:
@@ -150,28 +151,28 @@ class RunLoop:
         assert self.plan is not None
         if self.failure is not None or self.plan.blocked_failures:
             error = self.failure or self._blocked_error()
-            self.persist.run_status("failed", "RunFailed", error=error, finished=True)
-            return "failed"
+            self.persist.run_status(RunStatus.FAILED, EventType.RUN_FAILED, error=error, finished=True)
+            return RunStatus.FAILED
         if self.plan.finished and not self.waits.waiting:
             if self.changed_since_render:  # confirm with one fresh render that nothing new mounts
                 self.needs_render = True
                 return None
-            self.persist.run_status("finished", "RunFinished", finished=True)
-            return "finished"
+            self.persist.run_status(RunStatus.FINISHED, EventType.RUN_FINISHED, finished=True)
+            return RunStatus.FINISHED
         if self.waits.waiting and wake_at_ms is None and not self.plan.ready and not self.plan.ready_loops:
             return self._settle_waiting()
         if wake_at_ms is None and not self.plan.ready and not self.plan.ready_loops:
             error = {"type": "Stalled", "code": "TASK_FAILED", "message": "nothing can run and nothing is running; the plan is stuck"}
-            self.persist.run_status("failed", "RunFailed", error=error, finished=True)
-            return "failed"
+            self.persist.run_status(RunStatus.FAILED, EventType.RUN_FAILED, error=error, finished=True)
+            return RunStatus.FAILED
         return None
 
     def _settle_waiting(self) -> str | None:
         """Only waits are left: record the waiting status; exit (the default) or keep waiting."""
-        status = self.waits.run_status() or "waiting-event"
+        status = self.waits.run_status() or RunStatus.WAITING_EVENT
         if status != self.waiting_status:
             self.waiting_status = status
-            self.persist.run_status(status, "RunWaiting", waiting_for=self.waits.summary(), wake_at_ms=self.waits.next_deadline())
+            self.persist.run_status(status, EventType.RUN_WAITING, waiting_for=self.waits.summary(), wake_at_ms=self.waits.next_deadline())
             self.store.conn.execute(
                 "UPDATE _smithers_runs SET wake_at_ms = ? WHERE run_id = ?", (self.waits.next_deadline(), self.run_id)
             )
@@ -180,7 +181,7 @@ class RunLoop:
     def _resume_from_waiting(self) -> None:
         if self.waiting_status is not None:
             self.waiting_status = None
-            self.persist.run_status("running", "RunWaitEnded")
+            self.persist.run_status(RunStatus.RUNNING, EventType.RUN_WAIT_ENDED)
             self.store.conn.execute("UPDATE _smithers_runs SET wake_at_ms = NULL WHERE run_id = ?", (self.run_id,))
 
     # -- ① render, ② plan ----------------------------------------------------------------
@@ -250,7 +251,7 @@ class RunLoop:
                 self.persist.set_loop(loop.loop_id, loop.iteration, True)
             elif loop.continue_every and (loop.iteration + 1) % loop.continue_every == 0 and not self.running:
                 # hand the loop over to a fresh run: its next pass, and its newest outputs for feedback
-                carry = [(t.node_id, t.iteration, t.table) for t in subtree_tasks(loop) if self.state.status_of(t.key) == "finished"]
+                carry = [(t.node_id, t.iteration, t.table) for t in subtree_tasks(loop) if self.state.status_of(t.key) == NodeStatus.FINISHED]
                 self._continue_as_new(None, loops={loop.loop_id: loop.iteration + 1}, carry=carry)
                 return True
             else:
@@ -366,7 +367,7 @@ class RunLoop:
         if gate is None or gate.kind != "approval":
             return
         for other in subtree_tasks(gate):
-            if other is not desc and self.state.status_of(other.key) in ("pending", "cancelled"):
+            if other is not desc and self.state.status_of(other.key) in (NodeStatus.PENDING, NodeStatus.CANCELLED):
                 self.persist.skip(other, reason=reason)
 
     def _spawn(self, desc: TaskDescriptor) -> None:
@@ -598,8 +599,8 @@ class RunLoop:
             await asyncio.wait([r.task for r in running], timeout=2.0)
         self.running.clear()
         self.persist.cancel_attempts([(r.desc, r.attempt) for r in running], reason)
-        self.persist.run_status("cancelled", "RunCancelled", finished=True, reason=reason)
-        return "cancelled"
+        self.persist.run_status(RunStatus.CANCELLED, EventType.RUN_CANCELLED, finished=True, reason=reason)
+        return RunStatus.CANCELLED
 
     def _abandon_running(self) -> None:
         for r in self.running.values():

@@ -15,6 +15,7 @@ from pydantic import BaseModel
 
 from ..authoring.human import SignalWait
 from ..errors import RunError, SmithersError
+from ..states import NodeStatus
 from ..storage.frames import KEYFRAME_EVERY, Entries, diff
 from ..storage.store import Store
 from .state import NodeState, RunState
@@ -173,9 +174,9 @@ class Persister:
     def reopen(self, desc: TaskDescriptor, event: str, payload: dict[str, Any]) -> None:
         """A waiting node is ready to run again (an approval gate opened; a Subflow resumes its child)."""
         with self.tx() as tx:
-            tx.set_node(desc.node_id, desc.iteration, "pending")
+            tx.set_node(desc.node_id, desc.iteration, NodeStatus.PENDING)
             tx.event(event, node_id=desc.node_id, iteration=desc.iteration, **payload)
-        self.state.nodes[desc.key].status = "pending"
+        self.state.nodes[desc.key].status = NodeStatus.PENDING
 
     def save_heartbeats(self, beats: list[tuple[TaskDescriptor, int, int, str | None]]) -> None:
         with self.tx() as tx:
