@@ -16,6 +16,7 @@ import random
 import signal
 import time
 from dataclasses import dataclass
+from enum import Enum
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +53,21 @@ from .worktrees import ensure_worktree
 MAINTENANCE_EVERY = 0.25  # seconds: lease heartbeat, cancel polling, task heartbeat flush
 YIELD_EVERY = 0.02  # seconds of inline (static) work before letting other coroutines run
 EXIT_SIGNALS = {signal.SIGINT: "SIGINT", signal.SIGTERM: "SIGTERM"}
+
+
+class Step(Enum):
+    """Where one pass of the loop goes after a phase."""
+
+    NEXT = "next"  # on to the next phase of this pass
+    REPLAN = "replan"  # start the pass over: a render is due, a loop moved on, or the run handed over
+
+
+@dataclass(frozen=True, slots=True)
+class Started:
+    """What starting the ready tasks did: the next step, and the next retry wake-up (epoch ms)."""
+
+    step: Step
+    wake_at_ms: int | None
 
 
 @dataclass(eq=False)
@@ -98,8 +114,7 @@ class RunLoop:
         self.waiting_status: str | None = None
         self.carried: Any = None  # what a ContinueAsNew handed this run
         self.continued_from: str | None = None
-        self.continued = False
-        self.next_run_id: str | None = None
+        self.next_run_id: str | None = None  # set when a ContinueAsNew handed the work to a fresh run
 
     # -- the loop ------------------------------------------------------------------------
 
@@ -121,33 +136,50 @@ class RunLoop:
             release_run(self.store, self.run_id, self.owner)
 
     async def _drive(self) -> str:
+        """One pass per turn: check in, plan, start what is ready, settle or wait. Each phase
+        returns a :class:`Step` saying where the pass goes next."""
         while True:
-            if self.continued:  # a ContinueAsNew handed the work to a fresh run
+            if self.next_run_id is not None:  # a ContinueAsNew handed the work to a fresh run
                 return RunStatus.CONTINUED
             self._maintenance()
             if self.cancel_reason is not None:
                 return await self._cancel(self.cancel_reason)
-            if self.needs_render and self.failure is None:
-                self._render_or_fail()                                  # ① render + ② plan
-                if self.needs_render:  # a wait the render picked up ended with an output it reads: mount what it unlocks first
-                    continue
-            if self._advance_loops():
+            if self._plan_phase() is Step.REPLAN:                       # ① render + ② plan
                 continue
-            started = await self._start_ready() if self.failure is None else None  # ③ schedule + ④ execute
-            if self.continued:
-                return RunStatus.CONTINUED
-            if self.needs_render and self.failure is None:  # once failed nothing re-renders: looping here would spin
+            started = await self._start_phase()                         # ③ schedule + ④ execute
+            if started.step is Step.REPLAN:
                 continue
             if not self.running:
-                outcome = self._settle(started)
-                if outcome is not None:
-                    return outcome
-                if self.needs_render:
+                settled = self._settle(started.wake_at_ms)
+                if settled is Step.REPLAN:
                     continue
-            await self._wait(started)                                   # ⑤ persist what finished
+                if settled is not Step.NEXT:
+                    return settled
+            await self._wait(started.wake_at_ms)                        # ⑤ persist what finished
 
-    def _settle(self, wake_at_ms: int | None) -> str | None:
-        """Nothing is running: decide whether the run failed, finished, or waits for a retry."""
+    def _plan_phase(self) -> Step:
+        """Render when a render is due (and the run has not failed), then move finished loops on.
+        REPLAN when the pass must start over: a wait the render picked up ended with an output
+        it reads (mount what that unlocks first), or a loop moved on (or handed over)."""
+        if self.needs_render and self.failure is None:
+            self._render_or_fail()
+            if self.needs_render:
+                return Step.REPLAN
+        return Step.REPLAN if self._advance_loops() else Step.NEXT
+
+    async def _start_phase(self) -> Started:
+        """Start what is ready (nothing once the run has failed). REPLAN when the run handed over
+        or a finished task's output is read by the render (once failed nothing re-renders:
+        looping would spin)."""
+        wake_at_ms = await self._start_ready() if self.failure is None else None
+        if self.next_run_id is not None or (self.needs_render and self.failure is None):
+            return Started(Step.REPLAN, wake_at_ms)
+        return Started(Step.NEXT, wake_at_ms)
+
+    def _settle(self, wake_at_ms: int | None) -> str | Step:
+        """Nothing is running: the run failed or finished (its status), only waits are left (the
+        waiting status, or NEXT with ``stay_alive``), a retry is due later (NEXT), or one more
+        render must confirm that nothing new mounts (REPLAN)."""
         assert self.plan is not None
         if self.failure is not None or self.plan.blocked_failures:
             error = self.failure or self._blocked_error()
@@ -156,16 +188,16 @@ class RunLoop:
         if self.plan.finished and not self.waits.waiting:
             if self.changed_since_render:  # confirm with one fresh render that nothing new mounts
                 self.needs_render = True
-                return None
+                return Step.REPLAN
             self.persist.run_status(RunStatus.FINISHED, EventType.RUN_FINISHED, finished=True)
             return RunStatus.FINISHED
         if self.waits.waiting and wake_at_ms is None and not self.plan.ready and not self.plan.ready_loops:
-            return self._settle_waiting()
+            return self._settle_waiting() or Step.NEXT
         if wake_at_ms is None and not self.plan.ready and not self.plan.ready_loops:
             error = {"type": "Stalled", "code": "TASK_FAILED", "message": "nothing can run and nothing is running; the plan is stuck"}
             self.persist.run_status(RunStatus.FAILED, EventType.RUN_FAILED, error=error, finished=True)
             return RunStatus.FAILED
-        return None
+        return Step.NEXT
 
     def _settle_waiting(self) -> str | None:
         """Only waits are left: record the waiting status; exit (the default) or keep waiting."""
@@ -425,7 +457,6 @@ class RunLoop:
             self.store, self.run_id, self.owner.id, carried=state, reason="ContinueAsNew" if desc is not None else "loop",
             loops=loops, carry_nodes=carry, node=desc.key if desc is not None else None,
         )
-        self.continued = True
 
     async def _agent_attempt(self, desc: TaskDescriptor, tc: TaskContext) -> BaseModel:
         chain = AgentChain.of(desc, self.disabled_agents)
