@@ -151,10 +151,10 @@ class RunLoop:
                 continue
             if not self.running:
                 settled = self._settle(started.wake_at_ms)
+                if not isinstance(settled, Step):  # the run ended (or stopped to wait): its status
+                    return settled
                 if settled is Step.REPLAN:
                     continue
-                if settled is not Step.NEXT:
-                    return settled
             await self._wait(started.wake_at_ms)                        # ⑤ persist what finished
 
     def _plan_phase(self) -> Step:
