@@ -16,6 +16,7 @@ import typer.main
 import smithers
 import smithers.cli.main  # registers every command on the app
 from smithers.cli.app import app
+from smithers.states import EventType
 
 ROOT = Path(__file__).resolve().parents[1]
 SRC = ROOT / "src" / "smithers"
@@ -24,7 +25,7 @@ DOCS = ROOT / "docs"
 EVENT_CALL = re.compile(r'event\(\s*"([A-Z][A-Za-z]+)"')
 # calls whose string arguments name an event type (tx.event, the engine's emit for agent
 # events, run_status, wait_finished and _mark_waiting take the type as an argument)
-EVENT_FUNCS = frozenset({"event", "emit", "run_status", "wait_finished", "_mark_waiting"})
+EVENT_FUNCS = frozenset({"event", "emit", "run_status", "_mark_waiting", "finish_wait", "reopen", "WaitFinished", "WaitReopened"})
 EVENT_NAME = re.compile(r"^[A-Z][a-z]+(?:[A-Z][a-z]*)+$")
 
 
@@ -69,6 +70,8 @@ def test_every_command_has_help(name: str, command: object):
 def _string_args(node: ast.AST) -> Iterator[str]:
     if isinstance(node, ast.Constant) and isinstance(node.value, str):
         yield node.value
+    elif isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "EventType":
+        yield EventType[node.attr].value  # smithers.states.EventType.NODE_WAITING -> "NodeWaiting"
     elif isinstance(node, ast.IfExp):
         yield from _string_args(node.body)
         yield from _string_args(node.orelse)

@@ -169,6 +169,10 @@ class Waits:
         stop again)."""
         with self.persist.tx() as tx:
             tx.finish_attempt(desc.node_id, desc.iteration, attempt, AttemptStatus.SUSPENDED)
+            tx.event(
+                EventType.ATTEMPT_SUSPENDED, node_id=desc.node_id, iteration=desc.iteration, attempt=attempt,
+                child_run_id=child.child_run_id, child_status=str(child.status),
+            )
             self._mark_waiting(
                 desc, NodeStatus(child.status), None, meta={"child_run_id": child.child_run_id},
                 details={"child_run_id": child.child_run_id, "child_status": str(child.status)},

@@ -32,7 +32,8 @@ TOKEN_KINDS = ("input", "output", "cache_read", "cache_write")
 BATCH = 5000  # events read per query while catching up
 
 # what a ``smithers_attempt_duration_seconds`` / ``smithers_node_duration_seconds`` sample is labelled with
-_ATTEMPT_END = {"NodeFinished": "finished", "NodeFailed": "failed", "NodeCancelled": "cancelled", "AttemptAbandoned": "abandoned"}
+_ATTEMPT_END = {"NodeFinished": "finished", "NodeFailed": "failed", "NodeCancelled": "cancelled", "AttemptAbandoned": "abandoned",
+                "AttemptSuspended": "suspended"}
 _RUN_COUNTERS = {
     "RunFinished": "finished", "RunFailed": "failed", "RunCancelled": "cancelled", "RunContinuedAsNew": "continued",
 }

@@ -36,7 +36,7 @@ _provider: Any = None
 _warned = False
 
 RUN_END = {"RunFinished": "finished", "RunFailed": "failed", "RunCancelled": "cancelled", "RunContinuedAsNew": "continued"}
-ATTEMPT_END = ("NodeFinished", "NodeFailed", "NodeCancelled", "AttemptAbandoned")
+ATTEMPT_END = ("NodeFinished", "NodeFailed", "NodeCancelled", "AttemptAbandoned", "AttemptSuspended")
 
 
 def enabled() -> bool:
