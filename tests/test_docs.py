@@ -27,7 +27,7 @@ DOCS = ROOT / "docs"
 EVENT_CALL = re.compile(r'event\(\s*"([A-Z][A-Za-z]+)"')
 # calls whose string arguments name an event type (tx.event, the engine's emit for agent
 # events, run_status, wait_finished and _mark_waiting take the type as an argument)
-EVENT_FUNCS = frozenset({"event", "emit", "run_status", "wait_finished", "_mark_waiting"})
+EVENT_FUNCS = frozenset({"event", "emit", "run_status", "_mark_waiting", "finish_wait", "reopen", "WaitFinished", "WaitReopened"})
 EVENT_NAME = re.compile(r"^[A-Z][a-z]+(?:[A-Z][a-z]*)+$")
 
 

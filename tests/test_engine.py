@@ -1004,3 +1004,99 @@ def late(ctx):
     wait_until(lambda: not task_threads & {t.ident for t in threading.enumerate()}, what="the timed-out task threads to end")
     assert errors == []
     assert project.query("SELECT count(*) FROM sqlite_master WHERE name = 'out'") == [(0,)]
+
+
+# -- the waits' seams: SQL only in storage, outcomes instead of call-backs, typed wait specs -------
+
+
+def _module_tree(module: str):
+    import ast
+    import importlib
+
+    source_file = importlib.import_module(module).__file__
+    assert source_file is not None
+    with open(source_file, encoding="utf-8") as f:
+        return ast.parse(f.read())
+
+
+def _imports(tree) -> set[str]:
+    import ast
+
+    out = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom):
+            out.add("." * node.level + (node.module or ""))
+        elif isinstance(node, ast.Import):
+            out.update(alias.name for alias in node.names)
+    return out
+
+
+def _sql_calls(tree) -> list[str]:
+    import ast
+
+    return [
+        node.func.attr for node in ast.walk(tree)
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in ("execute", "executemany", "_rows")
+    ]
+
+
+@pytest.mark.parametrize("module", ["smithers.engine.waits", "smithers.engine.subflow", "smithers.decisions"])
+def test_waits_and_decisions_hold_no_sql(module):
+    tree = _module_tree(module)
+    assert _sql_calls(tree) == []
+    assert "sqlite3" not in _imports(tree)
+
+
+def test_supervisor_wait_checks_hold_no_sql():
+    import ast
+
+    tree = _module_tree("smithers.supervisor")
+    checks = [n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef) and n.name in ("_arrived", "_next_timer")]
+    assert len(checks) == 2
+    assert [call for check in checks for call in _sql_calls(check)] == []
+
+
+def test_waits_never_reach_back_into_the_loop():
+    import ast
+
+    tree = _module_tree("smithers.engine.waits")
+    assert not any(name.endswith("loop") for name in _imports(tree))
+    assert "RunLoop" not in {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
+
+
+def test_storage_waits_imports_nothing_above_storage():
+    allowed_smithers = {"..states", "..errors", ".store", ".output_tables"}
+    for name in _imports(_module_tree("smithers.storage.waits")):
+        if name.startswith("."):
+            assert name in allowed_smithers, name
+        else:
+            assert name.split(".")[0] in {"__future__", "json", "sqlite3", "typing", "collections", "pydantic"}, name
+
+
+def test_wait_specs_are_typed_and_frozen():
+    import dataclasses
+
+    from pydantic import BaseModel
+
+    from smithers import Approval, HumanTask, Signal, Timer
+    from smithers.authoring.human import ApprovalWait, HumanWait, SignalWait, TimerWait
+
+    class Ping(BaseModel):
+        n: int
+
+    approval = Approval("ship", request="Ship it?", on_deny="skip", mode="select", options=["a", "b"])
+    assert approval.wait == ApprovalWait(
+        mode="select", on_deny="skip", request={"title": "Ship it?", "summary": None, "metadata": {}},
+        options=({"key": "a", "label": None, "summary": None}, {"key": "b", "label": None, "summary": None}),
+    )
+    assert approval.wait.request_json()["on_deny"] == "skip"
+    assert isinstance(HumanTask("ask", output=Ping, prompt="n?").wait, HumanWait)
+    signal = Signal("go", schema=Ping, correlation_id="c1", timeout="2m", on_timeout="skip")
+    assert signal.wait == SignalWait(
+        name="go", correlation_id="c1", timeout=120.0, on_timeout="skip", schema=Ping.model_json_schema(),
+    )
+    assert signal.wait.meta() == {"signal": "go", "correlation_id": "c1", "schema": Ping.model_json_schema()}
+    timer = Timer("nap", duration="1s")
+    assert (timer.wait, timer.wait.kind) == (TimerWait(duration=1.0, until_ms=None), "timer")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        timer.wait.duration = 2.0  # type: ignore[misc]

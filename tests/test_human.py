@@ -131,6 +131,15 @@ def test_deny_follows_on_deny(project, run_id_of, policy):
         order = _finish_order(project, run_id)
         assert _rows(project, "out", run_id)["react"][-1] == "denied"
         assert order.index("react") < order.index("report")  # the branch on the decision comes first, as written
+        # the decision is recorded, but the gated children never run: they are skipped, and what follows goes on
+        assert statuses["ship"] == "finished"
+        assert statuses["push"] == statuses["notify"] == "skipped"
+        assert order == ["build", "ship", "react", "report"]
+        assert "push" not in _rows(project, "out", run_id)
+        skipped = project.query(
+            "SELECT node_id, payload_json FROM _smithers_events WHERE run_id = ? AND type = 'NodeSkipped' ORDER BY seq", (run_id,)
+        )
+        assert [(n, json.loads(p)["reason"]) for n, p in skipped] == [("push", "approval denied"), ("notify", "approval denied")]
     else:  # skip: the approval and its gated subtree are skipped; what follows runs
         assert resumed.returncode == 0, resumed.stdout + resumed.stderr
         assert statuses["ship"] == statuses["push"] == statuses["notify"] == "skipped"
@@ -463,3 +472,83 @@ def test_inbox_and_why_list_what_waits_with_commands(project, run_id_of):
     # a cancelled run's waits leave the inbox (they come back if it is resumed)
     assert project.cli("cancel", second).returncode == 0
     assert project.json("inbox") == []
+
+
+# -- a Subflow whose child waits ---------------------------------------------------------------
+
+CHILD_WAITS = """
+from pydantic import BaseModel
+from smithers import Approval, Sequence, Task, workflow
+
+class Out(BaseModel):
+    path: str
+
+@workflow
+def child(ctx):
+    return Sequence(
+        Task("prep", output=Out, value={"path": "prepped"}),
+        Approval("ok", request="Let the child go on?"),
+        Task("result", output=Out, value={"path": "child-done"}),
+    )
+"""
+
+PARENT_OF_WAITING = """
+from pydantic import BaseModel
+from smithers import Sequence, Subflow, Task, workflow
+
+class Out(BaseModel):
+    path: str
+
+@workflow
+def parent(ctx):
+    return Sequence(
+        Task("before", output=Out, value={"path": "before"}),
+        Subflow("kid", workflow="child.py", output=Out),
+        Task("after", output=Out, value={"path": "after"}),
+    )
+"""
+
+
+def test_a_subflow_whose_child_waits_makes_the_parent_wait(project, run_id_of):
+    project.write("child.py", CHILD_WAITS)
+    project.write("parent.py", PARENT_OF_WAITING)
+    parent_id, up = _up(project, run_id_of, "parent.py")  # exit 3: the parent waits, it does not fail
+    child_id = f"{parent_id}.kid.0"
+    assert f"run {parent_id} waiting-approval" in up.stdout
+    assert f"smithers approve {child_id} --node ok" in up.stdout  # the child's answer is the parent's next step
+    assert _run_status(project, parent_id) == "waiting-approval"
+    assert _run_status(project, child_id) == "waiting-approval"
+    assert _statuses(project, parent_id) == {"before": "finished", "kid": "waiting-approval", "after": "pending"}
+    assert _statuses(project, child_id) == {"prep": "finished", "ok": "waiting-approval", "result": "pending"}
+
+    why = project.json("why", parent_id)
+    assert child_id in why["reason"] and "approval ok[0]" in why["reason"]
+    (item,) = why["waiting_for"]
+    assert (item["kind"], item["node_id"], item["child_run_id"], item["child_status"]) == ("subflow", "kid", child_id, "waiting-approval")
+    assert f"smithers approve {child_id} --node ok" in why["commands"]
+    assert f"smithers resume {parent_id}" in why["commands"]
+
+    # resuming before the child's wait is answered: both wait again, nothing runs twice
+    early = project.cli("resume", parent_id, "-q")
+    assert early.returncode == 3, early.stdout + early.stderr
+    assert _statuses(project, parent_id)["kid"] == "waiting-approval"
+    assert _finish_order(project, child_id) == ["prep"]
+
+    undecided = project.cli("supervise", "--once", "--dry-run")
+    assert parent_id not in undecided.stdout  # nothing has arrived for the child: nothing to resume
+    assert project.cli("approve", child_id, "--node", "ok").returncode == 0
+    dry = project.cli("supervise", "--once", "--dry-run")  # the child's decision is the parent's reason to go on
+    assert f"skipped {parent_id}: dry run (would_resume=subflow child run {child_id}: approval decided)" in dry.stdout, dry.stdout
+    done = project.cli("resume", parent_id, "-q")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert _run_status(project, parent_id) == _run_status(project, child_id) == "finished"
+    assert _finish_order(project, child_id) == ["prep", "ok", "result"]
+    assert _finish_order(project, parent_id) == ["before", "kid", "after"]
+    assert _rows(project, "out", parent_id)["kid"][-1] == "child-done"
+    # the parent's attempts while the child waited were suspended, not failed: no retry budget used
+    attempts = project.query("SELECT attempt, status FROM _smithers_attempts WHERE run_id = ? AND node_id = 'kid' ORDER BY attempt", (parent_id,))
+    assert attempts == [(1, "suspended"), (2, "suspended"), (3, "finished")]
+    suspended = project.query(
+        "SELECT attempt, payload_json FROM _smithers_events WHERE run_id = ? AND type = 'AttemptSuspended' ORDER BY seq", (parent_id,)
+    )
+    assert [(a, json.loads(p)["child_run_id"]) for a, p in suspended] == [(1, child_id), (2, child_id)]

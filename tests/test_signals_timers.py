@@ -267,3 +267,44 @@ def test_up_wait_continues_when_another_process_answers(project):
     # the owner picked each answer up after it was recorded (how fast is for bench/, not for a loaded test machine)
     assert _event_ts(project, run_id, "ApprovalGranted") >= _event_ts(project, run_id, "ApprovalDecided")
     assert _event_ts(project, run_id, "SignalReceived") >= _event_ts(project, run_id, "SignalSent")
+
+
+def test_supervise_finishes_a_parent_whose_subflow_waits_for_a_timer(project, run_id_of):
+    project.write("child.py", """
+from pydantic import BaseModel
+from smithers import Sequence, Task, Timer, workflow
+
+class Out(BaseModel):
+    n: int
+
+@workflow
+def child(ctx):
+    return Sequence(Timer("nap", duration="1s"), Task("woke", output=Out, value={"n": 7}))
+""")
+    project.write("parent.py", """
+from pydantic import BaseModel
+from smithers import Sequence, Subflow, Task, workflow
+
+class Out(BaseModel):
+    n: int
+
+@workflow
+def parent(ctx):
+    return Sequence(Subflow("kid", workflow="child.py", output=Out), Task("after", output=Out, value={"n": 1}))
+""")
+    up = project.cli("up", "parent.py", "-q")
+    assert up.returncode == 3, up.stdout + up.stderr
+    parent_id = run_id_of(up.stdout)
+    child_id = f"{parent_id}.kid.0"
+    assert _run_status(project, parent_id) == _run_status(project, child_id) == "waiting-timer"
+    ((fires,),) = project.query("SELECT fires_at_ms FROM _smithers_timers WHERE run_id = ?", (child_id,))
+    # the parent wakes when its child's timer is due: the supervisor finds it through the parent's wake time
+    assert project.query("SELECT wake_at_ms FROM _smithers_runs WHERE run_id = ?", (parent_id,)) == [(fires,)]
+    time.sleep(max(fires / 1000 - time.time() + 0.05, 0))
+    result = project.cli("supervise", "--once", "--interval", "0.2s")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"resumed {parent_id}" in result.stdout
+    assert f"resumed {child_id}" not in result.stdout  # a child run is resumed by its parent, never on its own
+    assert _run_status(project, parent_id) == _run_status(project, child_id) == "finished"
+    assert _statuses(project, parent_id) == {"kid": "finished", "after": "finished"}
+    assert project.query("SELECT n FROM out WHERE run_id = ? AND node_id = 'kid'", (parent_id,)) == [(7,)]

@@ -13,6 +13,7 @@ import json
 from typing import Any
 
 from .errors import InputError, UnknownNodeError, UnknownRunError, UserError
+from .states import ENDED_RUN_STATUSES, EventType, RunStatus
 from .storage.store import Store
 
 
@@ -25,21 +26,16 @@ def _run(store: Store, run_id: str) -> dict[str, Any]:
 
 def _open_run(store: Store, run_id: str, what: str) -> dict[str, Any]:
     run = _run(store, run_id)
-    if run["status"] in ("finished", "failed", "cancelled", "continued"):
+    if run["status"] in ENDED_RUN_STATUSES:
         raise UserError(
             f"run {run_id} is {run['status']}; it takes no {what}",
-            hint=f"resume it first (smithers resume {run_id})" if run["status"] in ("failed", "cancelled") else None,
+            hint=f"resume it first (smithers resume {run_id})" if run["status"] in (RunStatus.FAILED, RunStatus.CANCELLED) else None,
         )
     return run
 
 
 def _pending_approval(store: Store, run_id: str, node_id: str | None, iteration: int | None) -> dict[str, Any]:
-    rows = store._rows(
-        "SELECT a.*, n.status AS node_status FROM _smithers_approvals a JOIN _smithers_nodes n "
-        "ON n.run_id = a.run_id AND n.node_id = a.node_id AND n.iteration = a.iteration "
-        "WHERE a.run_id = ? AND a.status = 'requested' ORDER BY a.requested_at_ms",
-        (run_id,),
-    )
+    rows = store.requested_approvals(run_id)
     if node_id is not None:
         rows = [r for r in rows if r["node_id"] == node_id]
     if iteration is not None:
@@ -84,15 +80,10 @@ def decide(
     elif (select is not None or rank is not None) and mode == "approve":
         raise UserError(f"approval {row['node_id']!r} is a yes/no approval; --select and --rank do not apply")
     with store.tx(run_id) as tx:
-        cur = tx.execute(
-            "UPDATE _smithers_approvals SET status = ?, decision_json = ?, decided_at_ms = ?, decided_by = ? "
-            "WHERE run_id = ? AND node_id = ? AND iteration = ? AND status = 'requested'",
-            ("approved" if approved else "denied", json.dumps(decision), tx.ts, by, run_id, row["node_id"], row["iteration"]),
-        )
-        if cur.rowcount != 1:
+        if not tx.record_decision(row["node_id"], row["iteration"], approved=approved, decision=decision, by=by):
             raise UserError(f"run {run_id}: approval {row['node_id']!r} was decided meanwhile")
         tx.event(
-            "ApprovalDecided", node_id=row["node_id"], iteration=row["iteration"], approved=approved, note=note, by=by,
+            EventType.APPROVAL_DECIDED, node_id=row["node_id"], iteration=row["iteration"], approved=approved, note=note, by=by,
             selected=decision.get("selected"), ranked=decision.get("ranked"),
         )
     return {"run_id": run_id, "node_id": row["node_id"], "iteration": row["iteration"], "approved": approved, **decision}
@@ -124,51 +115,34 @@ def send_signal(
     name = name.strip()
     if not name:
         raise InputError("a signal needs a name")
-    for (meta_json,) in store.conn.execute(
-        "SELECT meta_json FROM _smithers_nodes WHERE run_id = ? AND meta_json IS NOT NULL AND status != 'finished'", (run_id,)
-    ):
-        meta = json.loads(meta_json)
-        if meta.get("signal") == name and meta.get("schema"):  # the run knows this signal's schema: check now
-            _validate(meta["schema"], data, f"signal {name!r} payload")
-            break
+    schema = store.signal_schema(run_id, name)
+    if schema is not None:  # the run knows this signal's schema: check now
+        _validate(schema, data, f"signal {name!r} payload")
     payload = json.dumps(data, sort_keys=True)
     key = hashlib.sha256(f"{name}\0{correlation_id or ''}\0{payload}".encode()).hexdigest()
     with store.tx(run_id) as tx:
         # a re-send of a signal still waiting to be consumed is the same delivery; once consumed, the
         # same payload again is a new one (a Signal inside a Loop receives one per pass)
-        existing = tx.execute(
-            "SELECT seq FROM _smithers_signals WHERE run_id = ? AND dedupe_key = ? AND consumed_node_id IS NULL", (run_id, key)
-        ).fetchone()
-        if existing:
-            return {"run_id": run_id, "signal": name, "seq": existing[0], "duplicate": True}
-        seq = (tx.execute("SELECT COALESCE(MAX(seq), 0) FROM _smithers_signals WHERE run_id = ?", (run_id,)).fetchone()[0]) + 1
-        tx.execute(
-            "INSERT INTO _smithers_signals (run_id, seq, name, correlation_id, payload_json, dedupe_key, received_at_ms, sent_by) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (run_id, seq, name, correlation_id, payload, key, tx.ts, by),
-        )
-        tx.event("SignalSent", signal=name, correlation_id=correlation_id, signal_seq=seq, by=by)
+        existing = tx.pending_signal_with_key(key)
+        if existing is not None:
+            return {"run_id": run_id, "signal": name, "seq": existing, "duplicate": True}
+        seq = tx.add_signal(name, correlation_id, payload, key, by)
+        tx.event(EventType.SIGNAL_SENT, signal=name, correlation_id=correlation_id, signal_seq=seq, by=by)
     return {"run_id": run_id, "signal": name, "seq": seq, "duplicate": False}
 
 
 def answer_human(store: Store, request_id: str, value: Any, *, by: str | None = None) -> dict[str, Any]:
     """Answer a human task; the value must validate against the task's output schema."""
-    rows = store._rows("SELECT * FROM _smithers_human_requests WHERE request_id = ?", (request_id,))
-    if not rows:
+    row = store.human_request_by_id(request_id)
+    if row is None:
         raise UserError(f"no human request {request_id!r}", hint="list open requests with: smithers inbox")
-    row = rows[0]
-    if row["status"] != "pending":
+    if row["status"] != "pending":  # a human request's own status: pending | answered
         raise UserError(f"human request {request_id} is already {row['status']}")
     _validate(json.loads(row["schema_json"]), value, f"the answer to {request_id}")
     with store.tx(row["run_id"]) as tx:
-        cur = tx.execute(
-            "UPDATE _smithers_human_requests SET status = 'answered', answer_json = ?, answered_by = ?, answered_at_ms = ? "
-            "WHERE request_id = ? AND status = 'pending'",
-            (json.dumps(value), by, tx.ts, request_id),
-        )
-        if cur.rowcount != 1:
+        if not tx.answer_human(request_id, value, by=by):
             raise UserError(f"human request {request_id} was answered meanwhile")
-        tx.event("HumanAnswerReceived", node_id=row["node_id"], iteration=row["iteration"], request_id=request_id, by=by)
+        tx.event(EventType.HUMAN_ANSWER_RECEIVED, node_id=row["node_id"], iteration=row["iteration"], request_id=request_id, by=by)
     return {"request_id": request_id, "run_id": row["run_id"], "node_id": row["node_id"], "status": "answered"}
 
 
@@ -176,11 +150,7 @@ def inbox(store: Store) -> list[dict[str, Any]]:
     """Every pending approval, human task and awaited signal across live runs (not finished, failed, cancelled
     or continued), with the command that answers it."""
     items: list[dict[str, Any]] = []
-    live = "run_id IN (SELECT run_id FROM _smithers_runs WHERE status NOT IN ('finished', 'failed', 'cancelled', 'continued'))"
-    for row in store._rows(
-        "SELECT a.run_id, a.node_id, a.iteration, a.request_json, a.requested_at_ms, a.gate FROM _smithers_approvals a "
-        f"WHERE a.status = 'requested' AND a.{live} ORDER BY a.requested_at_ms"
-    ):
+    for row in store.requested_approvals_of_live_runs():
         request = json.loads(row["request_json"])
         cmd = f"smithers approve {row['run_id']} --node {row['node_id']}"
         if request.get("mode") == "select":
@@ -193,28 +163,38 @@ def inbox(store: Store) -> list[dict[str, Any]]:
             "options": request.get("options", []), "since_ms": row["requested_at_ms"],
             "commands": [cmd, f"smithers deny {row['run_id']} --node {row['node_id']}"],
         })
-    for row in store._rows(f"SELECT * FROM _smithers_human_requests WHERE status = 'pending' AND {live} ORDER BY created_at_ms"):
+    for row in store.pending_human_requests_of_live_runs():
         items.append({
             "kind": "human", "run_id": row["run_id"], "node_id": row["node_id"], "iteration": row["iteration"],
             "request_id": row["request_id"], "title": row["prompt"], "schema": json.loads(row["schema_json"]),
             "since_ms": row["created_at_ms"], "commands": [f"smithers human answer {row['request_id']} --value '{{...}}'"],
         })
-    for row in store._rows(
-        "SELECT run_id, node_id, iteration, meta_json, waiting_since_ms FROM _smithers_nodes "
-        f"WHERE status = 'waiting-event' AND {live} ORDER BY waiting_since_ms"
-    ):
-        meta = json.loads(row["meta_json"] or "{}")
-        corr = meta.get("correlation_id")
-        if store.conn.execute(  # delivered, not yet consumed: nothing left for a person to do
-            "SELECT 1 FROM _smithers_signals WHERE run_id = ? AND name = ? AND consumed_node_id IS NULL "
-            "AND ((? IS NULL AND correlation_id IS NULL) OR correlation_id = ?) LIMIT 1",
-            (row["run_id"], meta.get("signal"), corr, corr),
-        ).fetchone():
+    for wait in store.signal_waits():
+        corr = wait["correlation_id"]
+        if store.next_signal(wait["run_id"], wait["signal"], corr) is not None:  # delivered, not yet consumed: nothing left to do
             continue
         items.append({
-            "kind": "signal", "run_id": row["run_id"], "node_id": row["node_id"], "iteration": row["iteration"],
-            "signal": meta.get("signal"), "correlation_id": corr, "schema": meta.get("schema"), "since_ms": row["waiting_since_ms"],
-            "commands": [f"smithers signal {row['run_id']} {meta.get('signal')} --data '{{...}}'" + (f" --correlation {corr}" if corr else "")],
+            "kind": "signal", "run_id": wait["run_id"], "node_id": wait["node_id"], "iteration": wait["iteration"],
+            "signal": wait["signal"], "correlation_id": corr, "schema": wait["schema"], "since_ms": wait["waiting_since_ms"],
+            "commands": [f"smithers signal {wait['run_id']} {wait['signal']} --data '{{...}}'" + (f" --correlation {corr}" if corr else "")],
+        })
+    return items
+
+
+def subflow_waits(store: Store, run_id: str) -> list[dict[str, Any]]:
+    """The Subflow nodes of ``run_id`` that wait because their child run waits: one item each,
+    naming the child, its status and what it waits for (``waiting_for``, recursively), with the
+    commands that answer the child; then ``smithers resume RUN_ID`` (the parent) finishes both."""
+    from .ops import waiting_for
+
+    items: list[dict[str, Any]] = []
+    for row in store.waiting_subflows(run_id):
+        child_items = waiting_for(store, row["child_run_id"])
+        items.append({
+            "kind": "subflow", "run_id": run_id, "node_id": row["node_id"], "iteration": row["iteration"],
+            "child_run_id": row["child_run_id"], "child_status": row["child_status"], "waiting_for": child_items,
+            "title": f"child run {row['child_run_id']} ({row['child_status']})",
+            "commands": [c for item in child_items for c in item["commands"] if not c.startswith(f"smithers resume {row['child_run_id']}")],
         })
     return items
 

@@ -265,57 +265,11 @@ def follow_chain(
     return outcome
 
 
-async def run_child(
-    store: Store, run_id: str, *, workflow: Any, spec: str, raw_input: dict[str, Any], parent_run_id: str,
-    result: str | None, stay_alive: bool,
-) -> tuple[str, Any]:
-    """Run (or resume) a subflow's child run inside the parent's event loop.
-    Returns (final status, the child's result output or None)."""
-    from pathlib import Path
-
-    from .authoring.loader import LoadedWorkflow, split_spec
-
-    path, _ = split_spec(spec)
-    loaded = LoadedWorkflow(workflow=workflow, path=Path(path), spec=spec, models=())
-    input_value, input_json = workflow.validate_input(raw_input)
-    owner = Owner.this_process()
-    existing = store.get_run(run_id)
-    if existing is None:
-        check_first_render(loaded, input_value, store)
-        with store.tx(run_id) as tx:
-            tx.create_run(
-                workflow=workflow.name, workflow_spec=spec, input_json=json.dumps(input_json),
-                source_json=json.dumps(source_fingerprint(Path(path)) if Path(path).is_file() else {}), cwd=os.getcwd(),
-                max_concurrency=workflow.max_concurrency, owner=owner, parent_run_id=parent_run_id,
-            )
-            tx.event(EventType.RUN_STARTED, workflow=workflow.name, resumed=False, parent_run_id=parent_run_id, owner_pid=owner.pid)
-    elif existing["status"] == RunStatus.FINISHED:
-        pass  # resume below re-confirms the finished plan and yields its result
-    recover(store, run_id, owner)
-    sink = NdjsonSink(run_dir(store.path, run_id) / "events.ndjson", run_id)
-    store.commit_listeners.append(sink)
-    state = RunState(store, run_id, loaded.models)
-    engine = RunLoop(
-        store=store, run_id=run_id, workflow=workflow, input_value=input_value, owner=owner, state=state,
-        max_concurrency=workflow.max_concurrency, cwd=str(Path(path).parent), stay_alive=stay_alive,
-    )
-    try:
-        status = await engine.run()
-    finally:
-        store.commit_listeners.remove(sink)
-        sink.close()
-    value = None
-    if status == RunStatus.FINISHED and engine.rendered is not None:
-        node_id = result or (engine.rendered.tasks[-1].node_id if engine.rendered.tasks else None)
-        value = state.output(node_id, None) if node_id else None
-    return status, value
-
-
 def waiting_for(store: Store, run_id: str) -> list[dict[str, Any]]:
     """What a waiting run waits for, each with the command that continues it."""
-    from .decisions import inbox
+    from .decisions import inbox, subflow_waits
 
-    items = [item for item in inbox(store) if item["run_id"] == run_id]
+    items = [item for item in inbox(store) if item["run_id"] == run_id] + subflow_waits(store, run_id)
     for node_id, iteration, fires in store.waiting_timers(run_id):
         items.append({
             "kind": "timer", "run_id": run_id, "node_id": node_id, "iteration": iteration, "fires_at_ms": fires,

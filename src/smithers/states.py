@@ -48,6 +48,7 @@ class AttemptStatus(StrEnum):
     CANCELLED = "cancelled"
     CACHED = "cached"
     ABANDONED = "abandoned"
+    SUSPENDED = "suspended"  # a Subflow attempt whose child run waits: the parent's next resume continues it
 
 
 class EventType(StrEnum):
@@ -73,6 +74,7 @@ class EventType(StrEnum):
     NODE_CANCELLED = "NodeCancelled"
     NODE_WAITING = "NodeWaiting"
     ATTEMPT_ABANDONED = "AttemptAbandoned"
+    ATTEMPT_SUSPENDED = "AttemptSuspended"  # a Subflow attempt whose child run waits
     FRAME_COMMITTED = "FrameCommitted"
     LOOP_ITERATION = "LoopIteration"
     LOOP_FINISHED = "LoopFinished"

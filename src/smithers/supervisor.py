@@ -212,52 +212,36 @@ class Supervisor:
         return verdict
 
     def _next_timer(self, run: dict[str, Any]) -> int | None:
-        row = self.store.conn.execute(
-            "SELECT MIN(t.fires_at_ms) FROM _smithers_timers t JOIN _smithers_nodes n ON n.run_id = t.run_id "
-            "AND n.node_id = t.node_id AND n.iteration = t.iteration WHERE t.run_id = ? AND n.status = 'waiting-timer'",
-            (run["run_id"],),
-        ).fetchone()
-        timers = row[0] if row else None
-        candidates = [t for t in (timers, run.get("wake_at_ms")) if t is not None]
+        """The run's next due time: its earliest waiting timer, or its ``wake_at_ms`` (a signal
+        timeout, or the timer of a Subflow's child run), whichever comes first."""
+        timers = self.store.waiting_timers(run["run_id"])
+        candidates = [t for t in (timers[0][2] if timers else None, run.get("wake_at_ms")) if t is not None]
         return min(candidates) if candidates else None
 
     def _arrived(self, run: dict[str, Any], now: int) -> tuple[str, dict[str, Any]] | None:
         """Why a waiting run can go on now, or None."""
         run_id = run["run_id"]
-        conn = self.store.conn
+        store = self.store
         due = self._next_timer(run)
         if due is not None and due <= now:
-            return ("timer due" if run["status"] == "waiting-timer" else "wait deadline passed"), {"due_at_ms": due}
-        row = conn.execute(
-            "SELECT a.node_id, a.iteration, a.status FROM _smithers_approvals a JOIN _smithers_nodes n ON n.run_id = a.run_id "
-            "AND n.node_id = a.node_id AND n.iteration = a.iteration "
-            "WHERE a.run_id = ? AND a.status != 'requested' AND n.status = 'waiting-approval' LIMIT 1",
-            (run_id,),
-        ).fetchone()
-        if row:
-            return "approval decided", {"node": row[0], "node_iteration": row[1], "decision": row[2]}
-        row = conn.execute(
-            "SELECT h.node_id, h.iteration, h.request_id FROM _smithers_human_requests h JOIN _smithers_nodes n ON n.run_id = h.run_id "
-            "AND n.node_id = h.node_id AND n.iteration = h.iteration "
-            "WHERE h.run_id = ? AND h.status = 'answered' AND n.status = 'waiting-approval' LIMIT 1",
-            (run_id,),
-        ).fetchone()
-        if row:
-            return "human request answered", {"node": row[0], "node_iteration": row[1], "request_id": row[2]}
-        for node_id, iteration, meta_json in conn.execute(
-            "SELECT node_id, iteration, meta_json FROM _smithers_nodes WHERE run_id = ? AND status = 'waiting-event'", (run_id,)
-        ).fetchall():
-            meta = json.loads(meta_json or "{}")
-            name, corr = meta.get("signal"), meta.get("correlation_id")
-            if name is None:
-                continue
-            hit = conn.execute(
-                "SELECT seq FROM _smithers_signals WHERE run_id = ? AND name = ? AND consumed_node_id IS NULL "
-                "AND ((? IS NULL AND correlation_id IS NULL) OR correlation_id = ?) LIMIT 1",
-                (run_id, name, corr, corr),
-            ).fetchone()
+            return ("timer due" if run["status"] == RunStatus.WAITING_TIMER else "wait deadline passed"), {"due_at_ms": due}
+        decided = store.decided_approval(run_id)
+        if decided:
+            return "approval decided", {"node": decided["node_id"], "node_iteration": decided["iteration"], "decision": decided["status"]}
+        answered = store.answered_human_request(run_id)
+        if answered:
+            return "human request answered", {
+                "node": answered["node_id"], "node_iteration": answered["iteration"], "request_id": answered["request_id"],
+            }
+        for wait in store.signal_waits(run_id):
+            hit = store.next_signal(run_id, wait["signal"], wait["correlation_id"])
             if hit:
-                return "signal received", {"node": node_id, "node_iteration": iteration, "signal": name, "signal_seq": hit[0]}
+                return "signal received", {"node": wait["node_id"], "node_iteration": wait["iteration"], "signal": wait["signal"], "signal_seq": hit[0]}
+        for child in store.waiting_children(run_id):  # a Subflow node waits with its child run: what the child waits for counts here
+            arrived = self._arrived(child, now)
+            if arrived is not None:
+                reason, detail = arrived
+                return f"subflow child run {child['run_id']}: {reason}", {"child_run_id": child["run_id"], **detail}
         return None
 
     # -- resuming ------------------------------------------------------------------------------

@@ -8,8 +8,9 @@ signal, a clock — recorded durably, so no process has to stay alive while it w
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, Field
 
@@ -48,6 +49,61 @@ class TimerFired(BaseModel):
 
     scheduled_for: datetime
     fired_at: datetime
+
+
+# -- wait specs: what a waiting node waits for (``Task.wait``), read by the engine ----------------
+
+
+@dataclass(frozen=True, slots=True)
+class ApprovalWait:
+    """An :class:`Approval`: a decision by a person."""
+
+    kind: ClassVar[str] = "approval"
+    mode: Literal["approve", "select", "rank"]
+    on_deny: Literal["fail", "continue", "skip"]
+    request: dict[str, Any]  # ApprovalRequest as JSON
+    options: tuple[dict[str, Any], ...]  # ApprovalOption as JSON
+
+    def request_json(self) -> dict[str, Any]:
+        """What is stored and shown: the request with its mode, options and deny policy."""
+        return {**self.request, "mode": self.mode, "options": list(self.options), "on_deny": self.on_deny}
+
+
+@dataclass(frozen=True, slots=True)
+class HumanWait:
+    """A :class:`HumanTask`: structured data from a person, validated against ``schema``."""
+
+    kind: ClassVar[str] = "human"
+    prompt: str
+    schema: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class SignalWait:
+    """A :class:`Signal`: a named payload sent from outside (``smithers signal``)."""
+
+    kind: ClassVar[str] = "signal"
+    name: str
+    correlation_id: str | None
+    timeout: float | None  # seconds, from the start of the wait
+    on_timeout: Literal["fail", "skip", "continue"]
+    schema: dict[str, Any]
+
+    def meta(self) -> dict[str, Any]:
+        """What a front end needs to answer it before it starts (stored on the node)."""
+        return {"signal": self.name, "correlation_id": self.correlation_id, "schema": self.schema}
+
+
+@dataclass(frozen=True, slots=True)
+class TimerWait:
+    """A :class:`Timer`: a due time, ``until_ms`` or ``duration`` seconds after the wait starts."""
+
+    kind: ClassVar[str] = "timer"
+    duration: float | None
+    until_ms: int | None
+
+
+WaitSpec = ApprovalWait | HumanWait | SignalWait | TimerWait
 
 
 def _never(*_: Any) -> None:  # pragma: no cover - wait nodes are never executed as compute tasks
@@ -103,10 +159,9 @@ class Approval(Task):
                 f"approval {id!r}: async_=True cannot gate children (they would not wait for the decision)",
                 hint=f"mount the gated work on the decision instead: d = ctx.output({id!r}); d and d.approved and Task(...)",
             )
-        self.wait = {
-            "kind": "approval", "mode": mode, "on_deny": on_deny, "request": request.model_dump(mode="json"),
-            "options": [o.model_dump() for o in parsed],
-        }
+        self.wait = ApprovalWait(
+            mode=mode, on_deny=on_deny, request=request.model_dump(mode="json"), options=tuple(o.model_dump() for o in parsed),
+        )
 
 
 class HumanTask(Task):
@@ -120,7 +175,7 @@ class HumanTask(Task):
         Task.__init__(self, id, output=output, run=_never, label=label)
         self.mode = "human"
         self.wait_async = bool(async_)
-        self.wait = {"kind": "human", "prompt": prompt, "schema": output.model_json_schema()}
+        self.wait = HumanWait(prompt=prompt, schema=output.model_json_schema())
 
 
 class Signal(Task):
@@ -155,10 +210,9 @@ class Signal(Task):
         self.mode = "signal"
         self.wait_async = bool(async_)
         self.continue_on_fail = on_timeout == "continue"
-        self.wait = {
-            "kind": "signal", "name": id, "correlation_id": correlation_id, "timeout": wait_timeout, "on_timeout": on_timeout,
-            "schema": schema.model_json_schema(),
-        }
+        self.wait = SignalWait(
+            name=id, correlation_id=correlation_id, timeout=wait_timeout, on_timeout=on_timeout, schema=schema.model_json_schema(),
+        )
 
 
 WaitForEvent = Signal
@@ -192,7 +246,7 @@ class Timer(Task):
             except ValueError as err:
                 raise RenderError(str(err)) from None
         self.mode = "timer"
-        self.wait = {"kind": "timer", "duration": seconds, "until_ms": until_ms}
+        self.wait = TimerWait(duration=seconds, until_ms=until_ms)
 
 
 def is_gate(node: Node) -> bool:

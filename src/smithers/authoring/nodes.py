@@ -11,12 +11,15 @@ Containers take children that may be nodes, lists/tuples of nodes (flattened) or
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel
 
 from ..errors import RenderError
 from .policies import Duration, Retry, parse_duration
+
+if TYPE_CHECKING:
+    from .human import WaitSpec
 
 Child = Any  # Node | list | tuple | None | False
 
@@ -89,7 +92,7 @@ class Task(Node):
     ) -> None:
         self.needs_approval = bool(needs_approval)
         self.wait_async = False
-        self.wait: dict[str, Any] | None = None  # set by the human/time nodes (Approval, Signal, Timer, ...)
+        self.wait: WaitSpec | None = None  # set by the nodes that wait (Approval, HumanTask, Signal, Timer): what for
         if not isinstance(id, str) or not id:
             raise RenderError(f"a Task needs a non-empty string id, got {id!r}", hint='Task("analyze", output=...)')
         if "@" in id or "::" in id:

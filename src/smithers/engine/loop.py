@@ -16,6 +16,7 @@ import random
 import signal
 import time
 from dataclasses import dataclass
+from enum import Enum
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ from pydantic import BaseModel
 
 from ..authoring.context import Ctx, TaskContext
 from ..authoring.workflow import Workflow
+from ..events.ndjson import NdjsonSink, run_dir
 from ..errors import (
     ErrorCode,
     HeartbeatTimeoutError,
@@ -32,26 +34,41 @@ from ..errors import (
     RunError,
     TaskTimeoutError,
 )
-from ..states import EventType, RunStatus
+from ..states import EventType, NodeStatus, RunStatus
 from ..storage.lease import Owner, release_run, renew_lease
 from ..storage.store import Store, now_ms
 from .agent_events import EventBuffer
 from .agent_task import AgentChain, run_agent_attempt
 from .execute import run_compute, run_static
-from .lineage import continue_as_new, resolve_subflow_workflow
-from .outputs import validate_output
+from .lineage import continue_as_new
 from .persist import Persister, error_info
 from .plan import Plan
 from .render import Rendered, render
 from .schedule import take_startable
 from .state import RunState
+from .subflow import ChildRunWaiting, child_outcome, open_child
 from .tree import TaskDescriptor
-from .waits import Waits, subtree_tasks
+from .waits import WaitFailed, WaitFinished, WaitOutcome, WaitReopened, Waits, WaitSkipped, subtree_tasks
 from .worktrees import in_worktree, worktree_path
 
 MAINTENANCE_EVERY = 0.25  # seconds: lease heartbeat, cancel polling, task heartbeat flush
 YIELD_EVERY = 0.02  # seconds of inline (static) work before letting other coroutines run
 EXIT_SIGNALS = {signal.SIGINT: "SIGINT", signal.SIGTERM: "SIGTERM"}
+
+
+class Step(Enum):
+    """Where one pass of the loop goes after a phase."""
+
+    NEXT = "next"  # on to the next phase of this pass
+    REPLAN = "replan"  # start the pass over: a render is due, a loop moved on, or the run handed over
+
+
+@dataclass(frozen=True, slots=True)
+class Started:
+    """What starting the ready tasks did: the next step, and the next retry wake-up (epoch ms)."""
+
+    step: Step
+    wake_at_ms: int | None
 
 
 @dataclass(eq=False)
@@ -94,12 +111,11 @@ class RunLoop:
         self.rng = random.Random()
         self.disabled_agents: set[int] = set()  # agents that failed with a configuration error stay off for the run
         self.stay_alive = stay_alive  # `up --wait`: keep waiting for decisions, signals and timers instead of exiting
-        self.waits = Waits(self)
+        self.waits = Waits(store, run_id, self.persist, state)
         self.waiting_status: str | None = None
         self.carried: Any = None  # what a ContinueAsNew handed this run
         self.continued_from: str | None = None
-        self.continued = False
-        self.next_run_id: str | None = None
+        self.next_run_id: str | None = None  # set when a ContinueAsNew handed the work to a fresh run
 
     # -- the loop ------------------------------------------------------------------------
 
@@ -121,51 +137,68 @@ class RunLoop:
             release_run(self.store, self.run_id, self.owner)
 
     async def _drive(self) -> str:
+        """One pass per turn: check in, plan, start what is ready, settle or wait. Each phase
+        returns a :class:`Step` saying where the pass goes next."""
         while True:
-            if self.continued:  # a ContinueAsNew handed the work to a fresh run
-                return "continued"
+            if self.next_run_id is not None:  # a ContinueAsNew handed the work to a fresh run
+                return RunStatus.CONTINUED
             self._maintenance()
             if self.cancel_reason is not None:
                 return await self._cancel(self.cancel_reason)
-            if self.needs_render and self.failure is None:
-                self._render_or_fail()                                  # ① render + ② plan
-                if self.needs_render:  # a wait the render picked up ended with an output it reads: mount what it unlocks first
-                    continue
-            if self._advance_loops():
+            if self._plan_phase() is Step.REPLAN:                       # ① render + ② plan
                 continue
-            started = await self._start_ready() if self.failure is None else None  # ③ schedule + ④ execute
-            if self.continued:
-                return "continued"
-            if self.needs_render and self.failure is None:  # once failed nothing re-renders: looping here would spin
+            started = await self._start_phase()                         # ③ schedule + ④ execute
+            if started.step is Step.REPLAN:
                 continue
             if not self.running:
-                outcome = self._settle(started)
-                if outcome is not None:
-                    return outcome
-                if self.needs_render:
+                settled = self._settle(started.wake_at_ms)
+                if not isinstance(settled, Step):  # the run ended (or stopped to wait): its status
+                    return settled
+                if settled is Step.REPLAN:
                     continue
-            await self._wait(started)                                   # ⑤ persist what finished
+            await self._wait(started.wake_at_ms)                        # ⑤ persist what finished
 
-    def _settle(self, wake_at_ms: int | None) -> str | None:
-        """Nothing is running: decide whether the run failed, finished, or waits for a retry."""
+    def _plan_phase(self) -> Step:
+        """Render when a render is due (and the run has not failed), then move finished loops on.
+        REPLAN when the pass must start over: a wait the render picked up ended with an output
+        it reads (mount what that unlocks first), or a loop moved on (or handed over)."""
+        if self.needs_render and self.failure is None:
+            self._render_or_fail()
+            if self.needs_render:
+                return Step.REPLAN
+        return Step.REPLAN if self._advance_loops() else Step.NEXT
+
+    async def _start_phase(self) -> Started:
+        """Start what is ready (nothing once the run has failed). REPLAN when the run handed over
+        or a finished task's output is read by the render (once failed nothing re-renders:
+        looping would spin)."""
+        wake_at_ms = await self._start_ready() if self.failure is None else None
+        if self.next_run_id is not None or (self.needs_render and self.failure is None):
+            return Started(Step.REPLAN, wake_at_ms)
+        return Started(Step.NEXT, wake_at_ms)
+
+    def _settle(self, wake_at_ms: int | None) -> str | Step:
+        """Nothing is running: the run failed or finished (its status), only waits are left (the
+        waiting status, or NEXT with ``stay_alive``), a retry is due later (NEXT), or one more
+        render must confirm that nothing new mounts (REPLAN)."""
         assert self.plan is not None
         if self.failure is not None or self.plan.blocked_failures:
             error = self.failure or self._blocked_error()
-            self.persist.run_status("failed", "RunFailed", error=error, finished=True)
-            return "failed"
+            self.persist.run_status(RunStatus.FAILED, EventType.RUN_FAILED, error=error, finished=True)
+            return RunStatus.FAILED
         if self.plan.finished and not self.waits.waiting:
             if self.changed_since_render:  # confirm with one fresh render that nothing new mounts
                 self.needs_render = True
-                return None
-            self.persist.run_status("finished", "RunFinished", finished=True)
-            return "finished"
+                return Step.REPLAN
+            self.persist.run_status(RunStatus.FINISHED, EventType.RUN_FINISHED, finished=True)
+            return RunStatus.FINISHED
         if self.waits.waiting and wake_at_ms is None and not self.plan.ready and not self.plan.ready_loops:
-            return self._settle_waiting()
+            return self._settle_waiting() or Step.NEXT
         if wake_at_ms is None and not self.plan.ready and not self.plan.ready_loops:
             error = {"type": "Stalled", "code": "TASK_FAILED", "message": "nothing can run and nothing is running; the plan is stuck"}
-            self.persist.run_status("failed", "RunFailed", error=error, finished=True)
-            return "failed"
-        return None
+            self.persist.run_status(RunStatus.FAILED, EventType.RUN_FAILED, error=error, finished=True)
+            return RunStatus.FAILED
+        return Step.NEXT
 
     def _settle_waiting(self) -> str | None:
         """Only waits are left: record the waiting status; exit (the default) or keep waiting.
@@ -229,7 +262,7 @@ class RunLoop:
         for desc in self.plan.waiting:
             self.waits.adopt(desc)
         if self.plan.waiting:
-            self.waits.poll()  # a decision, answer or signal may have arrived while no process ran the run
+            self._apply_waits(self.waits.poll())  # a decision, answer or signal may have arrived while no process ran the run
 
     def _advance_loops(self) -> bool:
         """Loops whose pass finished (or whose ``until`` holds) move on. Returns whether one did."""
@@ -251,7 +284,7 @@ class RunLoop:
                 self.persist.set_loop(loop.loop_id, loop.iteration, True)
             elif loop.continue_every and (loop.iteration + 1) % loop.continue_every == 0 and not self.running:
                 # hand the loop over to a fresh run: its next pass, and its newest outputs for feedback
-                carry = [(t.node_id, t.iteration, t.table) for t in subtree_tasks(loop) if self.state.status_of(t.key) == "finished"]
+                carry = [(t.node_id, t.iteration, t.table) for t in subtree_tasks(loop) if self.state.status_of(t.key) == NodeStatus.FINISHED]
                 self._continue_as_new(None, loops={loop.loop_id: loop.iteration + 1}, carry=carry)
                 return True
             else:
@@ -312,47 +345,63 @@ class RunLoop:
         self.persist.finish_static(desc, value)
         self._finished(desc)
 
-    # -- waits (waits.py decides; these apply the outcome to the plan) -----------------------
+    # -- waits (waits.py decides how a wait ends; these apply the outcome) ---------------------
 
     def _begin_wait(self, desc: TaskDescriptor) -> None:
-        self.waits.begin(desc)
-        if desc.key in self.waits.waiting and desc.task.wait_async:
+        outcome = self.waits.begin(desc)
+        if outcome is not None:
+            self._apply_wait(outcome)
+        elif desc.key in self.waits.waiting and desc.task.wait_async:
             self._terminal(desc)  # an async wait does not hold back what comes after it
 
     def _gate_open(self, desc: TaskDescriptor) -> bool:
+        """A ``needs_approval`` task is ready: whether it may run now (approved)."""
         verdict = self.waits.gate(desc)
-        if verdict == "denied":
-            from .waits import ApprovalDenied
+        if isinstance(verdict, WaitFailed):
+            self._apply_wait(verdict)
+        return isinstance(verdict, WaitReopened)
 
-            self.wait_failed(desc, ApprovalDenied(f"task {desc.node_id!r}: approval denied", retryable=False))
-        return verdict == "open"
+    def _apply_waits(self, outcomes: list[WaitOutcome]) -> None:
+        for outcome in outcomes:
+            self._apply_wait(outcome)
 
-    def wait_finished(self, desc: TaskDescriptor, value: BaseModel, event: str, **payload: Any) -> None:
+    def _apply_wait(self, outcome: WaitOutcome) -> None:
+        """Apply how a wait ended: one transaction with the outcome's own writes (the consumed
+        signal, the fired timer), then the plan moves on."""
         self._resume_from_waiting()
-        self.persist.finish_wait(desc, value, event, payload)
-        self._finished(desc)
+        desc = outcome.desc
+        with self.persist.tx() as tx:
+            if outcome.writes is not None:
+                outcome.writes(tx)
+            if isinstance(outcome, WaitFinished):
+                self.persist.finish_wait(desc, outcome.value, outcome.event, outcome.payload)
+                if outcome.skip_gated is not None:
+                    self._skip_gated(desc, outcome.skip_gated)
+            elif isinstance(outcome, WaitFailed):
+                attempt = self.state.nodes[desc.key].attempts + 1
+                self._failed(desc, attempt, outcome.error, static=True)
+            elif isinstance(outcome, WaitSkipped):
+                self.persist.skip(desc, reason=outcome.reason)
+                if outcome.subtree:
+                    self._skip_gated(desc, outcome.reason)
+            else:
+                self.persist.reopen(desc, outcome.event, outcome.payload)
+        if isinstance(outcome, WaitFinished):
+            self._finished(desc)
+        elif isinstance(outcome, WaitSkipped):
+            self.changed_since_render = True
+            self._terminal(desc)
+        elif isinstance(outcome, WaitReopened) and self.plan is not None:
+            self.plan.push(desc)  # ready to run (again)
 
-    def wait_failed(self, desc: TaskDescriptor, err: BaseException) -> None:
-        self._resume_from_waiting()
-        attempt = self.state.nodes[desc.key].attempts + 1
-        self._failed(desc, attempt, err, static=True)
-
-    def wait_skipped(self, desc: TaskDescriptor, reason: str, *, subtree: bool) -> None:
-        self._resume_from_waiting()
-        gated = subtree_tasks(desc.node.parent) if subtree and desc.node and desc.node.parent and desc.node.parent.kind == "approval" else []
-        with self.persist.tx():
-            self.persist.skip(desc, reason=reason)
-            for other in gated:
-                if other is not desc and self.state.status_of(other.key) in ("pending", "cancelled"):
-                    self.persist.skip(other, reason=reason)
-        self.changed_since_render = True
-        self._terminal(desc)
-
-    def wait_reopened(self, desc: TaskDescriptor) -> None:
-        """An approval gate opened: the task is ready to run."""
-        self._resume_from_waiting()
-        if self.plan is not None:
-            self.plan.push(desc)
+    def _skip_gated(self, desc: TaskDescriptor, reason: str) -> None:
+        """Skip the not-yet-run children an Approval gates (inside the caller's transaction)."""
+        gate = desc.node.parent if desc.node is not None else None
+        if gate is None or gate.kind != "approval":
+            return
+        for other in subtree_tasks(gate):
+            if other is not desc and self.state.status_of(other.key) in (NodeStatus.PENDING, NodeStatus.CANCELLED):
+                self.persist.skip(other, reason=reason)
 
     def _spawn(self, desc: TaskDescriptor) -> None:
         attempt = self.persist.start_attempt(desc)
@@ -376,24 +425,22 @@ class RunLoop:
         deadline = time.monotonic() + desc.task.timeout if desc.task.timeout else None
         self.running[desc.key] = Running(desc=desc, attempt=attempt, tc=tc, task=task, deadline=deadline)
 
-    async def _subflow_attempt(self, desc: TaskDescriptor, tc: TaskContext) -> BaseModel:
-        from ..ops import run_child
-
-        meta = desc.task.meta or {}
-        child_id = f"{self.run_id}.{desc.node_id}.{desc.iteration}"
-        workflow, spec = resolve_subflow_workflow(meta["workflow"], self.cwd)
-        status, value = await run_child(
-            self.store, child_id, workflow=workflow, spec=spec, raw_input=meta.get("input") or {}, parent_run_id=self.run_id,
-            result=meta.get("result"), stay_alive=self.stay_alive,
+    async def _subflow_attempt(self, desc: TaskDescriptor, tc: TaskContext) -> BaseModel | ChildRunWaiting:
+        """Run (or resume) the Subflow's child run in this event loop, as a loop of its own."""
+        child = open_child(self.store, self.run_id, desc, self.cwd)
+        sink = NdjsonSink(run_dir(self.store.path, child.run_id) / "events.ndjson", child.run_id)
+        self.store.commit_listeners.append(sink)
+        engine = RunLoop(
+            store=self.store, run_id=child.run_id, workflow=child.workflow, input_value=child.input_value, owner=child.owner,
+            state=child.state, max_concurrency=child.workflow.max_concurrency, cwd=child.cwd, stay_alive=self.stay_alive,
         )
-        if status != "finished":
-            raise RunError(
-                f"subflow {desc.node_id!r}: child run {child_id} ended {status}",
-                hint=f"see it with: smithers why {child_id}", details={"child_run_id": child_id, "child_status": status},
-            )
-        if value is None:
-            raise RunError(f"subflow {desc.node_id!r}: child run {child_id} finished without a result", retryable=False)
-        return validate_output(desc.model, value.model_dump(mode="json"), node_id=desc.node_id, retryable=False)
+        try:
+            status = await engine.run()
+        finally:
+            self.store.commit_listeners.remove(sink)
+            sink.close()
+        last_task = engine.rendered.tasks[-1].node_id if engine.rendered is not None and engine.rendered.tasks else None
+        return child_outcome(self.store, desc, child, status, last_task)
 
     def _continue_as_new(
         self, desc: TaskDescriptor | None, *, loops: dict[str, int] | None = None, carry: list | None = None
@@ -409,7 +456,6 @@ class RunLoop:
             self.store, self.run_id, self.owner.id, carried=state, reason="ContinueAsNew" if desc is not None else "loop",
             loops=loops, carry_nodes=carry, node=desc.key if desc is not None else None,
         )
-        self.continued = True
 
     async def _agent_attempt(self, desc: TaskDescriptor, tc: TaskContext) -> BaseModel:
         chain = AgentChain.of(desc, self.disabled_agents)
@@ -486,7 +532,10 @@ class RunLoop:
         if task.cancelled():
             return  # cancelled by the run's own cancel path, which records it
         err = task.exception()
-        if err is None:
+        if err is None and isinstance(task.result(), ChildRunWaiting):  # a Subflow's child waits: so does this node
+            self._resume_from_waiting()
+            self.waits.child_waiting(desc, running.attempt, task.result())
+        elif err is None:
             self.persist.finish_success(desc, running.attempt, task.result(), running.info)
             self._finished(desc)
         else:
@@ -505,7 +554,9 @@ class RunLoop:
             self.plan.task_terminal(desc)
             for waiting in self.plan.waiting[before:]:  # already waiting in the store (a resume): pick the wait up
                 self.waits.adopt(waiting)
-                self.waits.check(waiting)
+                outcome = self.waits.check(waiting)
+                if outcome is not None:
+                    self._apply_wait(outcome)
 
     def _failed(
         self, desc: TaskDescriptor, attempt: int, err: BaseException, *, heartbeat_json: str | None = None, static: bool = False,
@@ -554,7 +605,7 @@ class RunLoop:
         if cancel_requested and self.cancel_reason is None:
             self.cancel_reason = "cancel requested"
         if self.waits.waiting:
-            self.waits.poll()
+            self._apply_waits(self.waits.poll())
         beats = []
         for running in self.running.values():
             tc = running.tc
@@ -583,8 +634,8 @@ class RunLoop:
             await asyncio.wait([r.task for r in running], timeout=2.0)
         self.running.clear()
         self.persist.cancel_attempts([(r.desc, r.attempt) for r in running], reason)
-        self.persist.run_status("cancelled", "RunCancelled", finished=True, reason=reason)
-        return "cancelled"
+        self.persist.run_status(RunStatus.CANCELLED, EventType.RUN_CANCELLED, finished=True, reason=reason)
+        return RunStatus.CANCELLED
 
     def _abandon_running(self) -> None:
         for r in self.running.values():

@@ -11,6 +11,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from ..authoring.human import SignalWait
 from ..errors import RunError, error_record
 from ..states import AttemptStatus, EventType, NodeStatus, RunStatus
 from ..storage.frames import KEYFRAME_EVERY, Entries, diff
@@ -155,6 +156,13 @@ class Persister:
             tx.event(EventType.NODE_FINISHED, node_id=desc.node_id, iteration=desc.iteration)
         self.state.mark_finished(desc.key, value)
 
+    def reopen(self, desc: TaskDescriptor, event: str, payload: dict[str, Any]) -> None:
+        """A waiting node is ready to run again (an approval gate opened; a Subflow resumes its child)."""
+        with self.tx() as tx:
+            tx.set_node(desc.node_id, desc.iteration, NodeStatus.PENDING)
+            tx.event(event, node_id=desc.node_id, iteration=desc.iteration, **payload)
+        self.state.nodes[desc.key].status = NodeStatus.PENDING
+
     def save_heartbeats(self, beats: list[tuple[TaskDescriptor, int, int, str | None]]) -> None:
         with self.tx() as tx:
             for desc, attempt, at_ms, data in beats:
@@ -184,9 +192,7 @@ class Persister:
 def _wait_meta(desc: TaskDescriptor) -> dict[str, Any] | None:
     """What a front end needs to answer a wait before it starts (a signal's name and schema)."""
     wait = desc.task.wait
-    if not wait or wait.get("kind") != "signal":
-        return None
-    return {"signal": wait["name"], "correlation_id": wait["correlation_id"], "schema": wait["schema"]}
+    return wait.meta() if isinstance(wait, SignalWait) else None
 
 
 def plan_entries(root: PlanNode) -> Entries:

@@ -47,6 +47,7 @@ MAX_OPEN_STARTS = 100_000  # per map: attempts, nodes and tool calls started who
 _ATTEMPT_END = {
     EventType.NODE_FINISHED: AttemptStatus.FINISHED, EventType.NODE_FAILED: AttemptStatus.FAILED,
     EventType.NODE_CANCELLED: AttemptStatus.CANCELLED, EventType.ATTEMPT_ABANDONED: AttemptStatus.ABANDONED,
+    EventType.ATTEMPT_SUSPENDED: AttemptStatus.SUSPENDED,
 }
 _RUN_COUNTERS = {
     EventType.RUN_FINISHED: RunStatus.FINISHED, EventType.RUN_FAILED: RunStatus.FAILED,

@@ -41,7 +41,9 @@ RUN_END = {
     EventType.RUN_FINISHED: RunStatus.FINISHED, EventType.RUN_FAILED: RunStatus.FAILED,
     EventType.RUN_CANCELLED: RunStatus.CANCELLED, EventType.RUN_CONTINUED_AS_NEW: RunStatus.CONTINUED,
 }
-ATTEMPT_END = (EventType.NODE_FINISHED, EventType.NODE_FAILED, EventType.NODE_CANCELLED, EventType.ATTEMPT_ABANDONED)
+ATTEMPT_END = (
+    EventType.NODE_FINISHED, EventType.NODE_FAILED, EventType.NODE_CANCELLED, EventType.ATTEMPT_ABANDONED, EventType.ATTEMPT_SUSPENDED,
+)
 
 
 def enabled() -> bool:

@@ -111,4 +111,7 @@ def _waiting_item(item: dict[str, Any]) -> str:
     if kind == "timer":
         due = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(item["fires_at_ms"] / 1000))
         return f"timer {where} due at {due}"
+    if kind == "subflow":  # its child run waits: say what the child waits for
+        inner = "; ".join(_waiting_item(child) for child in item["waiting_for"]) or "what has arrived (resume to pick it up)"
+        return f"subflow {where}, whose child run {item['child_run_id']} is {item['child_status']} waiting for {inner}"
     return f"{kind} {where}"

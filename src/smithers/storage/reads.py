@@ -162,17 +162,6 @@ class StoreReads:
 
     # -- what waits ------------------------------------------------------------------------
 
-    def waiting_timers(self, run_id: str) -> list[tuple[str, int, int]]:
-        """(node id, iteration, fires_at_ms) of the run's timers whose node still waits."""
-        return [
-            (r[0], r[1], r[2])
-            for r in self._conn.execute(
-                "SELECT t.node_id, t.iteration, t.fires_at_ms FROM _smithers_timers t JOIN _smithers_nodes n ON n.run_id = t.run_id "
-                "AND n.node_id = t.node_id AND n.iteration = t.iteration WHERE t.run_id = ? AND n.status = ? ORDER BY t.fires_at_ms",
-                (run_id, NodeStatus.WAITING_TIMER),
-            )
-        ]
-
     def count_requested_approvals(self, run_id: str, node_id: str, iteration: int | None = None) -> int:
         """Approvals of the node (at ``iteration``, if given) still waiting for a decision."""
         sql = "SELECT COUNT(*) FROM _smithers_approvals WHERE run_id = ? AND node_id = ? AND status = 'requested'"

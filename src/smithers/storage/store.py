@@ -34,6 +34,7 @@ from .reads import StoreReads, event_from_row
 from .schema import MIGRATIONS
 from .sqlite import SYNCHRONOUS_MODES, begin_write, connect
 from .tx import Tx, dumps, now_ms
+from .waits import WaitStoreMixin
 
 if TYPE_CHECKING:  # only annotations: a read command does not import pydantic
     from pydantic import BaseModel
@@ -83,7 +84,7 @@ def default_db_path(start: Path | None = None) -> Path:
     return here / DB_FILENAME
 
 
-class Store(StoreReads, QueryStoreMixin):
+class Store(StoreReads, QueryStoreMixin, WaitStoreMixin):
     """A smithers database. Open with :meth:`open`; close with :meth:`close`.
 
     >>> store = Store.open(Path("/tmp/x/smithers.db"))  # doctest: +SKIP

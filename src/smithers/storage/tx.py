@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from ..states import AttemptStatus, NodeStatus, RunStatus
 from .output_tables import KEY_COLUMNS, OutputTable
+from .waits import WaitTxMixin
 
 if TYPE_CHECKING:  # only annotations: a read command does not import pydantic
     from pydantic import BaseModel
@@ -42,7 +43,7 @@ class OwnerLike(Protocol):
     pid: int
 
 
-class Tx:
+class Tx(WaitTxMixin):
     """One open write transaction. Events appended here are committed with the state change."""
 
     __slots__ = ("_conn", "run_id", "events", "_seq", "ts")
