@@ -7,7 +7,7 @@ import sys
 from typer.exceptions import Abort, Exit
 from typer.main import get_command
 
-from . import commands_run, commands_read, commands_human, commands_agents, commands_supervise, commands_observability, commands_serve  # noqa: F401, I001  (registers the commands, in help order)
+from . import commands_run, commands_read, commands_human, commands_agents, commands_supervise, commands_observability, commands_serve, commands_mcp, commands_agent_drive  # noqa: F401, I001  (registers the commands, in help order)
 from .app import EXIT_SIGINT, EXIT_USAGE, app
 
 
