@@ -66,7 +66,7 @@ def failure(code: str, message: str, hint: str | None = None) -> CallToolResult:
 
 
 def success(data: BaseModel) -> CallToolResult:
-    body = {"ok": True, "data": data.model_dump(mode="json")}
+    body = {"ok": True, "data": data.model_dump(mode="json"), "error": None}
     return CallToolResult(content=[TextContent(type="text", text=json.dumps(body))], structured_content=body)
 
 
