@@ -11,6 +11,10 @@ gemini         ``.gemini/settings.json``            ``~/.gemini/settings.json`` 
                ``mcpServers``
 =============  ==================================  ==============================================
 
+Claude Code asks once before it starts a server from a project's ``.mcp.json`` in an interactive
+session (``claude -p`` starts it without asking; its tools still need ``--allowedTools``);
+servers in user scope are not asked about.
+
 Both verbs are idempotent and keep everything else in the file as it was (JSON files are
 rewritten with the same content plus or minus one key; in TOML only the ``smithers`` tables
 change, comments and layout elsewhere stay). Codex reads a project's ``.codex/config.toml``
