@@ -7,15 +7,17 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import stat
+import tempfile
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from smithers.testing.cli_env import claude_env
-from smithers.testing.fakes import FakeServer, Reply, ToolCall, anthropic_app
+from smithers.testing.cli_env import claude_env, codex_env, gemini_env
+from smithers.testing.fakes import FakeServer, Reply, ToolCall, anthropic_app, gemini_app, openai_app
 from smithers.testing.fakes.anthropic import tool_results
 
 AGENTS_BIN = Path(__file__).resolve().parents[1] / ".agents" / "node_modules" / ".bin"
@@ -103,6 +105,50 @@ def test_ask_attaches_the_server_for_one_invocation(project, waiting_run, claude
     assert done.stdout.strip() == f"Run {waiting_run} waits for you: Ship it?"
     assert waiting_run in results_text(requests[1])
     assert not (project.root / ".mcp.json").exists()  # nothing written to the agent's configuration
+
+
+TOOLS = {"list_workflows", "run_workflow", "list_runs", "get_run", "explain_run", "get_run_events", "get_node",
+         "get_chat_transcript", "list_pending", "approve", "deny", "send_signal", "answer_human", "cancel_run", "resume_run"}
+
+
+@pytest.fixture
+def home_outside_tmp():
+    """A HOME outside /tmp: codex will not set up its sandbox helpers under a temp directory, and
+    gemini offers only its read-only tools (no MCP tools) when HOME is under /tmp."""
+    root = Path.home() / ".cache" / "smithers-tests"
+    root.mkdir(parents=True, exist_ok=True)
+    home = Path(tempfile.mkdtemp(prefix="ask-home-", dir=root))
+    yield home
+    shutil.rmtree(home, ignore_errors=True)
+
+
+def test_ask_with_codex_offers_it_the_smithers_tools(project, waiting_run, home_outside_tmp):
+    """codex gets the server as its `mcp__smithers` tool namespace in its very first request. (The
+    fake OpenAI server cannot answer with a namespaced function call yet, so no call is made.)"""
+    with FakeServer(openai_app(["One run waits for an approval."])) as server:
+        env = {**project.env(), **codex_env(server.url, home_outside_tmp), "PATH": f"{AGENTS_BIN}{os.pathsep}{os.environ['PATH']}"}
+        done = project.cli("ask", "What is waiting?", "--agent", "codex", timeout=240, env=env)
+        requests = server.app.state.script.requests
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.strip() == "One run waits for an approval."
+    namespaces = {t["name"]: t for t in requests[0]["tools"] if t.get("type") == "namespace"}
+    assert {t["name"] for t in namespaces["mcp__smithers"]["tools"]} == TOOLS
+
+
+def test_ask_with_gemini_calls_a_tool(project, waiting_run, home_outside_tmp):
+    def answer(body: dict) -> Reply:
+        parts = [p for c in body.get("contents", []) for p in c.get("parts", []) if "functionResponse" in p]
+        return Reply(text=f"seen: {json.dumps(parts)}")
+
+    steps = [Reply(tool_calls=[ToolCall("mcp_smithers_list_runs", {})]), answer]
+    with FakeServer(gemini_app(steps)) as server:
+        env = {**project.env(), **gemini_env(server.url, home_outside_tmp), "PATH": f"{AGENTS_BIN}{os.pathsep}{os.environ['PATH']}"}
+        done = project.cli("ask", "Which runs are there?", "--agent", "gemini", timeout=240, env=env)
+        requests = server.app.state.script.requests
+    offered = {fd["name"] for t in requests[0].get("tools") or [] for fd in t.get("functionDeclarations") or []}
+    assert {f"mcp_smithers_{name}" for name in TOOLS} <= offered, offered
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.startswith("seen: ") and waiting_run in done.stdout and "waiting-approval" in done.stdout
 
 
 # -- choosing the agent ------------------------------------------------------------------------

@@ -70,6 +70,11 @@ def ask_agent(chosen: tuple[str, str], question: str, *, db: str | None, cwd: Pa
             argv = [binary, "exec", "--skip-git-repo-check", "--ephemeral",
                     "-c", f"mcp_servers.{SERVER_KEY}.command={json.dumps(server.command)}",
                     "-c", f"mcp_servers.{SERVER_KEY}.args={json.dumps(server.args)}",
+                    # required: wait for the server before the first model request (an optional one that is
+                    # still starting is left out of it), and fail if it cannot start
+                    "-c", f"mcp_servers.{SERVER_KEY}.required=true",
+                    # codex starts MCP servers with a minimal environment: hand on what finds smithers and its database
+                    "-c", f"mcp_servers.{SERVER_KEY}.env={_toml_inline(_forwarded(env))}",
                     "-o", str(last), prompt]
         else:
             settings = Path(scratch) / "settings.json"
@@ -81,11 +86,23 @@ def ask_agent(chosen: tuple[str, str], question: str, *, db: str | None, cwd: Pa
         except subprocess.TimeoutExpired:
             raise AgentError(f"{agent} did not answer within {timeout:g}s", hint="pass a larger --timeout") from None
         if done.returncode != 0:
-            tail = (done.stderr or done.stdout).strip().splitlines()[-5:]
+            lines = (done.stderr or done.stdout).strip().splitlines()
+            tail = [line for line in lines if "error" in line.lower()][:3] or lines[-5:]
             raise AgentError(f"{agent} exited with code {done.returncode}: " + " | ".join(tail))
         if agent == "codex":
             return last.read_text(encoding="utf-8").strip() if last.exists() else done.stdout.strip()
         return _answer(agent, done.stdout)
+
+
+FORWARDED_VARS = ("PYTHONPATH", "VIRTUAL_ENV", "SMITHERS_DB")
+
+
+def _forwarded(env: dict[str, str]) -> dict[str, str]:
+    return {key: env[key] for key in FORWARDED_VARS if env.get(key)}
+
+
+def _toml_inline(table: dict[str, str]) -> str:
+    return "{" + ", ".join(f"{key} = {json.dumps(value)}" for key, value in table.items()) + "}"
 
 
 def _answer(agent: str, stdout: str) -> str:
