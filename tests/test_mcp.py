@@ -9,6 +9,7 @@ from pathlib import Path
 import anyio
 import pytest
 from mcp_client import connect
+from pydantic import BaseModel
 
 from smithers.storage.store import Store
 
@@ -263,3 +264,32 @@ def test_list_workflows_takes_extra_paths(proj, tmp_path_factory):
             assert names.count("solo") == 1 and "gate" in names
 
     run(scenario)
+
+
+
+def test_a_broken_database_is_an_error_result_not_a_crash(tmp_path):
+    """The database path is a folder: every call answers STORAGE naming it, and the server goes on."""
+    (tmp_path / "db-is-a-folder").mkdir()
+
+    async def scenario():
+        async with connect(tmp_path, tmp_path / "db-is-a-folder") as client:
+            for _ in range(2):
+                error = await client.error("list_runs")
+                assert error["code"] == "STORAGE" and "db-is-a-folder" in error["message"]
+
+    run(scenario)
+
+
+class Nothing(BaseModel):
+    pass
+
+
+def test_an_unexpected_exception_is_an_internal_result():
+    from smithers.mcp.server import enveloped
+
+    def broken() -> Nothing:
+        raise KeyError("boom")
+
+    result = enveloped(broken)()
+    assert result.is_error and result.structured_content["error"]["code"] == "INTERNAL"
+    assert "KeyError" in result.structured_content["error"]["message"] and "bug" in result.structured_content["error"]["hint"]

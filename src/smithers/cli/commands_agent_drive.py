@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from .app import EXIT_USAGE, DbOption, JsonOption, app
+from .app import DbOption, JsonOption, app
 
 skill_app = typer.Typer(help="The agent skill that teaches a coding agent to use smithers.", no_args_is_help=True)
 app.add_typer(skill_app, name="skill")
@@ -61,5 +61,3 @@ def ask(
     typer.echo(answer)
     return 0
 
-
-__all__ = ["EXIT_USAGE", "ask", "skill_add"]
