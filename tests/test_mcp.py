@@ -159,9 +159,9 @@ def test_run_watch_and_approve_a_workflow(proj):
             assert {e["type"] for e in only["events"]} == {"ApprovalRequested", "ApprovalDecided", "ApprovalGranted"}
 
             # a finished run can be neither resumed nor cancelled
-            assert (await client.error("resume_run", run_id=run_id))["code"] == "USAGE"
+            assert (await client.error("resume_run", run_id=run_id))["code"] == "RUN_NOT_RESUMABLE"
             refused = await client.error("cancel_run", run_id=run_id)
-            assert refused["code"] == "USAGE" and "finished" in refused["message"]
+            assert refused["code"] == "RUN_NOT_ACTIVE" and "finished" in refused["message"]
 
     run(scenario)
 

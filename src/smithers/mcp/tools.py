@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
-from pydantic import Field
+from pydantic import Field, PydanticUserError
 
 from ..errors import ErrorCode, SmithersError, UserError
 from .models import (
@@ -52,8 +52,13 @@ WORKFLOW_DIR = Path(".smithers") / "workflows"
 _ENDED = ("finished", "failed", "cancelled", "continued")
 
 
-class RunNotActiveError(UserError):
-    """Cancelling a run that already ended."""
+class Refusal(UserError):
+    """A request the state of the run refuses, with the same code the HTTP API answers
+    (``RUN_NOT_ACTIVE``: cancel an ended run; ``RUN_NOT_RESUMABLE``: resume a finished one)."""
+
+    def __init__(self, code: str, message: str, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.code = code  # type: ignore[assignment]  # the HTTP API's codes, not (yet) ErrorCode members
 
 
 class SmithersTools:
@@ -99,10 +104,14 @@ class SmithersTools:
                 continue
             for item in loaded:
                 model = item.workflow.input_model
+                try:
+                    schema = model.model_json_schema() if model is not None else None
+                except PydanticUserError as err:  # e.g. a field of a type JSON schema cannot describe
+                    problems.append(WorkflowProblem(path=str(file), code="INPUT_SCHEMA", message=f"{item.spec}: {err}"))
+                    schema = None
                 workflows.append(WorkflowInfo(
                     path=str(file), spec=item.spec, name=item.workflow.name,
-                    description=(item.workflow.fn.__doc__ or "").strip() or None,
-                    input_schema=model.model_json_schema() if model is not None else None,
+                    description=(item.workflow.fn.__doc__ or "").strip() or None, input_schema=schema,
                 ))
         return WorkflowList(workflows=workflows, problems=problems)
 
@@ -308,7 +317,7 @@ class SmithersTools:
         with self.store() as store:
             run = ops.get_run(store, run_id)
             if run["status"] in _ENDED:
-                raise RunNotActiveError(f"run {run_id} is {run['status']}; only an active run can be cancelled")
+                raise Refusal("RUN_NOT_ACTIVE", f"run {run_id} is {run['status']}; only an active run can be cancelled")
             status = ops.request_cancel(store, run_id)
             if status == "cancelling":
                 status = ops.wait_for_status(store, run_id, set(_ENDED), timeout=5.0)
@@ -329,7 +338,8 @@ class SmithersTools:
         with self.store() as store:
             run = ops.get_run(store, run_id)
             if run["status"] in ("finished", "continued"):
-                raise UserError(f"run {run_id} is {run['status']}; there is nothing to resume", code=ErrorCode.USAGE)
+                raise Refusal("RUN_NOT_RESUMABLE", f"run {run_id} is {run['status']}; there is nothing to resume",
+                              hint="start a new run with run_workflow")
             ops.ensure_not_owned(store, run_id)
         args = ["resume", run_id]
         if allow_source_change:
