@@ -184,3 +184,15 @@ def test_gemini_mcp_list_connects_to_the_server(dirs):
     removed(env, project, "gemini", "project")
     assert "smithers:" not in listed(gemini, env, project)
 
+
+
+def test_codex_reads_the_project_config_in_a_trusted_project(dirs):
+    home, project, env = dirs
+    codex = agent_cli("codex")
+    subprocess.run(["git", "init", "-q", str(project)], check=True)
+    (home / ".codex").mkdir()
+    (home / ".codex" / "config.toml").write_text(f'[projects."{project}"]\ntrust_level = "trusted"\n')
+    assert added(env, project, "codex", "project")["path"] == str(project / ".codex" / "config.toml")
+    rows = [line.split() for line in listed(codex, env, project).splitlines() if line.startswith("smithers ")]
+    assert len(rows) == 1 and "enabled" in rows[0]
+    assert "smithers" not in (home / ".codex" / "config.toml").read_text()  # the user's file is untouched
