@@ -117,7 +117,7 @@ def test_run_watch_and_approve_a_workflow(proj):
             run_id = started["run_id"]
             assert started["pid"] > 0 and Path(started["log"]).parent.is_dir()
             detail = await client.until("get_run", lambda d: d["status"] == "waiting-approval", run_id=run_id)
-            assert detail["input"] == {"target": "staging"}
+            assert detail["input"] == {"target": "staging"} and detail["owner_alive"] is False
             assert {n["id"]: n["status"] for n in detail["nodes"]}["build"] == "finished"
             assert detail["waiting_for"][0]["node_id"] == "ship"
 

@@ -75,6 +75,7 @@ class RunDetail(Open):
     run_id: str
     workflow: str | None = None
     status: str
+    owner_alive: bool = Field(description="Whether a live process is running it right now.")
     nodes: list[dict[str, Any]] = Field(default_factory=list)
     waiting_for: list[dict[str, Any]] | None = None
 

@@ -163,11 +163,18 @@ class SmithersTools:
 
     def get_run(self, run_id: RunId) -> RunDetail:
         """One run: status, input, error, and every node iteration with attempts and output (like
-        `smithers inspect --json`); while it waits, what it waits for and how to answer."""
+        `smithers inspect --json`), whether a live process runs it (owner_alive), and while it
+        waits, what it waits for and how to answer (the same fields as GET /v1/runs/ID)."""
         from .. import ops, queries
+        from ..storage.lease import owner_alive
 
         with self.store() as store:
             detail = queries.run_detail(store, run_id)
+            run = store.get_run(run_id) or {}
+            detail.update(
+                updated_at_ms=run.get("updated_at_ms"), finished_at_ms=run.get("finished_at_ms"), owner_alive=owner_alive(run),
+                parent_run_id=run.get("parent_run_id"), continued_from=run.get("continued_from"),
+            )
             if str(detail["status"]).startswith("waiting"):
                 detail["waiting_for"] = ops.waiting_for(store, run_id)
             return RunDetail(**detail)
