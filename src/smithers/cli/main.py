@@ -25,6 +25,8 @@ COMMAND_MODULES: dict[str, str] = {
     "supervise": "commands_supervise",
     "observability": "commands_observability",
     "serve": "commands_serve",
+    "mcp": "commands_mcp",
+    "skill": "commands_agent_drive", "ask": "commands_agent_drive",
 }
 """Every top-level command and the module that registers it; the modules' order is the help order."""
 
