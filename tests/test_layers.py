@@ -33,7 +33,6 @@ def sql_offenders() -> list[str]:
     return found
 
 
-@pytest.mark.xfail(strict=False, reason="waits/queries helpers land their SQL moves")
 def test_no_sql_outside_storage():
     offenders = sql_offenders()
     assert not offenders, f"{len(offenders)} SQL statements outside smithers/storage:\n" + "\n".join(offenders)

@@ -102,12 +102,6 @@ class Store(StoreReads, QueryStoreMixin, WaitStoreMixin):
         self._fault_at = _fault_point()
         self.commit_listeners: list[Any] = []
 
-    @property
-    def conn(self) -> sqlite3.Connection:
-        """Transitional: the raw connection, for modules whose SQL has not moved into store
-        methods yet (engine/waits.py, decisions.py, queries.py). Do not use in new code."""
-        return self._conn
-
     @classmethod
     def open(cls, path: Path | str, *, synchronous: str | None = None, readonly: bool = False) -> Store:
         """Open (and migrate) the database at ``path``. ``synchronous``: ``NORMAL`` (default)

@@ -55,11 +55,6 @@ class Tx(WaitTxMixin):
         self._seq: int | None = None
         self.ts = now_ms()
 
-    def execute(self, sql: str, params: Any = ()) -> sqlite3.Cursor:
-        """Transitional: raw SQL for modules whose statements have not moved into store methods
-        yet (engine/waits.py, decisions.py). New code adds a named method instead."""
-        return self._conn.execute(sql, params)
-
     # -- events --------------------------------------------------------------------------
 
     def event(
