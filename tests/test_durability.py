@@ -274,8 +274,7 @@ def over(ctx):
 
 
 @pytest.mark.parametrize("over", [
-    "finished", "failed",
-    pytest.param("cancelled", marks=pytest.mark.xfail(strict=True, reason="cli helper lands exit 4 for an already cancelled run")),
+    "finished", "failed", "cancelled",
 ])
 def test_cancel_of_a_run_that_is_over_changes_nothing_says_the_status_and_exits_4(project, over):
     """DESIGN 10.1: `cancel` of a run that is already over changes nothing, says the status, exits 4."""

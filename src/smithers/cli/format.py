@@ -35,6 +35,7 @@ STATUS_STYLE: dict[str, str] = {
     NodeStatus.SKIPPED: "yellow",
     AttemptStatus.CACHED: "green",
     AttemptStatus.ABANDONED: "red",
+    AttemptStatus.SUSPENDED: "yellow",  # a Subflow attempt whose child run waits
     "retrying": "yellow",  # the live view's name for a failed attempt that will retry
 }
 """The colour of each run, node and attempt status (the enums share most values)."""
