@@ -247,7 +247,9 @@ class WaitTxMixin:
 
     def add_signal(self, name: str, correlation_id: str | None, payload_json: str, dedupe_key: str, by: str | None) -> int:
         """Deliver a signal to the run; returns its seq (per run, from 1)."""
-        seq: int = self._conn.execute("SELECT COALESCE(MAX(seq), 0) FROM _smithers_signals WHERE run_id = ?", (self.run_id,)).fetchone()[0] + 1
+        seq: int = self._conn.execute(
+            "SELECT COALESCE(MAX(seq), 0) FROM _smithers_signals WHERE run_id = ?", (self.run_id,)
+        ).fetchone()[0] + 1
         self._conn.execute(
             "INSERT INTO _smithers_signals (run_id, seq, name, correlation_id, payload_json, dedupe_key, received_at_ms, sent_by) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
