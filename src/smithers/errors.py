@@ -82,16 +82,16 @@ def error_record(err: BaseException, *, with_traceback: bool = False) -> dict[st
     >>> error_record(RunError("task 'x' failed", retryable=False))["code"]
     'TASK_FAILED'
     """
-    smithers = isinstance(err, SmithersError)
+    smithers = err if isinstance(err, SmithersError) else None
     record: dict[str, Any] = {
         "type": type(err).__name__,
-        "code": str(err.code) if smithers else str(ErrorCode.TASK_FAILED),
-        "message": err.message if smithers else str(err),
+        "code": str(smithers.code) if smithers is not None else str(ErrorCode.TASK_FAILED),
+        "message": smithers.message if smithers is not None else str(err),
     }
-    if smithers and err.hint:
-        record["hint"] = err.hint
-    if smithers and err.details:
-        record["details"] = err.details
+    if smithers is not None and smithers.hint:
+        record["hint"] = smithers.hint
+    if smithers is not None and smithers.details:
+        record["details"] = smithers.details
     record["retryable"] = bool(getattr(err, "retryable", True))
     if with_traceback:
         import traceback  # only when a failure is recorded: keeps `import smithers` light

@@ -219,9 +219,9 @@ def _drive(
         try:
             status = asyncio.run(engine.run())
         except SmithersError as err:
-            error = err.to_record()
-            _fail_run(store, run_id, owner, error)
-            return RunOutcome(run_id=run_id, status=RunStatus.FAILED, error=error)
+            record = err.to_record()
+            _fail_run(store, run_id, owner, record)
+            return RunOutcome(run_id=run_id, status=RunStatus.FAILED, error=record)
         row = store.get_run(run_id) or {}
         error = json.loads(row["error_json"]) if row.get("error_json") else None
         outcome = RunOutcome(run_id=run_id, status=status, error=error, exit_signal=engine.exit_signal)
@@ -293,14 +293,15 @@ def request_cancel(store: Store, run_id: str) -> str:
     """Cancel a run. A live owner stops within a second; without one the run is marked at once.
     Returns the run's status when it had already ended (the caller refuses those), else
     ``cancelling`` or ``cancelled``."""
-    run = get_run(store, run_id)
-    if run["status"] in ENDED_RUN_STATUSES:
-        return run["status"]
+    status: str = get_run(store, run_id)["status"]
+    if status in ENDED_RUN_STATUSES:
+        return status
     with store.tx(run_id) as tx:
         current = tx.run_row()
         assert current is not None  # runs are never deleted
-        if current["status"] in ENDED_RUN_STATUSES:  # it ended between the check and the lock
-            return current["status"]
+        status = current["status"]
+        if status in ENDED_RUN_STATUSES:  # it ended between the check and the lock
+            return status
         if owner_alive(current):
             tx.request_cancel()
             tx.event(EventType.RUN_CANCEL_REQUESTED)
@@ -316,7 +317,7 @@ def request_cancel(store: Store, run_id: str) -> str:
 def wait_for_status(store: Store, run_id: str, statuses: set[str], timeout: float) -> str:
     deadline = time.monotonic() + timeout
     while True:
-        status = get_run(store, run_id)["status"]
+        status: str = get_run(store, run_id)["status"]
         if status in statuses or time.monotonic() > deadline:
             return status
         time.sleep(0.05)

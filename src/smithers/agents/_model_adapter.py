@@ -15,7 +15,7 @@ import json
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from pydantic_ai import Agent, StructuredDict, ToolFailed
 from pydantic_ai.exceptions import (
@@ -38,6 +38,7 @@ from pydantic_ai.messages import (
     ToolReturnPart,
 )
 from pydantic_ai.models import Model, infer_model
+from pydantic_ai.settings import ModelSettings
 from pydantic_ai.tools import ToolDefinition
 from pydantic_ai.toolsets import AbstractToolset, FunctionToolset
 from pydantic_ai.toolsets.abstract import ToolsetTool
@@ -366,9 +367,11 @@ async def run(agent: ModelAgent, request: AgentRequest) -> AgentResult:
     toolsets = build_toolsets(agent, request, workspace)
     history = agent.session_history(request.resume_session_id)
     session_id = request.resume_session_id or str(uuid.uuid4())
+    # the user's settings go to pydantic-ai as given (provider-specific keys included); it reads the keys it knows
+    settings = cast("ModelSettings | None", agent.model_settings)
     pa_agent = Agent(
         model, output_type=output_type_for(request.output_schema), instructions=agent.instructions, toolsets=toolsets,
-        model_settings=agent.model_settings, retries=agent.retries, name=agent.name.replace(":", "_"),
+        model_settings=settings, retries=agent.retries, name=agent.name.replace(":", "_"),
     )
     reporter = Reporter(request)
     limits = UsageLimits(request_limit=agent.max_requests)

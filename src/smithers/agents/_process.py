@@ -12,6 +12,7 @@ import shutil
 import signal
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from ..errors import AgentConfigError, AgentError
 from ._descendants import MARK_VAR, descendants, kill_marked, kill_pids, new_mark
@@ -104,7 +105,8 @@ async def run_process(
     readers = asyncio.gather(read_stdout(), read_stderr())
     guard = asyncio.ensure_future(watchdog())
     try:
-        done, _ = await asyncio.wait({readers, guard}, return_when=asyncio.FIRST_COMPLETED)
+        watched: set[asyncio.Future[Any]] = {readers, guard}
+        done, _ = await asyncio.wait(watched, return_when=asyncio.FIRST_COMPLETED)
         if guard in done:
             await _terminate(proc)
             readers.cancel()

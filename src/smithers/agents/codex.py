@@ -293,7 +293,7 @@ def strict_json_schema(schema: Mapping[str, Any]) -> dict[str, Any] | None:
     {'type': 'object', 'properties': {'a': {'anyOf': [{'type': 'integer'}, {'type': 'null'}]}}, 'additionalProperties': False, 'required': ['a']}
     """
     try:
-        out = _strict(copy.deepcopy(dict(schema)))
+        out: dict[str, Any] = _strict(copy.deepcopy(dict(schema)))
     except _NotStrict:
         return None
     if out.get("type") != "object":

@@ -23,6 +23,10 @@ if TYPE_CHECKING:
 
 Child = Any  # Node | list | tuple | None | False
 
+# how a Task produces its output: the three a Task is built with, then the nodes that wait, run a
+# child run or continue as new (Approval, HumanTask, Signal, Timer, Subflow, ContinueAsNew set theirs)
+TaskMode = Literal["static", "compute", "agent", "approval", "human", "signal", "timer", "subflow", "continue"]
+
 
 def flatten(children: Iterable[Child], owner: str) -> tuple[Node, ...]:
     """Flatten nested lists/tuples and drop ``None``/``False``; anything else that is not a node is an error."""
@@ -126,7 +130,8 @@ class Task(Node):
         self.run = run
         self.agent = agent
         self.prompt = prompt
-        self.mode: Literal["static", "compute", "agent"] = {"value": "static", "run": "compute", "agent": "agent"}[modes[0]]  # type: ignore[assignment]
+        mode_of: dict[str, TaskMode] = {"value": "static", "run": "compute", "agent": "agent"}
+        self.mode: TaskMode = mode_of[modes[0]]
         self.retries = retries
         self.retry = retry
         self.skip_if = bool(skip_if)

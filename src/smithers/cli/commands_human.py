@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -22,7 +22,7 @@ NoteOpt = Annotated[str | None, typer.Option("--note", help="A note recorded wit
 ByOpt = Annotated[str | None, typer.Option("--by", help="Who decided (recorded).")]
 
 
-def _echo(result: dict, json_out: bool, line: str) -> None:
+def _echo(result: dict[str, Any], json_out: bool, line: str) -> None:
     typer.echo(json.dumps(result) if json_out else line)
 
 

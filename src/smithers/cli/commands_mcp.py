@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -79,7 +79,7 @@ def mcp_remove(agent: AgentOpt, scope: ScopeOpt = "project", project: ProjectOpt
     return 0
 
 
-def _report(result: dict, json_out: bool, what: str) -> None:
+def _report(result: dict[str, Any], json_out: bool, what: str) -> None:
     if json_out:
         typer.echo(json.dumps(result))
     else:

@@ -423,9 +423,9 @@ def _tree_lines(root: dict[str, Any]) -> list[str]:
 
 
 def _node_label(node: dict[str, Any]) -> str:
-    kind = node["t"]
+    kind: str = node["t"]
     if kind == "task":
-        text = node["id"] + (f" #{node['it']}" if node.get("it") else "")
+        text: str = node["id"] + (f" #{node['it']}" if node.get("it") else "")
         text += f"  {node.get('mode', '')} → {node.get('out', '')}"
         if node.get("label"):
             text += f"  ({node['label']})"

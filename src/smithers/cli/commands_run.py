@@ -8,7 +8,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -64,11 +64,12 @@ def up(
     Example: smithers up workflow.py --input '{"repo": "."}'
     """
     from .. import ops
+    from ..errors import UserError
 
     raw_input = ops.parse_input(input)
     store = ops.open_store(db)
     if detach and serve:
-        raise ops.UserError("--serve cannot be combined with --detach", hint="serve the database instead: smithers serve")
+        raise UserError("--serve cannot be combined with --detach", hint="serve the database instead: smithers serve")
     if detach:
         return _detach(file, raw_input, run_id, resume, max_concurrency, store.path, allow_source_change, json_out)
     from .views import make_view
@@ -193,12 +194,13 @@ def _report_outcome(outcome: object, json_out: bool) -> int:
 
 
 def _detach(
-    file: str, raw_input: dict | None, run_id: str | None, resume: bool, max_concurrency: int | None, db_path: Path,
+    file: str, raw_input: dict[str, Any] | None, run_id: str | None, resume: bool, max_concurrency: int | None, db_path: Path,
     allow_source_change: bool, json_out: bool,
 ) -> int:
     """Validate here (so errors still exit 4), then run in a new session in the background."""
     from .. import ops
     from ..authoring.loader import load_workflow
+    from ..errors import UserError
     from ..events.ndjson import run_dir
 
     store = ops.open_store(db_path)
@@ -207,7 +209,7 @@ def _detach(
         input_value, _ = loaded.workflow.validate_input(raw_input)
         ops.check_first_render(loaded, input_value, store)
         if run_id is not None and store.get_run(run_id) is not None:
-            raise ops.UserError(f"run {run_id!r} already exists", hint=f"resume it with: smithers resume {run_id}")
+            raise UserError(f"run {run_id!r} already exists", hint=f"resume it with: smithers resume {run_id}")
     run_id = run_id or ops.new_run_id()
     log_path = run_dir(db_path, run_id) / "output.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)

@@ -65,7 +65,7 @@ def start_background_server(db_path: Path, host: str, port: int, token: str | No
     check_bind(host, token)
     server = _server_module()
     application = server.create_app(db_path, Path.cwd(), token)
-    thread = server.ServerThread(application, server.bind(host, port)).start()
+    thread: ServerThread = server.ServerThread(application, server.bind(host, port)).start()
     typer.echo(f"serving on {thread.url}", err=True)
     return thread
 

@@ -15,6 +15,7 @@ import asyncio
 import random
 import signal
 import time
+from collections.abc import Coroutine
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
@@ -412,6 +413,7 @@ class RunLoop:
             last_heartbeat=self.store.last_heartbeat(self.run_id, desc.node_id, desc.iteration) if attempt > 1 else None,
             cwd=cwd,
         )
+        coro: Coroutine[Any, Any, BaseModel | ChildRunWaiting]
         if desc.mode == "agent":
             coro = self._agent_attempt(desc, tc)
         elif desc.mode == "subflow":
@@ -443,7 +445,7 @@ class RunLoop:
         return child_outcome(self.store, desc, child, status, last_task)
 
     def _continue_as_new(
-        self, desc: TaskDescriptor | None, *, loops: dict[str, int] | None = None, carry: list | None = None
+        self, desc: TaskDescriptor | None, *, loops: dict[str, int] | None = None, carry: list[tuple[str, int, str]] | None = None
     ) -> None:
         """Hand over to a fresh run: at a ContinueAsNew node (``desc``), or at a loop's
         continue_as_new_every threshold (``desc`` None; the caller checked nothing is in flight)."""

@@ -33,6 +33,6 @@ def recover(
         tx.requeue_nodes(fresh_budget_for_failed=run["status"] in (RunStatus.FAILED, RunStatus.CANCELLED))
         first_pickup = bool(run.get("continued_from")) and tx.count_events(EventType.RUN_STARTED) == 1
         tx.set_run(RunStatus.RUNNING)
-        extra = {"continuation": True} if first_pickup else {}
+        extra: dict[str, Any] = {"continuation": True} if first_pickup else {}
         tx.event(EventType.RUN_STARTED, resumed=True, previous_status=run["status"], owner_pid=owner.pid, **extra)
     return run

@@ -222,7 +222,8 @@ class SmithersTools:
         with self.store() as store:
             if node_id is not None:
                 queries.node_detail(store, run_id, node_id)  # an unknown node is UNKNOWN_NODE, not an empty page
-            found, seq = [], after_seq
+            found: list[dict[str, Any]] = []
+            seq = after_seq
             while len(found) <= limit:
                 batch = queries.events(store, run_id, node_id=node_id, after_seq=seq, limit=500)
                 if not batch:

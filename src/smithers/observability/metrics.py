@@ -349,7 +349,7 @@ _collectors_lock = threading.Lock()
 
 def collector_for(store: Store | Path | str) -> MetricsCollector:
     """The process's collector of this database (created on first use)."""
-    path = Path(getattr(store, "path", store)).expanduser().resolve()
+    path = Path(store if isinstance(store, (Path, str)) else store.path).expanduser().resolve()
     with _collectors_lock:
         collector = _collectors.get(path)
         if collector is None:

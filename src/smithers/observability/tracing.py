@@ -223,8 +223,8 @@ class TraceListener:
         if span is None:
             return
         payload = payload or {}
-        for key in [k for k in self.tools if k[0] == run_id]:
-            tool, _ = self.tools.pop(key)
+        for tool_key in [k for k in self.tools if k[0] == run_id]:
+            tool, _ = self.tools.pop(tool_key)
             tool.end(end_time=ts)
         for key in [k for k in self.attempts if k[0] == run_id]:
             self._close_attempt(key, ts, "stopped")

@@ -111,7 +111,8 @@ class Service:
         while time.monotonic() < deadline:
             run = store.get_run(run_id)
             if run is not None and run["owner_pid"] == child.pid:
-                return run["status"]
+                run_status: str = run["status"]
+                return run_status
             code = child.poll()
             if code is not None:
                 run = store.get_run(run_id)
@@ -119,7 +120,8 @@ class Service:
                     message = _error_lines(log_path) or f"the background process exited with code {code}"
                     status = 409 if run is not None else 400 if code == 4 else 500
                     raise ApiError(status, "RUN_NOT_STARTED", message, details={"log": str(log_path), "exit_code": code})
-                return run["status"]
+                run_status = run["status"]
+                return run_status
             time.sleep(0.05)
         run = store.get_run(run_id)
         return run["status"] if run else "starting"
@@ -228,7 +230,8 @@ class Guard:
 
 
 def service_of(request: Request) -> Service:
-    return request.app.state.service
+    service: Service = request.app.state.service
+    return service
 
 
 def require_token(request: Request) -> None:

@@ -26,6 +26,12 @@ class StoreReads:
     def _rows(self, sql: str, params: Any = ()) -> list[dict[str, Any]]:
         return rows_of(self._conn.execute(sql, params))
 
+    def _one_int(self, sql: str, params: Any = ()) -> int:
+        """The first column of the first row of a query that always gives one integer (a COUNT,
+        a COALESCE(MAX(...), 0))."""
+        value: int = self._conn.execute(sql, params).fetchone()[0]
+        return value
+
     def get_run(self, run_id: str) -> dict[str, Any] | None:
         rows = self._rows("SELECT * FROM _smithers_runs WHERE run_id = ?", (run_id,))
         return rows[0] if rows else None
@@ -88,7 +94,7 @@ class StoreReads:
         )
 
     def frame_count(self, run_id: str) -> int:
-        return self._conn.execute("SELECT COUNT(*) FROM _smithers_frames WHERE run_id = ?", (run_id,)).fetchone()[0]
+        return self._one_int("SELECT COUNT(*) FROM _smithers_frames WHERE run_id = ?", (run_id,))
 
     def loops(self, run_id: str) -> dict[str, tuple[int, bool]]:
         rows = self._conn.execute("SELECT loop_id, iteration, done FROM _smithers_loops WHERE run_id = ?", (run_id,))
@@ -107,8 +113,8 @@ class StoreReads:
     def count_runs(self, status: str | None = None) -> int:
         """How many runs (with ``status``, if given) the store holds."""
         if status is None:
-            return self._conn.execute("SELECT COUNT(*) FROM _smithers_runs").fetchone()[0]
-        return self._conn.execute("SELECT COUNT(*) FROM _smithers_runs WHERE status = ?", (str(status),)).fetchone()[0]
+            return self._one_int("SELECT COUNT(*) FROM _smithers_runs")
+        return self._one_int("SELECT COUNT(*) FROM _smithers_runs WHERE status = ?", (str(status),))
 
     def runs_with_status(self, statuses: frozenset[str] | set[str] | tuple[str, ...]) -> list[dict[str, Any]]:
         """Every run whose status is one of ``statuses``, oldest first (the supervisor's scan)."""
@@ -137,7 +143,7 @@ class StoreReads:
 
     def last_event_seq(self, run_id: str) -> int:
         """The run's newest event ``seq`` (0 before its first event)."""
-        return self._conn.execute("SELECT COALESCE(MAX(seq), 0) FROM _smithers_events WHERE run_id = ?", (run_id,)).fetchone()[0]
+        return self._one_int("SELECT COALESCE(MAX(seq), 0) FROM _smithers_events WHERE run_id = ?", (run_id,))
 
     def last_event_of(self, run_id: str, types: tuple[str, ...] | frozenset[str]) -> dict[str, Any] | None:
         """The run's newest event whose type is one of ``types``, or None."""
@@ -158,7 +164,7 @@ class StoreReads:
         ).fetchall()
 
     def newest_event_rowid(self) -> int:
-        return self._conn.execute("SELECT COALESCE(MAX(rowid), 0) FROM _smithers_events").fetchone()[0]
+        return self._one_int("SELECT COALESCE(MAX(rowid), 0) FROM _smithers_events")
 
     # -- what waits ------------------------------------------------------------------------
 
@@ -169,7 +175,7 @@ class StoreReads:
         if iteration is not None:
             sql += " AND iteration = ?"
             params += (iteration,)
-        return self._conn.execute(sql, params).fetchone()[0]
+        return self._one_int(sql, params)
 
     def human_request_status(self, request_id: str) -> str | None:
         """A human request's status (``pending``/``answered``/...), or None if there is none."""
@@ -181,7 +187,7 @@ class StoreReads:
     def gauges(self) -> dict[str, int]:
         """Current counts for the metrics gauges: runs running and waiting, approvals pending,
         tasks pending in running runs."""
-        one = lambda sql, params=(): self._conn.execute(sql, params).fetchone()[0]  # noqa: E731
+        one = self._one_int
         waiting = sorted(str(s) for s in WAITING_RUN_STATUSES)
         return {
             "runs_active": one("SELECT COUNT(*) FROM _smithers_runs WHERE status = ?", (RunStatus.RUNNING,)),

@@ -36,11 +36,15 @@ def rows_of(cur: sqlite3.Cursor) -> list[dict[str, Any]]:
 
 
 class OwnerLike(Protocol):
-    """What a run's owner is to the store (``smithers.storage.lease.Owner``)."""
+    """What a run's owner is to the store (``smithers.storage.lease.Owner``); read-only, as that
+    frozen dataclass is."""
 
-    id: str
-    host: str
-    pid: int
+    @property
+    def id(self) -> str: ...
+    @property
+    def host(self) -> str: ...
+    @property
+    def pid(self) -> int: ...
 
 
 class Tx(WaitTxMixin):
@@ -93,9 +97,10 @@ class Tx(WaitTxMixin):
 
     def count_events(self, type: str, run_id: str | None = None) -> int:
         """How many events of ``type`` the run has (this transaction's included)."""
-        return self._conn.execute(
+        count: int = self._conn.execute(
             "SELECT COUNT(*) FROM _smithers_events WHERE run_id = ? AND type = ?", (run_id or self.run_id, str(type))
         ).fetchone()[0]
+        return count
 
     # -- the run row ---------------------------------------------------------------------
 

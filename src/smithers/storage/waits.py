@@ -138,7 +138,8 @@ class WaitStoreMixin:
         ):
             meta = json.loads(meta_json)
             if meta.get("signal") == name and meta.get("schema"):
-                return meta["schema"]
+                schema: dict[str, Any] = meta["schema"]
+                return schema
         return None
 
     # -- timers and waiting nodes --------------------------------------------------------------
@@ -152,7 +153,7 @@ class WaitStoreMixin:
 
     def waiting_timers(self, run_id: str) -> list[tuple[str, int, int]]:
         """``(node_id, iteration, fires_at_ms)`` of every timer whose node still waits for it."""
-        return [tuple(r) for r in self._conn.execute(  # type: ignore[misc]
+        return [tuple(r) for r in self._conn.execute(
             "SELECT t.node_id, t.iteration, t.fires_at_ms FROM _smithers_timers t JOIN _smithers_nodes n ON n.run_id = t.run_id "
             "AND n.node_id = t.node_id AND n.iteration = t.iteration WHERE t.run_id = ? AND n.status = ? ORDER BY t.fires_at_ms",
             (run_id, NodeStatus.WAITING_TIMER),
@@ -246,7 +247,9 @@ class WaitTxMixin:
 
     def add_signal(self, name: str, correlation_id: str | None, payload_json: str, dedupe_key: str, by: str | None) -> int:
         """Deliver a signal to the run; returns its seq (per run, from 1)."""
-        seq = self._conn.execute("SELECT COALESCE(MAX(seq), 0) FROM _smithers_signals WHERE run_id = ?", (self.run_id,)).fetchone()[0] + 1
+        seq: int = self._conn.execute(
+            "SELECT COALESCE(MAX(seq), 0) FROM _smithers_signals WHERE run_id = ?", (self.run_id,)
+        ).fetchone()[0] + 1
         self._conn.execute(
             "INSERT INTO _smithers_signals (run_id, seq, name, correlation_id, payload_json, dedupe_key, received_at_ms, sent_by) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",

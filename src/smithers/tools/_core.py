@@ -321,7 +321,7 @@ def _make_tool(
             model_param, input_model = only, annotation
     if model_param is None:
         config = ConfigDict(extra="forbid")
-        input_model = create_model(f"{tool_name}_input", __config__=config, **fields)  # type: ignore[call-overload]
+        input_model = create_model(f"{tool_name}_input", __config__=config, **fields)
     doc = inspect.getdoc(fn) or ""
     return Tool(
         fn, name=tool_name, description=(description or doc or tool_name).strip(), input_model=input_model,
