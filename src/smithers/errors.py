@@ -7,7 +7,7 @@ file, id or field at fault, and a ``hint`` that says what to do next. The CLI ma
 >>> try:
 ...     raise RenderError("duplicate task id 'greet'", hint="give each task a unique id")
 ... except SmithersError as err:
-...     err.code
+...     str(err.code)
 'RENDER_ERROR'
 """
 
