@@ -165,7 +165,7 @@ class SmithersTools:
         """One run: status, input, error, and every node iteration with attempts and output (like
         `smithers inspect --json`), whether a live process runs it (owner_alive), and while it
         waits, what it waits for and how to answer (the same fields as GET /v1/runs/ID)."""
-        from .. import ops, queries
+        from .. import decisions, queries
         from ..storage.lease import owner_alive
 
         with self.store() as store:
@@ -176,7 +176,7 @@ class SmithersTools:
                 parent_run_id=run.get("parent_run_id"), continued_from=run.get("continued_from"),
             )
             if str(detail["status"]).startswith("waiting"):
-                detail["waiting_for"] = ops.waiting_for(store, run_id)
+                detail["waiting_for"] = decisions.waiting_for(store, run_id)
             return RunDetail(**detail)
 
     def explain_run(self, run_id: RunId) -> WhyAnswer:

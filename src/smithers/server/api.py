@@ -30,7 +30,7 @@ from ..states import (
     NodeStatus,
     RunStatus,
 )
-from .app import COOKIE_NAME, STATIC_CACHE_CONTROL, STATIC_DIR, Service, service_of
+from .service import COOKIE_NAME, STATIC_CACHE_CONTROL, STATIC_DIR, Service, service_of
 from .errors import ApiError
 
 Svc = Annotated[Service, Depends(service_of)]
@@ -243,7 +243,7 @@ def get_run(run_id: str, service: Svc) -> dict[str, Any]:
         frames=store.frame_count(run_id), parent_run_id=run.get("parent_run_id"), continued_from=run.get("continued_from"),
     )
     if detail["status"].startswith("waiting"):
-        detail["waiting_for"] = ops.waiting_for(store, run_id)
+        detail["waiting_for"] = decisions.waiting_for(store, run_id)
     return detail
 
 
