@@ -13,9 +13,10 @@ import copy
 import inspect
 import json
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
 
 from pydantic_ai import Agent, StructuredDict, ToolFailed
 from pydantic_ai.exceptions import (
@@ -52,11 +53,49 @@ from .base import AgentRequest, AgentResult, Usage
 if TYPE_CHECKING:
     from pydantic_ai import RunContext
 
-    from .model import ModelAgent
-
 OUTPUT_TOOL_PREFIX = "final_result"
 MAX_EVENT_OUTPUT = 16_000  # characters of a tool result copied into a tool_result event
 _ANY_ARGS = SchemaValidator(core_schema.dict_schema(keys_schema=core_schema.str_schema(), values_schema=core_schema.any_schema()))
+
+
+class ModelAgentLike(Protocol):
+    """What the adapter reads of a :class:`~smithers.agents.model.ModelAgent` (which imports this
+    module when it runs, so this module does not import it back)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def model(self) -> Any: ...
+    @property
+    def provider(self) -> str | None: ...
+    @property
+    def base_url(self) -> str | None: ...
+    @property
+    def api_key(self) -> str | None: ...
+    @property
+    def tools(self) -> Sequence[Any]: ...
+    @property
+    def mcp_servers(self) -> Sequence[Any]: ...
+    @property
+    def instructions(self) -> str | Sequence[str] | None: ...
+    @property
+    def model_settings(self) -> dict[str, Any] | None: ...
+    @property
+    def max_output_bytes(self) -> int: ...
+    @property
+    def allow_network(self) -> bool: ...
+    @property
+    def tool_timeout(self) -> float: ...
+    @property
+    def tool_env(self) -> Mapping[str, str]: ...
+    @property
+    def max_requests(self) -> int | None: ...
+    @property
+    def retries(self) -> int: ...
+
+    def workspace_root(self, request: AgentRequest) -> Path: ...
+    def session_history(self, session_id: str | None) -> list[Any] | None: ...
+    def save_session(self, session_id: str, messages: list[Any]) -> None: ...
 
 
 # -- the model ---------------------------------------------------------------------------------
@@ -68,7 +107,7 @@ def _key_env(provider: str) -> str:
     )
 
 
-def build_model(agent: ModelAgent) -> Model:
+def build_model(agent: ModelAgentLike) -> Model:
     from pydantic_ai.providers import infer_provider, infer_provider_class
 
     spec = agent.model
@@ -212,7 +251,7 @@ def mcp_toolset(spec: Any, cwd: str) -> AbstractToolset[Any]:
                                hint="pass a URL, a {'command': ...} dict, a command list or an MCPToolset") from None
 
 
-def build_toolsets(agent: ModelAgent, request: AgentRequest, workspace: Workspace) -> list[AbstractToolset[Any]]:
+def build_toolsets(agent: ModelAgentLike, request: AgentRequest, workspace: Workspace) -> list[AbstractToolset[Any]]:
     ours: list[Tool] = []
     others: list[AbstractToolset[Any]] = []
     loose: list[Any] = []
@@ -309,7 +348,7 @@ class Reporter:
 # -- errors ------------------------------------------------------------------------------------
 
 
-def map_error(agent: ModelAgent, err: BaseException) -> Exception:
+def map_error(agent: ModelAgentLike, err: BaseException) -> Exception:
     name = agent.name
     status = getattr(err, "status_code", None)
     details: dict[str, Any] = {"error": type(err).__name__}
@@ -355,7 +394,7 @@ def _cost(messages: list[Any]) -> float | None:
     return total
 
 
-async def run(agent: ModelAgent, request: AgentRequest) -> AgentResult:
+async def run(agent: ModelAgentLike, request: AgentRequest) -> AgentResult:
     model = build_model(agent)
     workspace = Workspace(
         agent.workspace_root(request), max_output_bytes=agent.max_output_bytes, allow_network=agent.allow_network,
