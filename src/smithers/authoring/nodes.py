@@ -19,7 +19,7 @@ from ..errors import RenderError
 from .policies import Duration, Retry, parse_duration
 
 if TYPE_CHECKING:
-    from .human import WaitSpec
+    from .waits import WaitSpec
 
 Child = Any  # Node | list | tuple | None | False
 

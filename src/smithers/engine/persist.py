@@ -11,7 +11,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from ..authoring.human import SignalWait
+from ..authoring.waits import SignalWait
 from ..errors import RunError, error_record
 from ..states import AttemptStatus, EventType, NodeStatus, RunStatus
 from ..storage.frames import KEYFRAME_EVERY, Entries, diff

@@ -23,7 +23,8 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from ..authoring.human import ApprovalDecision, ApprovalWait, HumanWait, SignalWait, TimerFired, TimerWait
+from ..authoring.human import ApprovalDecision, TimerFired
+from ..authoring.waits import ApprovalWait, HumanWait, SignalWait, TimerWait
 from ..errors import ErrorCode, InvalidOutputError, RunError, TaskTimeoutError
 from ..states import WAITING_NODE_STATUSES, AttemptStatus, EventType, NodeStatus, RunStatus
 from ..storage.store import Store, Tx, now_ms
