@@ -246,7 +246,7 @@ def mcp_toolset(spec: Any, cwd: str) -> AbstractToolset[Any]:
         return MCPToolset(StdioTransport(spec[0], list(spec[1:]), cwd=cwd, keep_alive=False), tool_error_behavior="failed")
     try:
         return MCPToolset(spec, tool_error_behavior="failed")
-    except Exception as err:  # noqa: BLE001 - whatever MCPToolset rejects is a configuration problem
+    except Exception as err:  # whatever MCPToolset rejects is a configuration problem
         raise AgentConfigError(f"cannot use {spec!r} as an MCP server: {err}",
                                hint="pass a URL, a {'command': ...} dict, a command list or an MCPToolset") from None
 
@@ -291,7 +291,7 @@ def output_type_for(schema: Mapping[str, Any] | None) -> Any:
         return str
     try:
         return [StructuredDict(copy.deepcopy(dict(schema))), str]
-    except Exception:  # noqa: BLE001 - e.g. recursive $defs: the prompt carries the schema, the reply is parsed
+    except Exception:  # e.g. recursive $defs: the prompt carries the schema, the reply is parsed
         return str
 
 
@@ -322,7 +322,7 @@ class Reporter:
             elif isinstance(part, ToolCallPart) and not part.tool_name.startswith(OUTPUT_TOOL_PREFIX):
                 try:
                     args: Any = part.args_as_dict()
-                except Exception:  # noqa: BLE001 - malformed JSON arguments are reported as they came
+                except Exception:  # malformed JSON arguments are reported as they came
                     args = {"raw": part.args}
                 self.request.emit("tool_use", id=part.tool_call_id, name=part.tool_name, input=args)
 
@@ -389,7 +389,7 @@ def _cost(messages: list[Any]) -> float | None:
         if isinstance(message, ModelResponse):
             try:
                 total += float(message.cost().total_price)
-            except Exception:  # noqa: BLE001 - unknown model or price: no cost rather than a failed task
+            except Exception:  # unknown model or price: no cost rather than a failed task
                 return None
     return total
 

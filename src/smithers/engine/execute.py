@@ -51,7 +51,7 @@ def _run_in_daemon_thread(fn: Callable[..., Any], args: tuple[Any, ...]) -> asyn
     def target() -> None:
         try:
             result = fn(*args)
-        except BaseException as err:  # noqa: BLE001 - handed to the awaiting task as the attempt's failure
+        except BaseException as err:  # handed to the awaiting task as the attempt's failure
             outcome: tuple[bool, Any] = (False, err)
         else:
             outcome = (True, result)

@@ -133,7 +133,7 @@ class TraceListener:
             for event in events:
                 try:
                     self._on_event(event)
-                except Exception as err:  # noqa: BLE001 - tracing must never break a run
+                except Exception as err:  # tracing must never break a run
                     _warn_once(f"tracing stopped recording a span: {type(err).__name__}: {err}")
 
     def close(self) -> None:
@@ -148,7 +148,7 @@ class TraceListener:
                 self._end_run(run_id, end, self.run_status.get(run_id, "stopped"))
         try:
             self.provider.force_flush(FLUSH_TIMEOUT_MS)
-        except Exception as err:  # noqa: BLE001
+        except Exception as err:
             _warn_once(f"could not flush traces: {err}")
 
     # -- events ----------------------------------------------------------------------------------

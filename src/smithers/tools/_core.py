@@ -313,7 +313,7 @@ def _make_tool(
         raise ValueError(f"tool name {tool_name!r} must be letters, digits, '_' or '-'")
     try:  # the defining scope's locals resolve string annotations of classes defined in a function
         hints = typing.get_type_hints(fn, localns=dict(localns or {}), include_extras=True)
-    except Exception as err:  # noqa: BLE001 - NameError, TypeError...: reported at definition time
+    except Exception as err:  # NameError, TypeError...: reported at definition time
         raise ValueError(f"tool {tool_name!r}: cannot resolve its parameter annotations ({err})") from None
     signature = inspect.signature(fn)
     inject: dict[str, _Inject] = {}
