@@ -251,9 +251,8 @@ def test_no_credentials_at_all_is_a_configuration_error(tmp_path, claude_bin):
 
 @pytest.mark.slow
 def test_an_api_error_that_mentions_keys_is_not_an_auth_failure(tmp_path, claude_bin):
-    with fake([Reply(status=400, error_message=NOT_AUTH_MESSAGE)]) as server:
-        with pytest.raises(AgentError) as caught:
-            asyncio.run(agent_for(server, tmp_path / "home", claude_bin).run(request(tmp_path)))
+    with fake([Reply(status=400, error_message=NOT_AUTH_MESSAGE)]) as server, pytest.raises(AgentError) as caught:
+        asyncio.run(agent_for(server, tmp_path / "home", claude_bin).run(request(tmp_path)))
     assert not isinstance(caught.value, AgentConfigError), caught.value.message
     assert NOT_AUTH_MESSAGE in caught.value.message
 

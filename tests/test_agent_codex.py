@@ -281,9 +281,8 @@ def test_401_is_a_configuration_error(tmp_path, codex_bin, codex_home):
 
 @pytest.mark.slow
 def test_an_api_error_that_mentions_keys_is_not_an_auth_failure(tmp_path, codex_bin, codex_home):
-    with FakeServer(openai_app([Reply(status=400, error_message=NOT_AUTH_MESSAGE)])) as server:
-        with pytest.raises(AgentError) as caught:
-            asyncio.run(Codex(binary=codex_bin, env=codex_env(server.url, codex_home)).run(request(tmp_path)))
+    with FakeServer(openai_app([Reply(status=400, error_message=NOT_AUTH_MESSAGE)])) as server, pytest.raises(AgentError) as caught:
+        asyncio.run(Codex(binary=codex_bin, env=codex_env(server.url, codex_home)).run(request(tmp_path)))
     assert not isinstance(caught.value, AgentConfigError), caught.value.message
     assert NOT_AUTH_MESSAGE in caught.value.message
 

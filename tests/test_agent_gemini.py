@@ -191,9 +191,8 @@ def test_401_is_a_configuration_error(tmp_path, gemini_bin):
 
 @pytest.mark.slow
 def test_an_api_error_that_mentions_keys_is_not_an_auth_failure(tmp_path, gemini_bin):
-    with FakeServer(gemini_app([Reply(status=400, error_message=NOT_AUTH_MESSAGE)])) as server:
-        with pytest.raises(AgentError) as caught:
-            asyncio.run(Gemini(binary=gemini_bin, env=gemini_env(server.url, tmp_path / "home"), model="gemini-fake").run(request(tmp_path)))
+    with FakeServer(gemini_app([Reply(status=400, error_message=NOT_AUTH_MESSAGE)])) as server, pytest.raises(AgentError) as caught:
+        asyncio.run(Gemini(binary=gemini_bin, env=gemini_env(server.url, tmp_path / "home"), model="gemini-fake").run(request(tmp_path)))
     assert not isinstance(caught.value, AgentConfigError), caught.value.message
     assert NOT_AUTH_MESSAGE in caught.value.message
 

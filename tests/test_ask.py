@@ -9,9 +9,9 @@ import json
 import os
 import shutil
 import stat
-import tempfile
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest

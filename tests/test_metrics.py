@@ -18,8 +18,8 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from waiting import wait_until
 from prometheus_client.parser import text_string_to_metric_families
+from waiting import wait_until
 
 from smithers import ops
 from smithers.observability.metrics import (

@@ -16,8 +16,8 @@ from typing import Any
 
 import httpx2
 import pytest
-from waiting import wait_until
 from prometheus_client.parser import text_string_to_metric_families
+from waiting import wait_until
 
 from smithers.server.app import ServerThread, bind, create_app
 

@@ -18,10 +18,10 @@ from typing import Any
 
 from .authoring.context import Ctx
 from .authoring.loader import LoadedWorkflow, load_workflow, source_fingerprint
+from .decisions import waiting_for as waiting_for  # defined here before; it lives with the verbs that answer waits
 from .engine.loop import RunLoop
 from .engine.recovery import recover
 from .engine.render import render
-from .decisions import waiting_for as waiting_for  # defined here before; it lives with the verbs that answer waits
 from .engine.state import RunState
 from .errors import (
     ErrorCode,

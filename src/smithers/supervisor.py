@@ -26,7 +26,6 @@ taking the run over (or dies). A skip is recorded only when its reason changes f
 
 from __future__ import annotations
 
-import json
 import os
 import socket
 import subprocess
@@ -39,6 +38,7 @@ from typing import Any
 
 from .errors import RunOwnedError
 from .events.ndjson import run_dir
+from .states import WAITING_RUN_STATUSES, EventType, RunStatus
 from .storage.lease import (
     DEFAULT_STALE_MS,
     HANDOFF_PREFIX,
@@ -48,7 +48,6 @@ from .storage.lease import (
     release_run,
     renew_lease,
 )
-from .states import WAITING_RUN_STATUSES, EventType, RunStatus
 from .storage.store import Store, now_ms
 
 EVENT_TYPES = (EventType.RUN_AUTO_RESUMED, EventType.RUN_AUTO_RESUME_SKIPPED, EventType.RUN_AUTO_RESUME_FAILED)

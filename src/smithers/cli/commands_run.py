@@ -226,7 +226,7 @@ def _detach(
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:
         run = store.get_run(run_id)
-        if run is not None and run["owner_pid"] == child.pid or (run is not None and run["status"] != "running"):
+        if (run is not None and run["owner_pid"] == child.pid) or (run is not None and run["status"] != "running"):
             break
         if child.poll() is not None:
             typer.echo(f"error: the background run exited with code {child.returncode}; see {log_path}", err=True)

@@ -24,7 +24,6 @@ from pydantic import BaseModel
 
 from ..authoring.context import Ctx, TaskContext
 from ..authoring.workflow import Workflow
-from ..events.ndjson import NdjsonSink, run_dir
 from ..errors import (
     ErrorCode,
     HeartbeatTimeoutError,
@@ -34,6 +33,7 @@ from ..errors import (
     RunError,
     TaskTimeoutError,
 )
+from ..events.ndjson import NdjsonSink, run_dir
 from ..states import EventType, NodeStatus, RunStatus
 from ..storage.lease import Owner, release_run, renew_lease
 from ..storage.store import Store, now_ms

@@ -15,9 +15,9 @@ from pydantic import BaseModel
 
 from ..authoring.context import Ctx
 from ..authoring.human import Approval
-from ..authoring.structure import Worktree
 from ..authoring.nodes import Branch, Loop, Node, Parallel, Sequence, Task, flatten
 from ..authoring.policies import DEFAULT_AGENT_RETRIES, DEFAULT_RETRY
+from ..authoring.structure import Worktree
 from ..authoring.workflow import Workflow
 from ..errors import RenderError, SmithersError
 from ..storage.output_tables import check_unique_models, table_name

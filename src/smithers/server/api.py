@@ -30,8 +30,8 @@ from ..states import (
     NodeStatus,
     RunStatus,
 )
-from .service import COOKIE_NAME, STATIC_CACHE_CONTROL, STATIC_DIR, Service, service_of
 from .errors import ApiError
+from .service import COOKIE_NAME, STATIC_CACHE_CONTROL, STATIC_DIR, Service, service_of
 
 Svc = Annotated[Service, Depends(service_of)]
 

@@ -16,18 +16,13 @@ bind the socket themselves, so port 0 works and a busy port is a clean error.
 
 from __future__ import annotations
 
-import contextlib
-import hmac
 import json
 import os
 import socket
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 

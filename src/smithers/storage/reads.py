@@ -181,7 +181,7 @@ class StoreReads:
     def gauges(self) -> dict[str, int]:
         """Current counts for the metrics gauges: runs running and waiting, approvals pending,
         tasks pending in running runs."""
-        one = lambda sql, params=(): self._conn.execute(sql, params).fetchone()[0]
+        one = lambda sql, params=(): self._conn.execute(sql, params).fetchone()[0]  # noqa: E731
         waiting = sorted(str(s) for s in WAITING_RUN_STATUSES)
         return {
             "runs_active": one("SELECT COUNT(*) FROM _smithers_runs WHERE status = ?", (RunStatus.RUNNING,)),

@@ -237,7 +237,7 @@ class Store(StoreReads, QueryStoreMixin, WaitStoreMixin):
                 ).fetchone()
                 kinds = json.loads(row[0]) if row else {}
                 if isinstance(kinds, list):
-                    kinds = {c: None for c in kinds}
+                    kinds = dict.fromkeys(kinds)
                 kinds.update(dict(table.columns))
                 self._conn.execute(
                     "INSERT INTO _smithers_output_tables (table_name, model_name, columns_json) VALUES (?, ?, ?) "
