@@ -270,7 +270,6 @@ def test_401_is_a_configuration_error(tmp_path, codex_bin, codex_home):
         (codex_home / ".codex" / "config.toml").write_text(
             (codex_home / ".codex" / "config.toml").read_text().replace("stream_max_retries = 0", "stream_max_retries = 5")
         )
-        before = len(server.requests)
         with pytest.raises(AgentConfigError):
             asyncio.run(Codex(binary=codex_bin, env=env).run(request(tmp_path)))
         requests = len(server.requests)

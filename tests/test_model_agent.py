@@ -349,7 +349,7 @@ def test_request_timeout_is_an_agent_error(project: Path) -> None:
 
     with serve("anthropic", [slow]) as server:
         try:
-            with pytest.raises(AgentError, match="timed out after 0.3s"):
+            with pytest.raises(AgentError, match=r"timed out after 0\.3s"):
                 run(agent_for("anthropic", server), request_for(project, timeout=0.3))
             assert not answered.is_set(), "the agent gave up before the model answered"
         finally:

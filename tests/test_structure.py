@@ -190,7 +190,7 @@ def wf(ctx):
 """)
     result = project.cli("up", "wf.py", "--quiet")
     assert result.returncode == 0, result.stderr
-    rows = dict((r[0], r[1:]) for r in project.query("select node_id, path, started, ended from edit"))
+    rows = {r[0]: r[1:] for r in project.query("select node_id, path, started, ended from edit")}
     assert rows["edit-a"][0] == str(project.root / ".worktrees" / "a" / "a.txt")
     assert rows["edit-b"][0] == str(project.root / ".worktrees" / "b" / "b.txt")
     assert rows["edit-a"][1] < rows["edit-b"][2] and rows["edit-b"][1] < rows["edit-a"][2], "the two edits overlapped in time"

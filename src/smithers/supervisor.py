@@ -168,10 +168,7 @@ class Supervisor:
             if verdict is None:
                 continue
             action, reason, detail = verdict
-            if action == "resume":
-                decision = self._resume(run, reason, detail, now)
-            else:
-                decision = Decision(run["run_id"], "skip", reason, detail)
+            decision = self._resume(run, reason, detail, now) if action == "resume" else Decision(run["run_id"], "skip", reason, detail)
             if decision is not None:
                 if decision.action == "skip":
                     self._skip(decision)

@@ -58,7 +58,7 @@ class AgentChain:
         return cls(agents, disabled)
 
     def pick(self, attempt: int) -> int | None:
-        """Attempt n uses entry min(n, len) − 1, or the next entry that is still enabled."""
+        """Attempt n uses entry min(n, len) - 1, or the next entry that is still enabled."""
         preferred = min(attempt, len(self.agents)) - 1
         order = [preferred, *range(preferred + 1, len(self.agents)), *range(preferred)]
         return next((i for i in order if id(self.agents[i]) not in self.disabled), None)

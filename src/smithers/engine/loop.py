@@ -12,6 +12,7 @@ Static tasks complete inline; compute and agent attempts run as asyncio tasks.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import signal
 import time
@@ -487,10 +488,8 @@ class RunLoop:
                 timeout = min(timeout, max((wake - now_ms()) / 1000, 0.0))
         if not any(r.task.done() for r in self.running.values()) and self.cancel_reason is None:
             self.wake.clear()
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.wake.wait(), timeout)
-            except TimeoutError:
-                pass
         self._enforce_deadlines()
         done = [(key, running) for key, running in self.running.items() if running.task.done()]
         if done:

@@ -112,9 +112,9 @@ def build_server(db_path: Path, root: Path) -> SmithersMCPServer:
 
     server = SmithersMCPServer(SERVER_NAME, version=__version__, instructions=INSTRUCTIONS)
     tools = SmithersTools(db_path, root)
-    for name, annotations in TOOLS:
+    for name, tool_annotations in TOOLS:
         method = getattr(tools, name)
-        server.add_tool(enveloped(method), name=name, description=inspect.getdoc(method), annotations=annotations)
+        server.add_tool(enveloped(method), name=name, description=inspect.getdoc(method), annotations=tool_annotations)
     return server
 
 
