@@ -178,7 +178,9 @@ def inbox(store: Store) -> list[dict[str, Any]]:
         items.append({
             "kind": "signal", "run_id": wait["run_id"], "node_id": wait["node_id"], "iteration": wait["iteration"],
             "signal": wait["signal"], "correlation_id": corr, "schema": wait["schema"], "since_ms": wait["waiting_since_ms"],
-            "commands": [f"smithers signal {wait['run_id']} {wait['signal']} --data '{{...}}'" + (f" --correlation {corr}" if corr else "")],
+            "commands": [
+                f"smithers signal {wait['run_id']} {wait['signal']} --data '{{...}}'" + (f" --correlation {corr}" if corr else ""),
+            ],
         })
     return items
 

@@ -78,7 +78,8 @@ class Decision:
     recorded: bool = False  # an event was written for it
 
     def line(self) -> str:
-        extra = ", ".join(f"{k}={v}" for k, v in self.detail.items() if k in ("pid", "exit_code", "would_resume", "log", "fires_at", "retry_at"))
+        shown = ("pid", "exit_code", "would_resume", "log", "fires_at", "retry_at")
+        extra = ", ".join(f"{k}={v}" for k, v in self.detail.items() if k in shown)
         tail = f" ({extra})" if extra else ""
         verbs = {"resume": "resumed", "skip": "skipped", "failed": "auto-resume failed", "exited": "resume process exited"}
         return f"{verbs.get(self.action, self.action)} {self.run_id}: {self.reason}{tail}"
@@ -232,7 +233,8 @@ class Supervisor:
         for wait in store.signal_waits(run_id):
             hit = store.next_signal(run_id, wait["signal"], wait["correlation_id"])
             if hit:
-                return "signal received", {"node": wait["node_id"], "node_iteration": wait["iteration"], "signal": wait["signal"], "signal_seq": hit[0]}
+                signalled = {"node": wait["node_id"], "node_iteration": wait["iteration"], "signal": wait["signal"], "signal_seq": hit[0]}
+                return "signal received", signalled
         for child in store.waiting_children(run_id):  # a Subflow node waits with its child run: what the child waits for counts here
             arrived = self._arrived(child, now)
             if arrived is not None:

@@ -175,7 +175,9 @@ class SmithersToolset(AbstractToolset[Any]):
         return {
             name: ToolsetTool(
                 toolset=self,
-                tool_def=ToolDefinition(name=name, description=t.description, parameters_json_schema=t.json_schema(), sequential=t.sequential),
+                tool_def=ToolDefinition(
+                    name=name, description=t.description, parameters_json_schema=t.json_schema(), sequential=t.sequential,
+                ),
                 max_retries=self.max_retries,
                 args_validator=_ANY_ARGS,
             )
@@ -265,7 +267,9 @@ def build_toolsets(agent: ModelAgentLike, request: AgentRequest, workspace: Work
         elif callable(item):
             ours.append(tool(item))
         else:
-            raise AgentConfigError(f"{agent.name}: {item!r} is not a tool", hint="pass smithers.tools tools, @tool functions or pydantic-ai toolsets")
+            raise AgentConfigError(
+                f"{agent.name}: {item!r} is not a tool", hint="pass smithers.tools tools, @tool functions or pydantic-ai toolsets",
+            )
     names = [t.name for t in ours]
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:

@@ -56,7 +56,8 @@ def up(
     port: Annotated[int, typer.Option("--port", help="Port for --serve (0 picks a free one).")] = 7331,
     host: Annotated[str, typer.Option("--host", help="Address for --serve; beyond loopback needs a token.")] = "127.0.0.1",
     auth_token: Annotated[
-        str | None, typer.Option("--auth-token", envvar="SMITHERS_API_KEY", show_envvar=True, help="Token --serve requires.", show_default=False)
+        str | None,
+        typer.Option("--auth-token", envvar="SMITHERS_API_KEY", show_envvar=True, help="Token --serve requires.", show_default=False),
     ] = None,
 ) -> int:
     """Run a workflow to the end (or until it fails, is cancelled or waits).

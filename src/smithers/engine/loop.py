@@ -285,7 +285,9 @@ class RunLoop:
                 self.persist.set_loop(loop.loop_id, loop.iteration, True)
             elif loop.continue_every and (loop.iteration + 1) % loop.continue_every == 0 and not self.running:
                 # hand the loop over to a fresh run: its next pass, and its newest outputs for feedback
-                carry = [(t.node_id, t.iteration, t.table) for t in subtree_tasks(loop) if self.state.status_of(t.key) == NodeStatus.FINISHED]
+                carry = [
+                    (t.node_id, t.iteration, t.table) for t in subtree_tasks(loop) if self.state.status_of(t.key) == NodeStatus.FINISHED
+                ]
                 self._continue_as_new(None, loops={loop.loop_id: loop.iteration + 1}, carry=carry)
                 return True
             else:
@@ -304,7 +306,9 @@ class RunLoop:
         yield_at = time.monotonic() + YIELD_EVERY
         while True:
             free = self.max_concurrency - len(self.running)
-            batch, wake = take_startable(plan, status_of=state.status_of, retry_at_of=state.retry_at_of, free_slots=max(free, 1) if free > 0 else 0, now_ms=now_ms())
+            batch, wake = take_startable(
+                plan, status_of=state.status_of, retry_at_of=state.retry_at_of, free_slots=max(free, 1) if free > 0 else 0, now_ms=now_ms(),
+            )
             if not batch:
                 return wake
             with self.store.batch(self.run_id, owner_id=self.owner.id):
@@ -589,7 +593,9 @@ class RunLoop:
     def _blocked_error(self) -> dict[str, Any]:
         assert self.plan is not None
         desc = self.plan.blocked_failures[0]
-        return {"type": "TaskFailed", "code": str(ErrorCode.TASK_FAILED), "message": f"task {desc.node_id!r} failed", "node_id": desc.node_id}
+        return {
+            "type": "TaskFailed", "code": str(ErrorCode.TASK_FAILED), "message": f"task {desc.node_id!r} failed", "node_id": desc.node_id,
+        }
 
     # -- maintenance, cancellation ---------------------------------------------------------
 

@@ -365,7 +365,9 @@ class TraceListener:
             "smithers.run_id": key[0], "smithers.node_id": key[1], "smithers.iteration": key[2], "smithers.attempt": key[3],
             "smithers.tool": str(payload.get("tool") or ""), "smithers.tool.call_id": call_id,
         }
-        span = self.tracer.start_span("smithers.tool", context=self._trace.set_span_in_context(parent), attributes=attributes, start_time=ts)
+        span = self.tracer.start_span(
+            "smithers.tool", context=self._trace.set_span_in_context(parent), attributes=attributes, start_time=ts,
+        )
         self.tools[(key[0], call_id)] = (span, key)
 
     def _end_tool(self, event: dict[str, Any], ts: int, payload: dict[str, Any]) -> None:

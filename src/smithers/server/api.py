@@ -312,7 +312,8 @@ async def run_events(
             start = max(start, int(last_event_id))
         except ValueError:
             raise ApiError(400, "INVALID_REQUEST", f"Last-Event-ID must be an event seq, got {last_event_id!r}") from None
-    return EventSourceResponse(event_stream(service, request, run_id, start), headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+    headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+    return EventSourceResponse(event_stream(service, request, run_id, start), headers=headers)
 
 
 @router.get("/v1/runs/{run_id}/nodes/{node_id}", tags=["runs"])

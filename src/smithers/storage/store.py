@@ -150,7 +150,8 @@ class Store(StoreReads, QueryStoreMixin, WaitStoreMixin):
             begin_write(self._conn)
             try:
                 self._conn.execute(
-                    "CREATE TABLE IF NOT EXISTS _smithers_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at_ms INTEGER NOT NULL)"
+                    "CREATE TABLE IF NOT EXISTS _smithers_migrations "
+                    "(version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at_ms INTEGER NOT NULL)"
                 )
                 applied = {r[0] for r in self._conn.execute("SELECT version FROM _smithers_migrations")}
                 for version, name, statements in MIGRATIONS:
