@@ -58,7 +58,8 @@ def agent_for(server: FakeServer, home: Path, binary: str, **options) -> ClaudeC
 
 def request(cwd: Path, events: list[AgentEvent] | None = None, **fields) -> AgentRequest:
     fields.setdefault("output_schema", SCHEMA)
-    return AgentRequest(prompt=fields.pop("prompt", "Do the task."), cwd=str(cwd), on_event=events.append if events is not None else None, **fields)
+    on_event = events.append if events is not None else None
+    return AgentRequest(prompt=fields.pop("prompt", "Do the task."), cwd=str(cwd), on_event=on_event, **fields)
 
 
 # -- the command line and environment (no binary needed) ------------------------------------

@@ -138,7 +138,10 @@ def test_side_effect_tool_gets_the_same_idempotency_key_on_every_attempt(project
         keys.append(idempotency_key)
         return "sent"
 
-    script = [Reply(tool_calls=[ToolCall("send_email", {"to": "a@b.c"})]), Reply(tool_calls=[ToolCall("final_result", {"summary": "x", "lines": 1})])]
+    script = [
+        Reply(tool_calls=[ToolCall("send_email", {"to": "a@b.c"})]),
+        Reply(tool_calls=[ToolCall("final_result", {"summary": "x", "lines": 1})]),
+    ]
     for attempt in (1, 2):
         with serve("openai", script) as server:
             run(agent_for("openai", server, tools=[send_email]), request_for(project, attempt=attempt, iteration=4))

@@ -114,7 +114,9 @@ def parent(ctx):
     result = project.cli("up", "parent.py", "--quiet")
     assert result.returncode == 0, result.stderr
     parent_id = result.stdout.split()[1]
-    children = project.query("select run_id, status, parent_run_id, workflow from _smithers_runs where parent_run_id is not null order by run_id")
+    children = project.query(
+        "select run_id, status, parent_run_id, workflow from _smithers_runs where parent_run_id is not null order by run_id"
+    )
     assert [(c[1], c[2], c[3]) for c in children] == [("finished", parent_id, "child")] * 3
     assert project.query("select node_id, value from result order by node_id") == [("sq0", 0), ("sq1", 1), ("sq2", 4)]
     # each child is a run of its own: inspectable and resumable on its own
