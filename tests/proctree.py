@@ -9,9 +9,9 @@ import time
 from typing import Any
 
 import pytest
+from waiting import wait_until
 
 from smithers.agents.base import AgentRequest
-from waiting import wait_until
 
 
 def _processes() -> dict[int, tuple[int, int, str]]:

@@ -58,7 +58,8 @@ def agent_for(server: FakeServer, home: Path, binary: str, **options) -> ClaudeC
 
 def request(cwd: Path, events: list[AgentEvent] | None = None, **fields) -> AgentRequest:
     fields.setdefault("output_schema", SCHEMA)
-    return AgentRequest(prompt=fields.pop("prompt", "Do the task."), cwd=str(cwd), on_event=events.append if events is not None else None, **fields)
+    on_event = events.append if events is not None else None
+    return AgentRequest(prompt=fields.pop("prompt", "Do the task."), cwd=str(cwd), on_event=on_event, **fields)
 
 
 # -- the command line and environment (no binary needed) ------------------------------------
@@ -251,9 +252,8 @@ def test_no_credentials_at_all_is_a_configuration_error(tmp_path, claude_bin):
 
 @pytest.mark.slow
 def test_an_api_error_that_mentions_keys_is_not_an_auth_failure(tmp_path, claude_bin):
-    with fake([Reply(status=400, error_message=NOT_AUTH_MESSAGE)]) as server:
-        with pytest.raises(AgentError) as caught:
-            asyncio.run(agent_for(server, tmp_path / "home", claude_bin).run(request(tmp_path)))
+    with fake([Reply(status=400, error_message=NOT_AUTH_MESSAGE)]) as server, pytest.raises(AgentError) as caught:
+        asyncio.run(agent_for(server, tmp_path / "home", claude_bin).run(request(tmp_path)))
     assert not isinstance(caught.value, AgentConfigError), caught.value.message
     assert NOT_AUTH_MESSAGE in caught.value.message
 

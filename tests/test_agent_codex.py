@@ -70,7 +70,8 @@ def after_tool(command: str, final: str, **usage: int):
 
 def request(cwd: Path, events: list[AgentEvent] | None = None, **fields) -> AgentRequest:
     fields.setdefault("output_schema", SCHEMA)
-    return AgentRequest(prompt=fields.pop("prompt", "Do the task."), cwd=str(cwd), on_event=events.append if events is not None else None, **fields)
+    on_event = events.append if events is not None else None
+    return AgentRequest(prompt=fields.pop("prompt", "Do the task."), cwd=str(cwd), on_event=on_event, **fields)
 
 
 # -- the command line and the strict schema (no binary needed) ------------------------------
@@ -152,9 +153,15 @@ def test_parse_line_events_warnings_and_fail_fast_auth():
         {"type": "thread.started", "thread_id": "t-9"},
         {"type": "item.completed", "item": {"id": "item_0", "type": "error", "message": "Model metadata for `m` not found."}},
         {"type": "turn.started"},
-        {"type": "item.started", "item": {"id": "item_1", "type": "command_execution", "command": "ls", "exit_code": None, "status": "in_progress"}},
-        {"type": "item.completed", "item": {"id": "item_1", "type": "command_execution", "command": "ls", "aggregated_output": "a\n", "exit_code": 2, "status": "failed"}},
-        {"type": "item.completed", "item": {"id": "item_2", "type": "file_change", "changes": [{"path": "a.py", "kind": "add"}], "status": "completed"}},
+        {"type": "item.started", "item": {
+            "id": "item_1", "type": "command_execution", "command": "ls", "exit_code": None, "status": "in_progress",
+        }},
+        {"type": "item.completed", "item": {
+            "id": "item_1", "type": "command_execution", "command": "ls", "aggregated_output": "a\n", "exit_code": 2, "status": "failed",
+        }},
+        {"type": "item.completed", "item": {
+            "id": "item_2", "type": "file_change", "changes": [{"path": "a.py", "kind": "add"}], "status": "completed",
+        }},
         {"type": "item.completed", "item": {"id": "item_3", "type": "agent_message", "text": "first"}},
         {"type": "item.completed", "item": {"id": "item_4", "type": "agent_message", "text": '{"ok": true}'}},
         {"type": "turn.completed", "usage": {"input_tokens": 100, "cached_input_tokens": 40, "output_tokens": 9}},
@@ -165,7 +172,9 @@ def test_parse_line_events_warnings_and_fail_fast_auth():
     assert state.session_id == "t-9" and state.text == '{"ok": true}' and state.error is None
     assert (state.usage.input_tokens, state.usage.cache_read_tokens, state.usage.output_tokens) == (60, 40, 9)
     kinds = [(e.kind, e.data.get("name") or e.data.get("id")) for e in events]
-    assert kinds[:5] == [("error", None), ("tool_use", "shell"), ("tool_result", "item_1"), ("tool_use", "file_change"), ("tool_result", "item_2")]
+    assert kinds[:5] == [
+        ("error", None), ("tool_use", "shell"), ("tool_result", "item_1"), ("tool_use", "file_change"), ("tool_result", "item_2"),
+    ]
     result = next(e.data for e in events if e.kind == "tool_result")
     assert result["exit_code"] == 2 and result["is_error"] is True and result["output"] == "a\n"
     assert events[0].data["fatal"] is False
@@ -173,7 +182,8 @@ def test_parse_line_events_warnings_and_fail_fast_auth():
     agent.parse_line(json.dumps({"type": "turn.failed", "error": {"message": "boom"}}), state, req)
     assert state.error == "boom"
     with pytest.raises(AgentConfigError):
-        agent.parse_line(json.dumps({"type": "error", "message": "Reconnecting... 1/5 (unexpected status 401 Unauthorized: bad key)"}), state, req)
+        reconnecting = {"type": "error", "message": "Reconnecting... 1/5 (unexpected status 401 Unauthorized: bad key)"}
+        agent.parse_line(json.dumps(reconnecting), state, req)
 
 
 # -- the real CLI against the fake ----------------------------------------------------------
@@ -183,7 +193,9 @@ def test_parse_line_events_warnings_and_fail_fast_auth():
 def test_workflow_task_runs_a_command_and_returns_validated_json(tmp_path, codex_bin, codex_home):
     project = tmp_path / "project"
     project.mkdir()
-    final = json.dumps({"summary": "wrote hello.txt", "level": None, "note": None, "items": [{"name": "hello.txt", "size": None}], "tag": None})
+    final = json.dumps(
+        {"summary": "wrote hello.txt", "level": None, "note": None, "items": [{"name": "hello.txt", "size": None}], "tag": None}
+    )
     with FakeServer(openai_app([after_tool("echo written by codex > hello.txt", final)])) as server:
         (project / "wf.py").write_text(textwrap.dedent(f"""
             from pydantic import BaseModel
@@ -229,7 +241,8 @@ def test_workflow_task_runs_a_command_and_returns_validated_json(tmp_path, codex
     assert meta["agent"] == "codex" and meta["session_id"] and meta["turns"] == 1
     schema = first["text"]["format"]
     assert schema["type"] == "json_schema" and schema["strict"] is True, "--output-schema reached the model"
-    assert schema["schema"]["additionalProperties"] is False and sorted(schema["schema"]["required"]) == ["items", "level", "note", "summary", "tag"]
+    assert schema["schema"]["additionalProperties"] is False
+    assert sorted(schema["schema"]["required"]) == ["items", "level", "note", "summary", "tag"]
     assert "Write hello.txt, then report." in json.dumps(first["input"])
 
 
@@ -270,7 +283,6 @@ def test_401_is_a_configuration_error(tmp_path, codex_bin, codex_home):
         (codex_home / ".codex" / "config.toml").write_text(
             (codex_home / ".codex" / "config.toml").read_text().replace("stream_max_retries = 0", "stream_max_retries = 5")
         )
-        before = len(server.requests)
         with pytest.raises(AgentConfigError):
             asyncio.run(Codex(binary=codex_bin, env=env).run(request(tmp_path)))
         requests = len(server.requests)
@@ -281,9 +293,8 @@ def test_401_is_a_configuration_error(tmp_path, codex_bin, codex_home):
 
 @pytest.mark.slow
 def test_an_api_error_that_mentions_keys_is_not_an_auth_failure(tmp_path, codex_bin, codex_home):
-    with FakeServer(openai_app([Reply(status=400, error_message=NOT_AUTH_MESSAGE)])) as server:
-        with pytest.raises(AgentError) as caught:
-            asyncio.run(Codex(binary=codex_bin, env=codex_env(server.url, codex_home)).run(request(tmp_path)))
+    with FakeServer(openai_app([Reply(status=400, error_message=NOT_AUTH_MESSAGE)])) as server, pytest.raises(AgentError) as caught:
+        asyncio.run(Codex(binary=codex_bin, env=codex_env(server.url, codex_home)).run(request(tmp_path)))
     assert not isinstance(caught.value, AgentConfigError), caught.value.message
     assert NOT_AUTH_MESSAGE in caught.value.message
 

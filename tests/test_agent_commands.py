@@ -88,7 +88,8 @@ def test_an_unknown_agent_name(project, run_id_of):
 
 
 def test_a_missing_binary(project, run_id_of):
-    run_id, error = _failed_judge(project, run_id_of, '__import__("smithers.agents", fromlist=["x"]).ClaudeCode(binary="/nonexistent/claude")')
+    missing = '__import__("smithers.agents", fromlist=["x"]).ClaudeCode(binary="/nonexistent/claude")'
+    run_id, error = _failed_judge(project, run_id_of, missing)
     assert error["code"] == "AGENT_CONFIG" and "/nonexistent/claude" in error["message"]
     assert "not found" in project.cli("why", run_id).stdout or "does not exist" in project.cli("why", run_id).stdout
 

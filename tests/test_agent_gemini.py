@@ -56,7 +56,8 @@ def after_tool(call: ToolCall, final: str, **usage: int):
 
 def request(cwd: Path, events: list[AgentEvent] | None = None, **fields) -> AgentRequest:
     fields.setdefault("output_schema", SCHEMA)
-    return AgentRequest(prompt=fields.pop("prompt", "Do the task."), cwd=str(cwd), on_event=events.append if events is not None else None, **fields)
+    on_event = events.append if events is not None else None
+    return AgentRequest(prompt=fields.pop("prompt", "Do the task."), cwd=str(cwd), on_event=on_event, **fields)
 
 
 # -- the command line and the event parser (no binary needed) -------------------------------
@@ -182,7 +183,8 @@ def test_events_usage_session_and_resume(tmp_path, gemini_bin):
 def test_401_is_a_configuration_error(tmp_path, gemini_bin):
     with FakeServer(gemini_app([Reply(status=401, error_message="API key not valid. Please pass a valid API key.")])) as server:
         with pytest.raises(AgentConfigError) as caught:
-            asyncio.run(Gemini(binary=gemini_bin, env=gemini_env(server.url, tmp_path / "home"), model="gemini-fake").run(request(tmp_path)))
+            agent = Gemini(binary=gemini_bin, env=gemini_env(server.url, tmp_path / "home"), model="gemini-fake")
+            asyncio.run(agent.run(request(tmp_path)))
         requests = len(server.requests)
     assert requests < 4, f"gemini's own retries are cut short at the first 401: {requests} requests"
     assert "authenticate" in caught.value.message and "API key not valid" in caught.value.message
@@ -191,9 +193,8 @@ def test_401_is_a_configuration_error(tmp_path, gemini_bin):
 
 @pytest.mark.slow
 def test_an_api_error_that_mentions_keys_is_not_an_auth_failure(tmp_path, gemini_bin):
-    with FakeServer(gemini_app([Reply(status=400, error_message=NOT_AUTH_MESSAGE)])) as server:
-        with pytest.raises(AgentError) as caught:
-            asyncio.run(Gemini(binary=gemini_bin, env=gemini_env(server.url, tmp_path / "home"), model="gemini-fake").run(request(tmp_path)))
+    with FakeServer(gemini_app([Reply(status=400, error_message=NOT_AUTH_MESSAGE)])) as server, pytest.raises(AgentError) as caught:
+        asyncio.run(Gemini(binary=gemini_bin, env=gemini_env(server.url, tmp_path / "home"), model="gemini-fake").run(request(tmp_path)))
     assert not isinstance(caught.value, AgentConfigError), caught.value.message
     assert NOT_AUTH_MESSAGE in caught.value.message
 

@@ -5,6 +5,7 @@ run by a real `smithers up`."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -57,10 +58,8 @@ def test_a_timed_out_agent_task_leaves_no_process_behind(project: Project, pi_bi
                 tree = process_tree(up.pid) - {up.pid}
                 seen |= tree
                 tool_seen = tool_seen or any(marker in _cmdline(pid) for pid in tree)
-                try:
+                with contextlib.suppress(subprocess.TimeoutExpired):
                     up.wait(timeout=0.2)
-                except subprocess.TimeoutExpired:
-                    pass
             out, err = up.communicate(timeout=30)
         finally:
             if up.poll() is None:

@@ -60,7 +60,8 @@ def agent_for(server: FakeServer, home: Path, binary: str, **options) -> Pi:
 
 def request(cwd: Path, events: list[AgentEvent] | None = None, **fields) -> AgentRequest:
     fields.setdefault("output_schema", SCHEMA)
-    return AgentRequest(prompt=fields.pop("prompt", "Do the task."), cwd=str(cwd), on_event=events.append if events is not None else None, **fields)
+    on_event = events.append if events is not None else None
+    return AgentRequest(prompt=fields.pop("prompt", "Do the task."), cwd=str(cwd), on_event=on_event, **fields)
 
 
 def test_argv_maps_the_options():
@@ -90,7 +91,9 @@ def test_a_retry_that_succeeds_clears_the_error():
         agent.parse_line(line, state, req)
     assert [e.kind for e in events] == ["error", "raw", "text"]
     assert state.error is None and state.finished and state.text == "fine" and state.session_id == "s-9" and state.model == "m"
-    assert state.usage.to_dict() == {"input_tokens": 5, "output_tokens": 2, "cache_read_tokens": 3, "cache_write_tokens": 1, "cost_usd": 0.25}
+    assert state.usage.to_dict() == {
+        "input_tokens": 5, "output_tokens": 2, "cache_read_tokens": 3, "cache_write_tokens": 1, "cost_usd": 0.25,
+    }
 
     agent.parse_line(json.dumps({"type": "auto_retry_end", "success": False, "finalError": "gave up"}), state, req)
     with pytest.raises(AgentError, match="gave up"):
@@ -178,9 +181,8 @@ def test_401_is_a_configuration_error(tmp_path, pi_bin):
 
 @pytest.mark.slow
 def test_an_api_error_that_mentions_keys_is_not_an_auth_failure(tmp_path, pi_bin):
-    with fake([Reply(status=400, error_message=NOT_AUTH_MESSAGE)]) as server:
-        with pytest.raises(AgentError) as caught:
-            asyncio.run(agent_for(server, tmp_path / "home", pi_bin).run(request(tmp_path)))
+    with fake([Reply(status=400, error_message=NOT_AUTH_MESSAGE)]) as server, pytest.raises(AgentError) as caught:
+        asyncio.run(agent_for(server, tmp_path / "home", pi_bin).run(request(tmp_path)))
     assert not isinstance(caught.value, AgentConfigError), caught.value.message
     assert NOT_AUTH_MESSAGE in caught.value.message
 
@@ -266,5 +268,6 @@ def test_cancelling_the_run_kills_pi_and_its_tool_and_records_the_attempt_cancel
                 up.kill()
             up.communicate()
         wait_gone(tree)  # the tool sleeps a minute: only a kill ends it before wait_gone gives up
-    assert project.query("SELECT status FROM _smithers_attempts WHERE run_id = 'pi-cancel' AND node_id = 'tool'") == [(AttemptStatus.CANCELLED,)]
+    attempts = project.query("SELECT status FROM _smithers_attempts WHERE run_id = 'pi-cancel' AND node_id = 'tool'")
+    assert attempts == [(AttemptStatus.CANCELLED,)]
     assert project.query("SELECT status FROM _smithers_runs WHERE run_id = 'pi-cancel'") == [(RunStatus.CANCELLED,)]

@@ -154,7 +154,10 @@ class Talker:
         request.emit("tool_use", id="t1", name="Write", input={"file_path": "x"})
         request.emit("tool_call_started", tool="write", call_id="t1")
         request.emit("tool_call_finished", tool="write", call_id="t1", duration_ms=3, output_bytes=10, is_error=False)
-        return AgentResult(text='{"score": 2, "summary": "s"}', usage={"input_tokens": 100, "output_tokens": 20, "cost_usd": 0.01}, session_id="abc", model="m1")
+        return AgentResult(
+            text='{"score": 2, "summary": "s"}', usage={"input_tokens": 100, "output_tokens": 20, "cost_usd": 0.01},
+            session_id="abc", model="m1",
+        )
 
 @workflow
 def wf(ctx):

@@ -13,11 +13,10 @@ import time
 
 import psutil
 import pytest
+from proctree import alive
 
 from smithers.agents._descendants import MARK_VAR, descendants, kill_marked, marked_pids, new_mark
 from smithers.storage.lease import Owner, _process_start, owner_alive
-
-from proctree import alive
 
 
 def _owner_row(pid: int, start: str) -> dict:

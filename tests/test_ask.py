@@ -9,9 +9,9 @@ import json
 import os
 import shutil
 import stat
-import tempfile
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -95,7 +95,9 @@ def test_claude_calls_the_registered_smithers_tools(project, waiting_run, claude
 def test_ask_attaches_the_server_for_one_invocation(project, waiting_run, claude_bin, tmp_path):
     steps = [
         Reply(tool_calls=[ToolCall("mcp__smithers__list_pending", {})]),
-        lambda body: Reply(text=f"Run {waiting_run} waits for you: {json.loads(tool_results(body)[-1]['content'])['data']['items'][0]['title']}"),
+        lambda body: Reply(
+            text=f"Run {waiting_run} waits for you: {json.loads(tool_results(body)[-1]['content'])['data']['items'][0]['title']}",
+        ),
     ]
     with FakeServer(anthropic_app(steps)) as server:
         env = agent_env(project, server, tmp_path / "home", path=f"{AGENTS_BIN}{os.pathsep}{os.environ['PATH']}")

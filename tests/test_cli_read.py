@@ -13,8 +13,8 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from waiting import wait_until
 from conftest import Project
+from waiting import wait_until
 
 from smithers.queries import plan_tree
 from smithers.storage.frames import rebuild
@@ -331,7 +331,7 @@ def test_node_shows_errors_with_tracebacks(runs: Runs) -> None:
     assert only["error"]["message"] == "kaboom"
     assert [a["attempt"] for a in only["attempts"]] == [1, 2]
     for attempt in only["attempts"]:
-        assert ATTEMPT_KEYS <= set(attempt)
+        assert set(attempt) >= ATTEMPT_KEYS
         assert attempt["error"]["message"] == "kaboom"
         assert 'raise ValueError("kaboom")' in attempt["error"]["traceback"]
     human = runs.project.cli("node", runs.failed, "bad")

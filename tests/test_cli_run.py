@@ -11,8 +11,9 @@ import subprocess
 import sys
 import time
 
-import smithers
 from waiting import wait_until
+
+import smithers
 
 WORKFLOW = """
 import time

@@ -479,7 +479,9 @@ def nested(ctx):
 """)
     result = project.cli("up", "wf.py")
     assert result.returncode == 0, result.stdout + result.stderr
-    rows = project.query("SELECT node_id, iteration, outer, inner, prev, seen FROM mark WHERE node_id != 'last' ORDER BY node_id, iteration")
+    rows = project.query(
+        "SELECT node_id, iteration, outer, inner, prev, seen FROM mark WHERE node_id != 'last' ORDER BY node_id, iteration"
+    )
     expected = []
     for o in range(3):
         for i in range(2 + o):  # until depends on the outer pass: 2, 3, 4 inner passes

@@ -40,7 +40,10 @@ def test_review_example_with_a_fallback_chain(project):
 
     replies = [answer]
     try:
-        with FakeServer(anthropic_app(replies)) as claude_api, FakeServer(openai_app([Reply(status=401, error_message="bad key")])) as openai_api:
+        with (
+            FakeServer(anthropic_app(replies)) as claude_api,
+            FakeServer(openai_app([Reply(status=401, error_message="bad key")])) as openai_api,
+        ):
             env = project.env(**codex_env(openai_api.url, home))
             env.update(claude_env(claude_api.url, home))
             env["PATH"] = f"{BIN}{os.pathsep}{env['PATH']}"

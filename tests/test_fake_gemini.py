@@ -70,7 +70,9 @@ def test_function_calls(stream):
     assert "functionResponse" in server.requests[1]["contents"][-1]["parts"][0]
 
 
-@pytest.mark.parametrize(("status", "name"), [(400, "INVALID_ARGUMENT"), (401, "UNAUTHENTICATED"), (403, "PERMISSION_DENIED"), (404, "NOT_FOUND")])
+@pytest.mark.parametrize(
+    ("status", "name"), [(400, "INVALID_ARGUMENT"), (401, "UNAUTHENTICATED"), (403, "PERMISSION_DENIED"), (404, "NOT_FOUND")],
+)
 @pytest.mark.parametrize("stream", [False, True])
 def test_errors_use_the_status_and_a_google_error_body(status, name, stream):
     with FakeServer(gemini_app([Reply(status=status, error_message="API key not valid.")])) as server:

@@ -51,7 +51,11 @@ def test_responses_streaming_events_in_order():
 
 
 def test_responses_stream_helper_collects_the_final_response():
-    with FakeServer(openai_app(['{"ok": true}'])) as server, client(server) as api, api.responses.stream(model="fake-model", input="go") as stream:
+    with (
+        FakeServer(openai_app(['{"ok": true}'])) as server,
+        client(server) as api,
+        api.responses.stream(model="fake-model", input="go") as stream,
+    ):
         for _ in stream:
             pass
         final = stream.get_final_response()
@@ -86,7 +90,11 @@ def test_function_calls(stream):
 ])
 @pytest.mark.parametrize("stream", [False, True])
 def test_errors_use_the_status_and_an_openai_error_body(status, error, stream):
-    with FakeServer(openai_app([Reply(status=status, error_message="Incorrect API key provided")])) as server, client(server) as api, pytest.raises(error) as caught:
+    with (
+        FakeServer(openai_app([Reply(status=status, error_message="Incorrect API key provided")])) as server,
+        client(server) as api,
+        pytest.raises(error) as caught,
+    ):
         result = api.responses.create(model="m", input="hi", stream=stream)
         if stream:
             list(result)

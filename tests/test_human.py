@@ -546,7 +546,9 @@ def test_a_subflow_whose_child_waits_makes_the_parent_wait(project, run_id_of):
     assert _finish_order(project, parent_id) == ["before", "kid", "after"]
     assert _rows(project, "out", parent_id)["kid"][-1] == "child-done"
     # the parent's attempts while the child waited were suspended, not failed: no retry budget used
-    attempts = project.query("SELECT attempt, status FROM _smithers_attempts WHERE run_id = ? AND node_id = 'kid' ORDER BY attempt", (parent_id,))
+    attempts = project.query(
+        "SELECT attempt, status FROM _smithers_attempts WHERE run_id = ? AND node_id = 'kid' ORDER BY attempt", (parent_id,)
+    )
     assert attempts == [(1, "suspended"), (2, "suspended"), (3, "finished")]
     suspended = project.query(
         "SELECT attempt, payload_json FROM _smithers_events WHERE run_id = ? AND type = 'AttemptSuspended' ORDER BY seq", (parent_id,)

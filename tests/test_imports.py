@@ -2,8 +2,8 @@
 contract in pyproject.toml ([tool.importlinter]) is checked here, one test per contract, against
 the `smithers` package that this interpreter imports (the imports inside functions count too).
 
-A contract that today's code still breaks is marked xfail (not strict) with the imports that break
-it; the change that removes them turns the test into an XPASS, and then the mark goes.
+Every contract is kept: a change that breaks one fails here, with import-linter's report of the
+imports that break it.
 """
 
 from __future__ import annotations
@@ -25,27 +25,12 @@ CONTRACTS = tomllib.loads(PYPROJECT.read_text(encoding="utf-8"))["tool"]["import
 CONTRACT_NAMES = [contract["name"] for contract in CONTRACTS]
 
 LAYERS = next(name for name in CONTRACT_NAMES if name.startswith("layers"))
-NO_CIRCLES = next(name for name in CONTRACT_NAMES if name.startswith("no import circles"))
-
-# The contracts broken by the code as it was when the checks came in (issue 8, item 2), and why.
-KNOWN_BROKEN = {
-    LAYERS: (
-        "storage.store imports observability.metrics (metrics should subscribe to store commits); "
-        "tools._core imports agents.base (the agents <-> tools circle); "
-        "engine.loop imports ops (run_child: subflow launching belongs in the engine)"
-    ),
-    NO_CIRCLES: (
-        "smithers: ops <-> engine, storage <-> observability, tools <-> agents; "
-        "smithers.agents: model <-> _model_adapter; smithers.engine: loop <-> waits; smithers.server: app <-> api"
-    ),
-}
-
 
 # DESIGN §10.1, top to bottom; a layer may import only the layers below it. Within a layer the
 # verbs may call one another; the rest are independent of one another.
 DESIGN_LAYERS = [
     ["cli"],
-    ["server"],
+    ["mcp", "server"],
     ["decisions", "ops", "queries", "supervisor"],
     ["engine"],
     ["agents", "authoring", "events", "observability"],
@@ -70,7 +55,9 @@ def test_the_layers_contract_is_the_one_of_the_design(report: dict[str, tuple[Co
     declared = [sorted(tail.name for tail in layer.module_tails) for layer in layers.layers]  # type: ignore[attr-defined]
     assert declared == DESIGN_LAYERS
     independent = [layer.is_independent for layer in layers.layers if len(layer.module_tails) > 1]  # type: ignore[attr-defined]
-    assert independent == [False, True, True], "the verbs may call one another; the other shared layers are independent"
+    assert independent == [True, False, True, True], (
+        "the front ends are independent of each other; the verbs may call one another; the other shared layers are independent"
+    )
 
 
 def _explain(contract: Contract, check: ContractCheck) -> str:
@@ -79,17 +66,7 @@ def _explain(contract: Contract, check: ContractCheck) -> str:
     return captured.get()
 
 
-@pytest.mark.parametrize(
-    "name",
-    [
-        pytest.param(
-            contract["name"],
-            id=contract["type"],
-            marks=[pytest.mark.xfail(strict=False, reason=KNOWN_BROKEN[contract["name"]])] if contract["name"] in KNOWN_BROKEN else [],
-        )
-        for contract in CONTRACTS
-    ],
-)
+@pytest.mark.parametrize("name", [pytest.param(contract["name"], id=contract["type"]) for contract in CONTRACTS])
 def test_import_contract_is_kept(report: dict[str, tuple[Contract, ContractCheck]], name: str) -> None:
     contract, check = report[name]
     assert check.kept, f"import-linter contract {name!r} is broken (run `lint-imports` for the same report):\n{_explain(contract, check)}"

@@ -5,8 +5,6 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import pytest
-
 import smithers
 
 SRC = Path(smithers.__file__).parent

@@ -50,7 +50,10 @@ def _repo_with_slow_git(project, tmp_path: Path) -> tuple[Path, str]:
     """A git repository at the project root and a folder whose ``git`` shim is slow to add worktrees."""
     real_git = shutil.which("git")
     assert real_git is not None
-    for args in (["init", "-q", "-b", "main"], ["-c", "user.email=t@example.com", "-c", "user.name=t", "commit", "-q", "--allow-empty", "-m", "init"]):
+    for args in (
+        ["init", "-q", "-b", "main"],
+        ["-c", "user.email=t@example.com", "-c", "user.name=t", "commit", "-q", "--allow-empty", "-m", "init"],
+    ):
         subprocess.run([real_git, *args], cwd=project.root, check=True, capture_output=True)
     shim_dir = tmp_path / "shim"
     shim_dir.mkdir()

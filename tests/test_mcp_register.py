@@ -165,7 +165,7 @@ def test_claude_mcp_list_reads_the_server(dirs, scope, state):
 
 
 def test_codex_mcp_list_shows_the_server(dirs):
-    home, project, env = dirs
+    _home, project, env = dirs
     codex = agent_cli("codex")
     added(env, project, "codex", "user")
     out = listed(codex, env, project)

@@ -18,8 +18,8 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from waiting import wait_until
 from prometheus_client.parser import text_string_to_metric_families
+from waiting import wait_until
 
 from smithers import ops
 from smithers.observability.metrics import (
@@ -131,7 +131,8 @@ def test_counters_histograms_and_gauges_from_the_events(tmp_path):
     assert value(s, "smithers_node_duration_seconds_count", status="finished") == 5
     assert value(s, "smithers_node_duration_seconds_count", status="failed") == 1  # one node, final after its retries
     # its three attempts and two backoffs happened inside the node's duration
-    assert value(s, "smithers_node_duration_seconds_sum", status="failed") >= value(s, "smithers_attempt_duration_seconds_sum", status="failed")
+    node_seconds = value(s, "smithers_node_duration_seconds_sum", status="failed")
+    assert node_seconds >= value(s, "smithers_attempt_duration_seconds_sum", status="failed")
     for kind, tokens in (("input", 100), ("output", 20), ("cache_read", 7), ("cache_write", 3)):
         assert value(s, "smithers_tokens_total", agent="usage-agent", model="test-model-1", kind=kind) == tokens
     assert value(s, "smithers_agent_cost_usd_total", agent="usage-agent", model="test-model-1") == pytest.approx(0.25)
@@ -332,7 +333,9 @@ def test_the_stack_files_are_consistent(tmp_path):
     for mounted in re.findall(r"- \./([\w./-]+):", compose):
         assert (STACK / mounted).exists(), mounted
     promtool = shutil.which("promtool") or "/usr/bin/promtool"
-    check = subprocess.run([promtool, "check", "config", str(STACK / "prometheus.yml")], check=False, capture_output=True, text=True, timeout=30)
+    check = subprocess.run(
+        [promtool, "check", "config", str(STACK / "prometheus.yml")], check=False, capture_output=True, text=True, timeout=30,
+    )
     assert check.returncode == 0, check.stdout + check.stderr
     # every metric the dashboard queries is one smithers exports
     start(tmp_path, "ok.py", OK)

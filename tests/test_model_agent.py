@@ -138,7 +138,10 @@ def test_side_effect_tool_gets_the_same_idempotency_key_on_every_attempt(project
         keys.append(idempotency_key)
         return "sent"
 
-    script = [Reply(tool_calls=[ToolCall("send_email", {"to": "a@b.c"})]), Reply(tool_calls=[ToolCall("final_result", {"summary": "x", "lines": 1})])]
+    script = [
+        Reply(tool_calls=[ToolCall("send_email", {"to": "a@b.c"})]),
+        Reply(tool_calls=[ToolCall("final_result", {"summary": "x", "lines": 1})]),
+    ]
     for attempt in (1, 2):
         with serve("openai", script) as server:
             run(agent_for("openai", server, tools=[send_email]), request_for(project, attempt=attempt, iteration=4))
@@ -349,7 +352,7 @@ def test_request_timeout_is_an_agent_error(project: Path) -> None:
 
     with serve("anthropic", [slow]) as server:
         try:
-            with pytest.raises(AgentError, match="timed out after 0.3s"):
+            with pytest.raises(AgentError, match=r"timed out after 0\.3s"):
                 run(agent_for("anthropic", server), request_for(project, timeout=0.3))
             assert not answered.is_set(), "the agent gave up before the model answered"
         finally:

@@ -116,7 +116,8 @@ def names(ctx):
 """)
     result = project.cli("up", "wf.py")
     assert result.returncode == 0, result.stderr
-    tables = {r[0] for r in project.query("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE '\\_smithers%' ESCAPE '\\'")}
+    rows = project.query("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE '\\_smithers%' ESCAPE '\\'")
+    tables = {r[0] for r in rows}
     assert tables == {"http_response", "analysis", "pr_review_v2"}
     assert project.query("SELECT status FROM http_response") == [(200,)]
     assert project.query("SELECT ok FROM pr_review_v2") == [(0,)]

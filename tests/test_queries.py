@@ -12,9 +12,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from conftest import Project
 from pydantic import BaseModel
 
-from conftest import Project
 from smithers import queries
 from smithers.errors import StorageError, UserError
 from smithers.storage.store import Store

@@ -16,8 +16,8 @@ from typing import Any
 
 import httpx2
 import pytest
-from waiting import wait_until
 from prometheus_client.parser import text_string_to_metric_families
+from waiting import wait_until
 
 from smithers.server.app import ServerThread, bind, create_app
 
@@ -173,8 +173,10 @@ class Api:
 
     def cli(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
         env = {**os.environ, "SMITHERS_DB": str(self.db)}
-        return subprocess.run([sys.executable, "-m", "smithers", *args], cwd=self.root, env=env, capture_output=True, text=True, check=False,
-                              timeout=timeout, stdin=subprocess.DEVNULL)
+        return subprocess.run(
+            [sys.executable, "-m", "smithers", *args], cwd=self.root, env=env, capture_output=True, text=True, check=False,
+            timeout=timeout, stdin=subprocess.DEVNULL,
+        )
 
     def up_waiting(self, workflow: str) -> str:
         """`smithers up` a workflow that stops waiting (exit 3); returns its run id."""
@@ -322,9 +324,11 @@ def test_cookie_sign_in_for_the_dashboard(api: Api) -> None:
 
 def test_request_errors_use_the_envelope(api: Api, tmp_path: Path) -> None:
     c = api.client
-    assert error_of(c.post("/v1/runs", content=b"x" * ((1 << 20) + 1), headers={"Content-Type": "application/json"}), 413)["code"] == "PAYLOAD_TOO_LARGE"
-    assert error_of(c.post("/v1/runs", content=b'{"workflow": ', headers={"Content-Type": "application/json"}), 400)["code"] == "INVALID_JSON"
-    assert error_of(c.post("/v1/runs", content=b'{"workflow": "simple.py"}', headers={"Content-Type": "text/plain"}), 400)["code"] == "INVALID_JSON"
+    as_json = {"Content-Type": "application/json"}
+    assert error_of(c.post("/v1/runs", content=b"x" * ((1 << 20) + 1), headers=as_json), 413)["code"] == "PAYLOAD_TOO_LARGE"
+    assert error_of(c.post("/v1/runs", content=b'{"workflow": ', headers=as_json), 400)["code"] == "INVALID_JSON"
+    as_text = {"Content-Type": "text/plain"}
+    assert error_of(c.post("/v1/runs", content=b'{"workflow": "simple.py"}', headers=as_text), 400)["code"] == "INVALID_JSON"
     assert error_of(c.post("/v1/runs", json={"input": {}}), 400)["code"] == "INVALID_REQUEST"
     for method, path in [("GET", "/v1/runs/nope"), ("GET", "/v1/runs/nope/events"), ("GET", "/v1/runs/nope/frames"),
                          ("POST", "/v1/runs/nope/cancel"), ("POST", "/v1/runs/nope/resume"), ("GET", "/v1/runs/nope/nodes/x"),
@@ -339,7 +343,8 @@ def test_request_errors_use_the_envelope(api: Api, tmp_path: Path) -> None:
     for workflow in ("../outside.py", str(outside), "link.py", f"{outside}:simple"):
         assert error_of(c.post("/v1/runs", json={"workflow": workflow}), 403)["code"] == "FORBIDDEN_PATH", workflow
     # a browser page on another origin cannot write
-    assert error_of(c.post("/v1/runs", json={"workflow": "simple.py"}, headers={"Origin": "http://evil.example"}), 403)["code"] == "CROSS_ORIGIN"
+    cross_site = c.post("/v1/runs", json={"workflow": "simple.py"}, headers={"Origin": "http://evil.example"})
+    assert error_of(cross_site, 403)["code"] == "CROSS_ORIGIN"
 
 
 def test_a_server_without_token_answers_only_loopback_host_names(tmp_path: Path) -> None:

@@ -133,7 +133,7 @@ def test_wal_and_synchronous_settings(tmp_path, monkeypatch):
     assert store.pragma("synchronous") == 2  # FULL: an fsync per commit
     store.close()
     monkeypatch.setenv("SMITHERS_SYNCHRONOUS", "sometimes")
-    with pytest.raises(UserError, match="(?s)SMITHERS_SYNCHRONOUS='sometimes'.*NORMAL, FULL"):
+    with pytest.raises(UserError, match=r"(?s)SMITHERS_SYNCHRONOUS='sometimes'.*NORMAL, FULL"):
         Store.open(tmp_path / "c.db")
     assert not (tmp_path / "c.db").exists()
 

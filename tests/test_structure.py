@@ -114,7 +114,9 @@ def parent(ctx):
     result = project.cli("up", "parent.py", "--quiet")
     assert result.returncode == 0, result.stderr
     parent_id = result.stdout.split()[1]
-    children = project.query("select run_id, status, parent_run_id, workflow from _smithers_runs where parent_run_id is not null order by run_id")
+    children = project.query(
+        "select run_id, status, parent_run_id, workflow from _smithers_runs where parent_run_id is not null order by run_id"
+    )
     assert [(c[1], c[2], c[3]) for c in children] == [("finished", parent_id, "child")] * 3
     assert project.query("select node_id, value from result order by node_id") == [("sq0", 0), ("sq1", 1), ("sq2", 4)]
     # each child is a run of its own: inspectable and resumable on its own
@@ -190,7 +192,7 @@ def wf(ctx):
 """)
     result = project.cli("up", "wf.py", "--quiet")
     assert result.returncode == 0, result.stderr
-    rows = dict((r[0], r[1:]) for r in project.query("select node_id, path, started, ended from edit"))
+    rows = {r[0]: r[1:] for r in project.query("select node_id, path, started, ended from edit")}
     assert rows["edit-a"][0] == str(project.root / ".worktrees" / "a" / "a.txt")
     assert rows["edit-b"][0] == str(project.root / ".worktrees" / "b" / "b.txt")
     assert rows["edit-a"][1] < rows["edit-b"][2] and rows["edit-b"][1] < rows["edit-a"][2], "the two edits overlapped in time"

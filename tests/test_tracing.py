@@ -218,7 +218,9 @@ def plain(ctx):
         "sys.exit(main(['up', 'wf.py']))\n"
     )
     env = otel_env(project, "http://127.0.0.1:9")
-    result = subprocess.run([sys.executable, "-c", code], check=False, cwd=project.root, env=env, capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-c", code], check=False, cwd=project.root, env=env, capture_output=True, text=True, timeout=60,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stderr.count("SMITHERS_OTEL_ENABLED=1 but the OpenTelemetry packages are not installed") == 1
     assert "smithers-orchestrator[otel]" in result.stderr

@@ -1,4 +1,5 @@
-"""Verbs that answer a waiting run: approve, deny, signal, answer a human task, list the inbox.
+"""Verbs that answer a waiting run: approve, deny, signal, answer a human task, list the inbox,
+say what a run waits for (``waiting_for``).
 
 Each records the decision durably in one transaction and returns at once. A process that
 owns the run and waits (``up --wait``) picks it up within a tick; otherwise ``smithers
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from typing import Any
 
 from .errors import InputError, UnknownNodeError, UnknownRunError, UserError
@@ -176,7 +178,21 @@ def inbox(store: Store) -> list[dict[str, Any]]:
         items.append({
             "kind": "signal", "run_id": wait["run_id"], "node_id": wait["node_id"], "iteration": wait["iteration"],
             "signal": wait["signal"], "correlation_id": corr, "schema": wait["schema"], "since_ms": wait["waiting_since_ms"],
-            "commands": [f"smithers signal {wait['run_id']} {wait['signal']} --data '{{...}}'" + (f" --correlation {corr}" if corr else "")],
+            "commands": [
+                f"smithers signal {wait['run_id']} {wait['signal']} --data '{{...}}'" + (f" --correlation {corr}" if corr else ""),
+            ],
+        })
+    return items
+
+
+def waiting_for(store: Store, run_id: str) -> list[dict[str, Any]]:
+    """What a waiting run waits for, each with the command that continues it."""
+    items = [item for item in inbox(store) if item["run_id"] == run_id] + subflow_waits(store, run_id)
+    for node_id, iteration, fires in store.waiting_timers(run_id):
+        items.append({
+            "kind": "timer", "run_id": run_id, "node_id": node_id, "iteration": iteration, "fires_at_ms": fires,
+            "commands": [f"smithers resume {run_id}   (after {time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(fires / 1000))})",
+                         "smithers supervise   (resumes it when due)"],
         })
     return items
 
@@ -185,8 +201,6 @@ def subflow_waits(store: Store, run_id: str) -> list[dict[str, Any]]:
     """The Subflow nodes of ``run_id`` that wait because their child run waits: one item each,
     naming the child, its status and what it waits for (``waiting_for``, recursively), with the
     commands that answer the child; then ``smithers resume RUN_ID`` (the parent) finishes both."""
-    from .ops import waiting_for
-
     items: list[dict[str, Any]] = []
     for row in store.waiting_subflows(run_id):
         child_items = waiting_for(store, row["child_run_id"])

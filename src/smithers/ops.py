@@ -18,6 +18,7 @@ from typing import Any
 
 from .authoring.context import Ctx
 from .authoring.loader import LoadedWorkflow, load_workflow, source_fingerprint
+from .decisions import waiting_for as waiting_for  # defined here before; it lives with the verbs that answer waits
 from .engine.loop import RunLoop
 from .engine.recovery import recover
 from .engine.render import render
@@ -263,20 +264,6 @@ def follow_chain(
         chain.append(outcome.run_id)
     outcome.extra["chain"] = chain
     return outcome
-
-
-def waiting_for(store: Store, run_id: str) -> list[dict[str, Any]]:
-    """What a waiting run waits for, each with the command that continues it."""
-    from .decisions import inbox, subflow_waits
-
-    items = [item for item in inbox(store) if item["run_id"] == run_id] + subflow_waits(store, run_id)
-    for node_id, iteration, fires in store.waiting_timers(run_id):
-        items.append({
-            "kind": "timer", "run_id": run_id, "node_id": node_id, "iteration": iteration, "fires_at_ms": fires,
-            "commands": [f"smithers resume {run_id}   (after {time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(fires / 1000))})",
-                         "smithers supervise   (resumes it when due)"],
-        })
-    return items
 
 
 def _fail_run(store: Store, run_id: str, owner: Owner, error: dict[str, Any]) -> None:

@@ -26,7 +26,6 @@ taking the run over (or dies). A skip is recorded only when its reason changes f
 
 from __future__ import annotations
 
-import json
 import os
 import socket
 import subprocess
@@ -39,6 +38,7 @@ from typing import Any
 
 from .errors import RunOwnedError
 from .events.ndjson import run_dir
+from .states import WAITING_RUN_STATUSES, EventType, RunStatus
 from .storage.lease import (
     DEFAULT_STALE_MS,
     HANDOFF_PREFIX,
@@ -48,7 +48,6 @@ from .storage.lease import (
     release_run,
     renew_lease,
 )
-from .states import WAITING_RUN_STATUSES, EventType, RunStatus
 from .storage.store import Store, now_ms
 
 EVENT_TYPES = (EventType.RUN_AUTO_RESUMED, EventType.RUN_AUTO_RESUME_SKIPPED, EventType.RUN_AUTO_RESUME_FAILED)
@@ -79,7 +78,8 @@ class Decision:
     recorded: bool = False  # an event was written for it
 
     def line(self) -> str:
-        extra = ", ".join(f"{k}={v}" for k, v in self.detail.items() if k in ("pid", "exit_code", "would_resume", "log", "fires_at", "retry_at"))
+        shown = ("pid", "exit_code", "would_resume", "log", "fires_at", "retry_at")
+        extra = ", ".join(f"{k}={v}" for k, v in self.detail.items() if k in shown)
         tail = f" ({extra})" if extra else ""
         verbs = {"resume": "resumed", "skip": "skipped", "failed": "auto-resume failed", "exited": "resume process exited"}
         return f"{verbs.get(self.action, self.action)} {self.run_id}: {self.reason}{tail}"
@@ -169,10 +169,7 @@ class Supervisor:
             if verdict is None:
                 continue
             action, reason, detail = verdict
-            if action == "resume":
-                decision = self._resume(run, reason, detail, now)
-            else:
-                decision = Decision(run["run_id"], "skip", reason, detail)
+            decision = self._resume(run, reason, detail, now) if action == "resume" else Decision(run["run_id"], "skip", reason, detail)
             if decision is not None:
                 if decision.action == "skip":
                     self._skip(decision)
@@ -236,7 +233,8 @@ class Supervisor:
         for wait in store.signal_waits(run_id):
             hit = store.next_signal(run_id, wait["signal"], wait["correlation_id"])
             if hit:
-                return "signal received", {"node": wait["node_id"], "node_iteration": wait["iteration"], "signal": wait["signal"], "signal_seq": hit[0]}
+                signalled = {"node": wait["node_id"], "node_iteration": wait["iteration"], "signal": wait["signal"], "signal_seq": hit[0]}
+                return "signal received", signalled
         for child in store.waiting_children(run_id):  # a Subflow node waits with its child run: what the child waits for counts here
             arrived = self._arrived(child, now)
             if arrived is not None:

@@ -19,7 +19,8 @@ _LAZY: dict[str, str] = {
     "Pi": ".pi",
 }
 
-__all__ = ["Agent", "AgentEvent", "AgentRequest", "AgentResult", "ClaudeCode", "Codex", "Gemini", "ModelAgent", "Pi"]  # add lazy names here too
+# add lazy names here too
+__all__ = ["Agent", "AgentEvent", "AgentRequest", "AgentResult", "ClaudeCode", "Codex", "Gemini", "ModelAgent", "Pi"]
 
 
 def __getattr__(name: str) -> Any:

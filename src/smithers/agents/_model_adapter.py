@@ -13,9 +13,10 @@ import copy
 import inspect
 import json
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, cast
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from pydantic_ai import Agent, StructuredDict, ToolFailed
 from pydantic_ai.exceptions import (
@@ -53,11 +54,49 @@ from .base import AgentRequest, AgentResult, Usage
 if TYPE_CHECKING:
     from pydantic_ai import RunContext
 
-    from .model import ModelAgent
-
 OUTPUT_TOOL_PREFIX = "final_result"
 MAX_EVENT_OUTPUT = 16_000  # characters of a tool result copied into a tool_result event
 _ANY_ARGS = SchemaValidator(core_schema.dict_schema(keys_schema=core_schema.str_schema(), values_schema=core_schema.any_schema()))
+
+
+class ModelAgentLike(Protocol):
+    """What the adapter reads of a :class:`~smithers.agents.model.ModelAgent` (which imports this
+    module when it runs, so this module does not import it back)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def model(self) -> Any: ...
+    @property
+    def provider(self) -> str | None: ...
+    @property
+    def base_url(self) -> str | None: ...
+    @property
+    def api_key(self) -> str | None: ...
+    @property
+    def tools(self) -> Sequence[Any]: ...
+    @property
+    def mcp_servers(self) -> Sequence[Any]: ...
+    @property
+    def instructions(self) -> str | Sequence[str] | None: ...
+    @property
+    def model_settings(self) -> dict[str, Any] | None: ...
+    @property
+    def max_output_bytes(self) -> int: ...
+    @property
+    def allow_network(self) -> bool: ...
+    @property
+    def tool_timeout(self) -> float: ...
+    @property
+    def tool_env(self) -> Mapping[str, str]: ...
+    @property
+    def max_requests(self) -> int | None: ...
+    @property
+    def retries(self) -> int: ...
+
+    def workspace_root(self, request: AgentRequest) -> Path: ...
+    def session_history(self, session_id: str | None) -> list[Any] | None: ...
+    def save_session(self, session_id: str, messages: list[Any]) -> None: ...
 
 
 # -- the model ---------------------------------------------------------------------------------
@@ -69,7 +108,7 @@ def _key_env(provider: str) -> str:
     )
 
 
-def build_model(agent: ModelAgent) -> Model:
+def build_model(agent: ModelAgentLike) -> Model:
     from pydantic_ai.providers import infer_provider, infer_provider_class
 
     spec = agent.model
@@ -137,7 +176,9 @@ class SmithersToolset(AbstractToolset[Any]):
         return {
             name: ToolsetTool(
                 toolset=self,
-                tool_def=ToolDefinition(name=name, description=t.description, parameters_json_schema=t.json_schema(), sequential=t.sequential),
+                tool_def=ToolDefinition(
+                    name=name, description=t.description, parameters_json_schema=t.json_schema(), sequential=t.sequential,
+                ),
                 max_retries=self.max_retries,
                 args_validator=_ANY_ARGS,
             )
@@ -208,12 +249,12 @@ def mcp_toolset(spec: Any, cwd: str) -> AbstractToolset[Any]:
         return MCPToolset(StdioTransport(spec[0], list(spec[1:]), cwd=cwd, keep_alive=False), tool_error_behavior="failed")
     try:
         return MCPToolset(spec, tool_error_behavior="failed")
-    except Exception as err:  # noqa: BLE001 - whatever MCPToolset rejects is a configuration problem
+    except Exception as err:  # whatever MCPToolset rejects is a configuration problem
         raise AgentConfigError(f"cannot use {spec!r} as an MCP server: {err}",
                                hint="pass a URL, a {'command': ...} dict, a command list or an MCPToolset") from None
 
 
-def build_toolsets(agent: ModelAgent, request: AgentRequest, workspace: Workspace) -> list[AbstractToolset[Any]]:
+def build_toolsets(agent: ModelAgentLike, request: AgentRequest, workspace: Workspace) -> list[AbstractToolset[Any]]:
     ours: list[Tool] = []
     others: list[AbstractToolset[Any]] = []
     loose: list[Any] = []
@@ -227,7 +268,9 @@ def build_toolsets(agent: ModelAgent, request: AgentRequest, workspace: Workspac
         elif callable(item):
             ours.append(tool(item))
         else:
-            raise AgentConfigError(f"{agent.name}: {item!r} is not a tool", hint="pass smithers.tools tools, @tool functions or pydantic-ai toolsets")
+            raise AgentConfigError(
+                f"{agent.name}: {item!r} is not a tool", hint="pass smithers.tools tools, @tool functions or pydantic-ai toolsets",
+            )
     names = [t.name for t in ours]
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
@@ -253,7 +296,7 @@ def output_type_for(schema: Mapping[str, Any] | None) -> Any:
         return str
     try:
         return [StructuredDict(copy.deepcopy(dict(schema))), str]
-    except Exception:  # noqa: BLE001 - e.g. recursive $defs: the prompt carries the schema, the reply is parsed
+    except Exception:  # e.g. recursive $defs: the prompt carries the schema, the reply is parsed
         return str
 
 
@@ -284,7 +327,7 @@ class Reporter:
             elif isinstance(part, ToolCallPart) and not part.tool_name.startswith(OUTPUT_TOOL_PREFIX):
                 try:
                     args: Any = part.args_as_dict()
-                except Exception:  # noqa: BLE001 - malformed JSON arguments are reported as they came
+                except Exception:  # malformed JSON arguments are reported as they came
                     args = {"raw": part.args}
                 self.request.emit("tool_use", id=part.tool_call_id, name=part.tool_name, input=args)
 
@@ -310,7 +353,7 @@ class Reporter:
 # -- errors ------------------------------------------------------------------------------------
 
 
-def map_error(agent: ModelAgent, err: BaseException) -> Exception:
+def map_error(agent: ModelAgentLike, err: BaseException) -> Exception:
     name = agent.name
     status = getattr(err, "status_code", None)
     details: dict[str, Any] = {"error": type(err).__name__}
@@ -351,12 +394,12 @@ def _cost(messages: list[Any]) -> float | None:
         if isinstance(message, ModelResponse):
             try:
                 total += float(message.cost().total_price)
-            except Exception:  # noqa: BLE001 - unknown model or price: no cost rather than a failed task
+            except Exception:  # unknown model or price: no cost rather than a failed task
                 return None
     return total
 
 
-async def run(agent: ModelAgent, request: AgentRequest) -> AgentResult:
+async def run(agent: ModelAgentLike, request: AgentRequest) -> AgentResult:
     model = build_model(agent)
     workspace = Workspace(
         agent.workspace_root(request), max_output_bytes=agent.max_output_bytes, allow_network=agent.allow_network,

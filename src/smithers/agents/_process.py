@@ -7,6 +7,7 @@ Every CLI adapter is an argv builder plus a line parser on top of :func:`run_pro
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
 import signal
@@ -44,10 +45,8 @@ def find_binary(name: str, explicit: str | None, *, hint: str) -> str:
 
 
 def kill_group(pid: int, sig: int) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass
 
 
 async def run_process(
@@ -130,17 +129,13 @@ async def _terminate(proc: asyncio.subprocess.Process) -> None:
     first (in a worker thread: it scans every process) and killed too."""
     strays = await asyncio.to_thread(descendants, proc.pid)
     kill_group(proc.pid, signal.SIGTERM)
-    try:
+    with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(proc.wait(), KILL_GRACE)
-    except TimeoutError:
-        pass
     kill_group(proc.pid, signal.SIGKILL)  # grandchildren may outlive the leader
     kill_pids(strays)
     if proc.returncode is None:
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(proc.wait(), 2)
-        except TimeoutError:
-            pass
 
 
 def _tail(chunks: list[bytes]) -> str:

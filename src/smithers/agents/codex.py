@@ -289,8 +289,9 @@ def strict_json_schema(schema: Mapping[str, Any]) -> dict[str, Any] | None:
     """``schema`` (a pydantic model's JSON schema) rewritten for OpenAI's strict structured
     output, or None when strict mode cannot express it (free-form ``dict`` fields).
 
-    >>> strict_json_schema({"type": "object", "properties": {"a": {"type": "integer", "default": 1}}})
-    {'type': 'object', 'properties': {'a': {'anyOf': [{'type': 'integer'}, {'type': 'null'}]}}, 'additionalProperties': False, 'required': ['a']}
+    >>> strict_json_schema({"type": "object", "properties": {"a": {"type": "integer", "default": 1}}})  # doctest: +NORMALIZE_WHITESPACE
+    {'type': 'object', 'properties': {'a': {'anyOf': [{'type': 'integer'}, {'type': 'null'}]}},
+     'additionalProperties': False, 'required': ['a']}
     """
     try:
         out: dict[str, Any] = _strict(copy.deepcopy(dict(schema)))

@@ -144,7 +144,9 @@ class Gemini(CliAgent):
     def check_exit(self, result: ProcessResult, state: ParseState) -> None:
         details = {"stderr": result.stderr, "exit_code": result.exit_code}
         if result.exit_code == EXIT_AUTH:
-            raise AgentConfigError(f"gemini has no usable auth method (exit {EXIT_AUTH}): {_last_line(result.stderr)}", hint=AUTH_HINT, details=details)
+            raise AgentConfigError(
+                f"gemini has no usable auth method (exit {EXIT_AUTH}): {_last_line(result.stderr)}", hint=AUTH_HINT, details=details,
+            )
         if result.exit_code == EXIT_UNTRUSTED:
             raise AgentConfigError(
                 f"gemini refused to run in an untrusted folder (exit {EXIT_UNTRUSTED})",

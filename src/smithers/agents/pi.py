@@ -109,7 +109,9 @@ class Pi(CliAgent):
             output = _text_of(result.get("content")) if isinstance(result, dict) else str(result)
             request.emit("tool_result", id=event.get("toolCallId"), output=output, is_error=bool(event.get("isError")))
         elif kind == "auto_retry_start":
-            request.emit("raw", type=kind, attempt=event.get("attempt"), max_attempts=event.get("maxAttempts"), error=event.get("errorMessage"))
+            request.emit(
+                "raw", type=kind, attempt=event.get("attempt"), max_attempts=event.get("maxAttempts"), error=event.get("errorMessage"),
+            )
         elif kind == "auto_retry_end" and not event.get("success"):
             state.error = str(event.get("finalError") or state.error or "pi gave up retrying")
             state.auth_error = state.error if _is_auth_failure(state.error) else state.auth_error

@@ -29,7 +29,7 @@ class Ctx:
     >>> # inside a workflow:  analysis = ctx.output("analyze")  -> an Analysis or None
     """
 
-    __slots__ = ("input", "run_id", "_reader", "reads", "carried", "continued_from")
+    __slots__ = ("_reader", "carried", "continued_from", "input", "reads", "run_id")
 
     def __init__(
         self, *, input: Any, run_id: str, reader: OutputReader, carried: Any = None, continued_from: str | None = None
@@ -86,8 +86,8 @@ class TaskContext:
     """
 
     __slots__ = (
-        "run_id", "node_id", "iteration", "attempt", "idempotency_key", "last_heartbeat", "cwd",
-        "_heartbeat_json", "_heartbeat_at", "_beats",
+        "_beats", "_heartbeat_at", "_heartbeat_json", "attempt", "cwd", "idempotency_key", "iteration",
+        "last_heartbeat", "node_id", "run_id",
     )
 
     def __init__(

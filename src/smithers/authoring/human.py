@@ -8,15 +8,16 @@ signal, a clock — recorded durably, so no process has to stay alive while it w
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, ClassVar, Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
 from ..errors import RenderError
 from .nodes import Child, Node, Task, flatten
 from .policies import Duration, parse_duration
+from .waits import ApprovalWait, HumanWait, SignalWait, TimerWait
+from .waits import WaitSpec as WaitSpec  # re-exported: the wait specs were defined here before .waits
 
 
 class ApprovalRequest(BaseModel):
@@ -49,61 +50,6 @@ class TimerFired(BaseModel):
 
     scheduled_for: datetime
     fired_at: datetime
-
-
-# -- wait specs: what a waiting node waits for (``Task.wait``), read by the engine ----------------
-
-
-@dataclass(frozen=True, slots=True)
-class ApprovalWait:
-    """An :class:`Approval`: a decision by a person."""
-
-    kind: ClassVar[str] = "approval"
-    mode: Literal["approve", "select", "rank"]
-    on_deny: Literal["fail", "continue", "skip"]
-    request: dict[str, Any]  # ApprovalRequest as JSON
-    options: tuple[dict[str, Any], ...]  # ApprovalOption as JSON
-
-    def request_json(self) -> dict[str, Any]:
-        """What is stored and shown: the request with its mode, options and deny policy."""
-        return {**self.request, "mode": self.mode, "options": list(self.options), "on_deny": self.on_deny}
-
-
-@dataclass(frozen=True, slots=True)
-class HumanWait:
-    """A :class:`HumanTask`: structured data from a person, validated against ``schema``."""
-
-    kind: ClassVar[str] = "human"
-    prompt: str
-    schema: dict[str, Any]
-
-
-@dataclass(frozen=True, slots=True)
-class SignalWait:
-    """A :class:`Signal`: a named payload sent from outside (``smithers signal``)."""
-
-    kind: ClassVar[str] = "signal"
-    name: str
-    correlation_id: str | None
-    timeout: float | None  # seconds, from the start of the wait
-    on_timeout: Literal["fail", "skip", "continue"]
-    schema: dict[str, Any]
-
-    def meta(self) -> dict[str, Any]:
-        """What a front end needs to answer it before it starts (stored on the node)."""
-        return {"signal": self.name, "correlation_id": self.correlation_id, "schema": self.schema}
-
-
-@dataclass(frozen=True, slots=True)
-class TimerWait:
-    """A :class:`Timer`: a due time, ``until_ms`` or ``duration`` seconds after the wait starts."""
-
-    kind: ClassVar[str] = "timer"
-    duration: float | None
-    until_ms: int | None
-
-
-WaitSpec = ApprovalWait | HumanWait | SignalWait | TimerWait
 
 
 def _never(*_: Any) -> None:  # pragma: no cover - wait nodes are never executed as compute tasks

@@ -19,7 +19,7 @@ from ..errors import RenderError
 from .policies import Duration, Retry, parse_duration
 
 if TYPE_CHECKING:
-    from .human import WaitSpec
+    from .waits import WaitSpec
 
 Child = Any  # Node | list | tuple | None | False
 
@@ -70,8 +70,8 @@ class Task(Node):
     """
 
     __slots__ = (
-        "id", "output", "value", "run", "agent", "prompt", "mode", "retries", "retry", "timeout",
-        "heartbeat_timeout", "skip_if", "continue_on_fail", "label", "meta", "needs_approval", "wait_async", "wait",
+        "agent", "continue_on_fail", "heartbeat_timeout", "id", "label", "meta", "mode", "needs_approval", "output",
+        "prompt", "retries", "retry", "run", "skip_if", "timeout", "value", "wait", "wait_async",
     )
     kind = "task"
 
@@ -169,7 +169,7 @@ class Parallel(Node):
 class Branch(Node):
     """Mount ``then`` when ``condition`` is truthy, else ``else_`` (which may be None)."""
 
-    __slots__ = ("condition", "children")
+    __slots__ = ("children", "condition")
     kind = "branch"
 
     def __init__(self, condition: Any, then: Child, else_: Child = None) -> None:
@@ -183,7 +183,7 @@ class Loop(Node):
     previous pass's outputs through ``ctx.output``.
     """
 
-    __slots__ = ("id", "children", "until", "max_iterations", "on_max_reached", "continue_as_new_every")
+    __slots__ = ("children", "continue_as_new_every", "id", "max_iterations", "on_max_reached", "until")
     kind = "loop"
 
     def __init__(

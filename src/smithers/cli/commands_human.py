@@ -107,7 +107,8 @@ def signal(
     text = Path(data[1:]).read_text(encoding="utf-8") if data.startswith("@") else data
     store = ops.open_store(db)
     result = send_signal(store, run_id, name, parse_json(text, "--data"), correlation_id=correlation, by=by)
-    line = f"signal {name} {'was already delivered' if result['duplicate'] else 'delivered'} to run {run_id} (#{result['seq']}); {_then(store, run_id)}"
+    delivered = "was already delivered" if result["duplicate"] else "delivered"
+    line = f"signal {name} {delivered} to run {run_id} (#{result['seq']}); {_then(store, run_id)}"
     _echo(result, json_out, line)
     return 0
 

@@ -26,7 +26,10 @@ ProjectOpt = Annotated[Path | None, typer.Option("--project", help="The project 
 def mcp(
     ctx: typer.Context,
     db: DbOption = None,
-    root: Annotated[Path | None, typer.Option("--root", help="The project: where .smithers/workflows is and runs start (default: cwd).", show_default=False)] = None,
+    root: Annotated[
+        Path | None,
+        typer.Option("--root", help="The project: where .smithers/workflows is and runs start (default: cwd).", show_default=False),
+    ] = None,
 ) -> int:
     """Serve smithers' MCP tools over stdio (what an agent's MCP config starts).
 

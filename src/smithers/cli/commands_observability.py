@@ -54,7 +54,9 @@ def _compose_command() -> list[str]:
             f"smithers observability needs Docker, and the Docker daemon is not reachable (`docker info` failed: {reason})",
             hint=hint,
         )
-    version = subprocess.run([docker, "compose", "version"], check=False, capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL)
+    version = subprocess.run(
+        [docker, "compose", "version"], check=False, capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL,
+    )
     if version.returncode == 0:
         return [docker, "compose"]
     legacy = shutil.which("docker-compose")

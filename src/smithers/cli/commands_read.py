@@ -364,10 +364,18 @@ def why(run_id: RunArg, db: DbOption = None, json_out: JsonOption = False) -> in
 
 @app.command()
 def graph(
-    file: Annotated[str | None, typer.Argument(help="Workflow file (file.py or file.py:name); not needed with --run.", show_default=False)] = None,
-    input: Annotated[str | None, typer.Option("--input", "-i", help="Input for the preview: a JSON object, or @file.json.", show_default=False)] = None,
-    run: Annotated[str | None, typer.Option("--run", "-r", help="Show a run's stored plan instead of previewing the file.", show_default=False)] = None,
-    frame: Annotated[int | None, typer.Option("--frame", help="With --run: the frame to show, from 0 (default: the last).", show_default=False)] = None,
+    file: Annotated[
+        str | None, typer.Argument(help="Workflow file (file.py or file.py:name); not needed with --run.", show_default=False)
+    ] = None,
+    input: Annotated[
+        str | None, typer.Option("--input", "-i", help="Input for the preview: a JSON object, or @file.json.", show_default=False)
+    ] = None,
+    run: Annotated[
+        str | None, typer.Option("--run", "-r", help="Show a run's stored plan instead of previewing the file.", show_default=False)
+    ] = None,
+    frame: Annotated[
+        int | None, typer.Option("--frame", help="With --run: the frame to show, from 0 (default: the last).", show_default=False)
+    ] = None,
     fmt: Annotated[GraphFormat, typer.Option("--format", help="How to show the plan.")] = GraphFormat.TREE,
     db: DbOption = None,
     json_out: JsonOption = False,

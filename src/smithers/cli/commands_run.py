@@ -56,7 +56,8 @@ def up(
     port: Annotated[int, typer.Option("--port", help="Port for --serve (0 picks a free one).")] = 7331,
     host: Annotated[str, typer.Option("--host", help="Address for --serve; beyond loopback needs a token.")] = "127.0.0.1",
     auth_token: Annotated[
-        str | None, typer.Option("--auth-token", envvar="SMITHERS_API_KEY", show_envvar=True, help="Token --serve requires.", show_default=False)
+        str | None,
+        typer.Option("--auth-token", envvar="SMITHERS_API_KEY", show_envvar=True, help="Token --serve requires.", show_default=False),
     ] = None,
 ) -> int:
     """Run a workflow to the end (or until it fails, is cancelled or waits).
@@ -228,7 +229,7 @@ def _detach(
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:
         run = store.get_run(run_id)
-        if run is not None and run["owner_pid"] == child.pid or (run is not None and run["status"] != "running"):
+        if (run is not None and run["owner_pid"] == child.pid) or (run is not None and run["status"] != "running"):
             break
         if child.poll() is not None:
             typer.echo(f"error: the background run exited with code {child.returncode}; see {log_path}", err=True)

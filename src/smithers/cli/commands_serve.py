@@ -26,7 +26,8 @@ def serve(
     host: Annotated[str, typer.Option("--host", help="Address to listen on; beyond loopback needs a token.")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", help="Port to listen on (0 picks a free one).")] = 7331,
     root: Annotated[
-        str | None, typer.Option("--root", help="Folder whose workflow files POST /v1/runs may start (default: the current one).", show_default=False)
+        str | None,
+        typer.Option("--root", help="Folder whose workflow files POST /v1/runs may start (default: the current one).", show_default=False),
     ] = None,
     auth_token: TokenOption = None,
     db: DbOption = None,

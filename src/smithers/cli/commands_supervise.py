@@ -13,7 +13,10 @@ from .app import DbOption, app
 def supervise(
     interval: Annotated[str, typer.Option("--interval", help="Time between polls: seconds or e.g. 500ms, 10s, 1m.")] = "10s",
     stale_threshold: Annotated[
-        str, typer.Option("--stale-threshold", help="An owner on another host (or a handoff lease) is gone after this long without a heartbeat.")
+        str,
+        typer.Option(
+            "--stale-threshold", help="An owner on another host (or a handoff lease) is gone after this long without a heartbeat.",
+        ),
     ] = "30s",
     max_concurrent: Annotated[int, typer.Option("--max-concurrent", help="Resume processes running at once.")] = 3,
     dry_run: Annotated[
@@ -58,7 +61,8 @@ def supervise(
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, stop)
     mode = "once" if once else f"every {interval}"
-    typer.echo(f"supervising {store.path} ({mode}; stale after {stale_threshold}; at most {max_concurrent} at once{'; dry run' if dry_run else ''})")
+    dry = "; dry run" if dry_run else ""
+    typer.echo(f"supervising {store.path} ({mode}; stale after {stale_threshold}; at most {max_concurrent} at once{dry})")
     supervisor.run(interval=every, once=once)
     if supervisor.children:
         typer.echo(f"stopped; {len(supervisor.children)} resumed run(s) go on: " + ", ".join(supervisor.children))

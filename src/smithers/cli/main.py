@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
         return _exit(done.exit_code)
     except Abort:
         return _exit(EXIT_SIGINT)
-    except Exception as err:  # noqa: BLE001 - every error leaves through one place with the documented exit code
+    except Exception as err:  # every error leaves through one place with the documented exit code
         return _exit(_report(err))
     return _exit(result if isinstance(result, int) else 0)
 

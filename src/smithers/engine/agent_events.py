@@ -57,7 +57,7 @@ class EventBuffer:
         self._timer = None
         try:
             self.flush()
-        except Exception as err:  # noqa: BLE001 - kept and raised in the attempt by emit()/close()
+        except Exception as err:  # kept and raised in the attempt by emit()/close()
             self._error = err
 
     def flush(self) -> None:

@@ -58,7 +58,7 @@ class AgentChain:
         return cls(agents, disabled)
 
     def pick(self, attempt: int) -> int | None:
-        """Attempt n uses entry min(n, len) − 1, or the next entry that is still enabled."""
+        """Attempt n uses entry min(n, len) - 1, or the next entry that is still enabled."""
         preferred = min(attempt, len(self.agents)) - 1
         order = [preferred, *range(preferred + 1, len(self.agents)), *range(preferred)]
         return next((i for i in order if id(self.agents[i]) not in self.disabled), None)
@@ -96,7 +96,10 @@ async def run_agent_attempt(
     filled in as the attempt goes, for the attempt's record whether it succeeds or not."""
     index = chain.pick(tc.attempt)
     if index is None:
-        raise AgentConfigError(f"task {desc.node_id!r}: every agent in its chain is disabled by a configuration error", hint="fix the agents' setup (see `smithers agents`) and resume")
+        raise AgentConfigError(
+            f"task {desc.node_id!r}: every agent in its chain is disabled by a configuration error",
+            hint="fix the agents' setup (see `smithers agents`) and resume",
+        )
     agent = chain.agents[index]
     name = agent_name(agent)
     schema = desc.model.model_json_schema()
@@ -164,7 +167,9 @@ async def run_agent_attempt(
         try:
             output = validate_output(desc.model, value, node_id=desc.node_id, retryable=True)
         except InvalidOutputError as err:
-            emit("AgentReply", {"agent": name, "turn": turn, "text": result.text[:MAX_RECORDED_TEXT], "outcome": "invalid", "errors": _errors_text(err)})
+            emit("AgentReply", {
+                "agent": name, "turn": turn, "text": result.text[:MAX_RECORDED_TEXT], "outcome": "invalid", "errors": _errors_text(err),
+            })
             if repairs >= MAX_REPAIR_TURNS:
                 raise InvalidOutputError(
                     f"{err.message} (after {MAX_REPAIR_TURNS} repair turns)", retryable=True, details=err.details

@@ -9,6 +9,7 @@ discarded.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import threading
 from collections.abc import Callable
@@ -51,14 +52,12 @@ def _run_in_daemon_thread(fn: Callable[..., Any], args: tuple[Any, ...]) -> asyn
     def target() -> None:
         try:
             result = fn(*args)
-        except BaseException as err:  # noqa: BLE001 - handed to the awaiting task as the attempt's failure
+        except BaseException as err:  # handed to the awaiting task as the attempt's failure
             outcome: tuple[bool, Any] = (False, err)
         else:
             outcome = (True, result)
-        try:
+        with contextlib.suppress(RuntimeError):  # the run's loop has closed (the attempt timed out or was cancelled): discard it
             loop.call_soon_threadsafe(settle, *outcome)
-        except RuntimeError:  # the run's loop has closed (the attempt timed out or was cancelled): discard it
-            pass
 
     threading.Thread(target=target, name="smithers-task", daemon=True).start()
     return future

@@ -12,6 +12,7 @@ Static tasks complete inline; compute and agent attempts run as asyncio tasks.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import signal
 import time
@@ -25,7 +26,6 @@ from pydantic import BaseModel
 
 from ..authoring.context import Ctx, TaskContext
 from ..authoring.workflow import Workflow
-from ..events.ndjson import NdjsonSink, run_dir
 from ..errors import (
     ErrorCode,
     HeartbeatTimeoutError,
@@ -35,6 +35,7 @@ from ..errors import (
     RunError,
     TaskTimeoutError,
 )
+from ..events.ndjson import NdjsonSink, run_dir
 from ..states import EventType, NodeStatus, RunStatus
 from ..storage.lease import Owner, release_run, renew_lease
 from ..storage.store import Store, now_ms
@@ -285,7 +286,9 @@ class RunLoop:
                 self.persist.set_loop(loop.loop_id, loop.iteration, True)
             elif loop.continue_every and (loop.iteration + 1) % loop.continue_every == 0 and not self.running:
                 # hand the loop over to a fresh run: its next pass, and its newest outputs for feedback
-                carry = [(t.node_id, t.iteration, t.table) for t in subtree_tasks(loop) if self.state.status_of(t.key) == NodeStatus.FINISHED]
+                carry = [
+                    (t.node_id, t.iteration, t.table) for t in subtree_tasks(loop) if self.state.status_of(t.key) == NodeStatus.FINISHED
+                ]
                 self._continue_as_new(None, loops={loop.loop_id: loop.iteration + 1}, carry=carry)
                 return True
             else:
@@ -304,7 +307,9 @@ class RunLoop:
         yield_at = time.monotonic() + YIELD_EVERY
         while True:
             free = self.max_concurrency - len(self.running)
-            batch, wake = take_startable(plan, status_of=state.status_of, retry_at_of=state.retry_at_of, free_slots=max(free, 1) if free > 0 else 0, now_ms=now_ms())
+            batch, wake = take_startable(
+                plan, status_of=state.status_of, retry_at_of=state.retry_at_of, free_slots=max(free, 1) if free > 0 else 0, now_ms=now_ms(),
+            )
             if not batch:
                 return wake
             with self.store.batch(self.run_id, owner_id=self.owner.id):
@@ -489,10 +494,8 @@ class RunLoop:
                 timeout = min(timeout, max((wake - now_ms()) / 1000, 0.0))
         if not any(r.task.done() for r in self.running.values()) and self.cancel_reason is None:
             self.wake.clear()
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.wake.wait(), timeout)
-            except TimeoutError:
-                pass
         self._enforce_deadlines()
         done = [(key, running) for key, running in self.running.items() if running.task.done()]
         if done:
@@ -592,7 +595,9 @@ class RunLoop:
     def _blocked_error(self) -> dict[str, Any]:
         assert self.plan is not None
         desc = self.plan.blocked_failures[0]
-        return {"type": "TaskFailed", "code": str(ErrorCode.TASK_FAILED), "message": f"task {desc.node_id!r} failed", "node_id": desc.node_id}
+        return {
+            "type": "TaskFailed", "code": str(ErrorCode.TASK_FAILED), "message": f"task {desc.node_id!r} failed", "node_id": desc.node_id,
+        }
 
     # -- maintenance, cancellation ---------------------------------------------------------
 

@@ -44,7 +44,7 @@ def extract_json(text: str) -> Any:
 _DECODER = json.JSONDecoder()
 _OBJECT_START = re.compile(r'\{\s*["}]')  # how every JSON object begins
 _FIRST_WINDOW = 4096  # characters handed to the decoder at first; doubled while the object runs past it
-_RETRY_BUDGET = 8  # × the text's length: decoding work allowed before broken objects are skipped whole
+_RETRY_BUDGET = 8  # times the text's length: decoding work allowed before broken objects are skipped whole
 
 
 def _last_balanced_object(text: str) -> str | None:

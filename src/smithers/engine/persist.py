@@ -11,7 +11,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from ..authoring.human import SignalWait
+from ..authoring.waits import SignalWait
 from ..errors import RunError, error_record
 from ..states import AttemptStatus, EventType, NodeStatus, RunStatus
 from ..storage.frames import KEYFRAME_EVERY, Entries, diff
@@ -122,7 +122,9 @@ class Persister:
                 error={"type": info["type"], "message": info["message"], "code": info.get("code")}, will_retry=will_retry,
             )
             if will_retry:
-                tx.event(EventType.NODE_RETRYING, node_id=desc.node_id, iteration=desc.iteration, attempt=attempt + 1, retry_at_ms=retry_at_ms)
+                tx.event(
+                    EventType.NODE_RETRYING, node_id=desc.node_id, iteration=desc.iteration, attempt=attempt + 1, retry_at_ms=retry_at_ms,
+                )
         node.status, node.attempts, node.failures, node.retry_at_ms = status, attempt, failures, retry_at_ms
         return will_retry
 
@@ -134,7 +136,8 @@ class Persister:
             return
         with self.tx() as tx:
             for desc, attempt in running:
-                tx.finish_attempt(desc.node_id, desc.iteration, attempt, AttemptStatus.CANCELLED, error={"type": "Cancelled", "message": reason})
+                cancelled = {"type": "Cancelled", "message": reason}
+                tx.finish_attempt(desc.node_id, desc.iteration, attempt, AttemptStatus.CANCELLED, error=cancelled)
                 tx.set_node(desc.node_id, desc.iteration, NodeStatus.CANCELLED)
                 tx.event(EventType.NODE_CANCELLED, node_id=desc.node_id, iteration=desc.iteration, attempt=attempt, reason=reason)
         for desc, _ in running:

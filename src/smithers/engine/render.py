@@ -15,9 +15,9 @@ from pydantic import BaseModel
 
 from ..authoring.context import Ctx
 from ..authoring.human import Approval
-from ..authoring.structure import Worktree
 from ..authoring.nodes import Branch, Loop, Node, Parallel, Sequence, Task, flatten
 from ..authoring.policies import DEFAULT_AGENT_RETRIES, DEFAULT_RETRY
+from ..authoring.structure import Worktree
 from ..authoring.workflow import Workflow
 from ..errors import RenderError, SmithersError
 from ..storage.output_tables import check_unique_models, table_name
@@ -107,7 +107,9 @@ class _Builder:
             raise RenderError(f"unknown node type {type(node).__name__} in the workflow tree")
         parent.children.append(plan_node)
 
-    def _task(self, task: Task, parent: PlanNode, index: int, scopes: tuple[tuple[str, int], ...], groups: tuple[PlanNode, ...]) -> PlanNode:
+    def _task(
+        self, task: Task, parent: PlanNode, index: int, scopes: tuple[tuple[str, int], ...], groups: tuple[PlanNode, ...],
+    ) -> PlanNode:
         node_id = task.id
         if len(scopes) >= 2:
             node_id += "@" + ",".join(f"{lid}={it}" for lid, it in scopes[:-1])
@@ -136,7 +138,9 @@ class _Builder:
         self.tasks.append(desc)
         return plan_node
 
-    def _loop(self, loop: Loop, parent: PlanNode, index: int, scopes: tuple[tuple[str, int], ...], groups: tuple[PlanNode, ...]) -> PlanNode:
+    def _loop(
+        self, loop: Loop, parent: PlanNode, index: int, scopes: tuple[tuple[str, int], ...], groups: tuple[PlanNode, ...],
+    ) -> PlanNode:
         scoped = loop.id
         if scopes:
             scoped += "@" + ",".join(f"{lid}={it}" for lid, it in scopes)

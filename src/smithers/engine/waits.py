@@ -23,7 +23,8 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from ..authoring.human import ApprovalDecision, ApprovalWait, HumanWait, SignalWait, TimerFired, TimerWait
+from ..authoring.human import ApprovalDecision, TimerFired
+from ..authoring.waits import ApprovalWait, HumanWait, SignalWait, TimerWait
 from ..errors import ErrorCode, InvalidOutputError, RunError, TaskTimeoutError
 from ..states import WAITING_NODE_STATUSES, AttemptStatus, EventType, NodeStatus, RunStatus
 from ..storage.store import Store, Tx, now_ms
@@ -205,7 +206,8 @@ class Waits:
         request_id = "hr-" + secrets.token_hex(4)
         with self.persist.tx() as tx:
             tx.request_human(request_id, desc.node_id, desc.iteration, wait.prompt, wait.schema)
-            self._mark_waiting(desc, NodeStatus.WAITING_APPROVAL, (EventType.HUMAN_REQUESTED, {"request_id": request_id, "prompt": wait.prompt}))
+            requested = (EventType.HUMAN_REQUESTED, {"request_id": request_id, "prompt": wait.prompt})
+            self._mark_waiting(desc, NodeStatus.WAITING_APPROVAL, requested)
 
     def _wait_signal(self, desc: TaskDescriptor, wait: SignalWait) -> None:
         awaited = (EventType.SIGNAL_AWAITED, {"signal": wait.name, "correlation_id": wait.correlation_id})
@@ -270,7 +272,8 @@ class Waits:
             return WaitReopened(desc, EventType.APPROVAL_GRANTED, {"gate": True})
         if row is not None and row["status"] == "denied":
             note = row["decision"].get("note")
-            return WaitFailed(desc, ApprovalDenied(f"task {desc.node_id!r}: approval denied" + (f" ({note})" if note else ""), retryable=False))
+            denied = f"task {desc.node_id!r}: approval denied" + (f" ({note})" if note else "")
+            return WaitFailed(desc, ApprovalDenied(denied, retryable=False))
         return None
 
     def _check_subflow(self, desc: TaskDescriptor) -> WaitOutcome | None:
@@ -311,7 +314,10 @@ class Waits:
         except (ValidationError, ValueError) as err:  # answered through a path that skipped validation: ask again
             with self.persist.tx() as tx:
                 tx.reject_human_answer(request_id)
-                tx.event(EventType.HUMAN_ANSWER_REJECTED, node_id=desc.node_id, iteration=desc.iteration, request_id=request_id, error=str(err)[:2000])
+                tx.event(
+                    EventType.HUMAN_ANSWER_REJECTED, node_id=desc.node_id, iteration=desc.iteration, request_id=request_id,
+                    error=str(err)[:2000],
+                )
             return None
         return WaitFinished(desc, value, EventType.HUMAN_ANSWERED, {"request_id": request_id, "answered_by": row["answered_by"]})
 
@@ -363,7 +369,10 @@ class Waits:
         out = []
         for d in self.waiting.values():
             wait = d.task.wait
-            item = {"node_id": d.node_id, "iteration": d.iteration, "status": self.state.status_of(d.key), "kind": wait.kind if wait else "gate"}
+            item = {
+                "node_id": d.node_id, "iteration": d.iteration, "status": self.state.status_of(d.key),
+                "kind": wait.kind if wait else "gate",
+            }
             if d.key in self.children:
                 item.update(kind="subflow", child_run_id=self.children[d.key])
             out.append(item)

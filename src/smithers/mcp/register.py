@@ -130,7 +130,9 @@ def _read_json(path: Path) -> dict[str, Any]:
     try:
         data = json.loads(text)
     except json.JSONDecodeError as err:
-        raise UserError(f"{path}:{err.lineno}: not valid JSON ({err.msg}); left it unchanged", hint="fix the file, then run this again") from None
+        raise UserError(
+            f"{path}:{err.lineno}: not valid JSON ({err.msg}); left it unchanged", hint="fix the file, then run this again",
+        ) from None
     if not isinstance(data, dict):
         raise UserError(f"{path}: the top level is not a JSON object; left it unchanged")
     return data

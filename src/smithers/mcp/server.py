@@ -82,7 +82,7 @@ def enveloped(method: Any) -> Any:
             return success(method(*args, **kwargs))
         except SmithersError as err:
             return failure(str(err.code), err.message, err.hint)
-        except Exception as err:  # noqa: BLE001 - a tool never answers with a protocol error; the log keeps the traceback
+        except Exception as err:  # a tool never answers with a protocol error; the log keeps the traceback
             log.exception("tool %s failed", method.__name__)
             return failure("INTERNAL", f"{type(err).__name__}: {err}", "this is a bug in smithers; the server's stderr has the traceback")
 
@@ -114,9 +114,9 @@ def build_server(db_path: Path, root: Path) -> SmithersMCPServer:
 
     server = SmithersMCPServer(SERVER_NAME, version=__version__, instructions=INSTRUCTIONS)
     tools = SmithersTools(db_path, root)
-    for name, annotations in TOOLS:
+    for name, tool_annotations in TOOLS:
         method = getattr(tools, name)
-        server.add_tool(enveloped(method), name=name, description=inspect.getdoc(method), annotations=annotations)
+        server.add_tool(enveloped(method), name=name, description=inspect.getdoc(method), annotations=tool_annotations)
     return server
 
 

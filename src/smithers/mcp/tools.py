@@ -118,8 +118,12 @@ class SmithersTools:
     def run_workflow(
         self,
         spec: Annotated[str, Field(description="Workflow file (relative to the project) or file.py:name.", min_length=1)],
-        input: Annotated[dict[str, Any] | None, Field(default=None, description="The run's input; validated against the workflow's input model.")] = None,
-        run_id: Annotated[str | None, Field(default=None, min_length=1, max_length=256, description="Use this run id (default: a new one).")] = None,
+        input: Annotated[
+            dict[str, Any] | None, Field(default=None, description="The run's input; validated against the workflow's input model.")
+        ] = None,
+        run_id: Annotated[
+            str | None, Field(default=None, min_length=1, max_length=256, description="Use this run id (default: a new one).")
+        ] = None,
         max_concurrency: Annotated[int | None, Field(default=None, ge=1, description="Tasks running at once.")] = None,
     ) -> RunStarted:
         """Start a run in the background and return its id at once (like `smithers up --detach`). The
@@ -133,7 +137,9 @@ class SmithersTools:
         resolved = self._spec(spec)
         with self.store() as store:
             if run_id is not None and store.get_run(run_id) is not None:
-                raise UserError(f"run {run_id!r} already exists", code=ErrorCode.RUN_EXISTS, hint=f"continue it with resume_run({run_id!r})")
+                raise UserError(
+                    f"run {run_id!r} already exists", code=ErrorCode.RUN_EXISTS, hint=f"continue it with resume_run({run_id!r})",
+                )
             with self._load_lock:
                 loaded = load_workflow(resolved)
                 input_value, _ = loaded.workflow.validate_input(input)
@@ -152,7 +158,9 @@ class SmithersTools:
 
     def list_runs(
         self,
-        status: Annotated[str | None, Field(default=None, description="Only runs with this status (running, waiting-approval, failed, ...).")] = None,
+        status: Annotated[
+            str | None, Field(default=None, description="Only runs with this status (running, waiting-approval, failed, ...).")
+        ] = None,
         limit: Annotated[int, Field(default=20, ge=1, le=1000)] = 20,
     ) -> RunList:
         """Runs, newest first, with their status (like `smithers ps --json`)."""
@@ -165,7 +173,7 @@ class SmithersTools:
         """One run: status, input, error, and every node iteration with attempts and output (like
         `smithers inspect --json`), whether a live process runs it (owner_alive), and while it
         waits, what it waits for and how to answer (the same fields as GET /v1/runs/ID)."""
-        from .. import ops, queries
+        from .. import decisions, queries
         from ..storage.lease import owner_alive
 
         with self.store() as store:
@@ -176,7 +184,7 @@ class SmithersTools:
                 parent_run_id=run.get("parent_run_id"), continued_from=run.get("continued_from"),
             )
             if str(detail["status"]).startswith("waiting"):
-                detail["waiting_for"] = ops.waiting_for(store, run_id)
+                detail["waiting_for"] = decisions.waiting_for(store, run_id)
             return RunDetail(**detail)
 
     def explain_run(self, run_id: RunId) -> WhyAnswer:
@@ -385,7 +393,10 @@ def _workflow_names(file: Path) -> list[str]:
         if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
             for deco in node.decorator_list:
                 target = deco.func if isinstance(deco, ast.Call) else deco
-                if (isinstance(target, ast.Name) and target.id == "workflow") or (isinstance(target, ast.Attribute) and target.attr == "workflow"):
+                named = (isinstance(target, ast.Name) and target.id == "workflow") or (
+                    isinstance(target, ast.Attribute) and target.attr == "workflow"
+                )
+                if named:
                     names.append(_declared_name(deco) or node.name)
     return names
 

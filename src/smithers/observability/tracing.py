@@ -133,7 +133,7 @@ class TraceListener:
             for event in events:
                 try:
                     self._on_event(event)
-                except Exception as err:  # noqa: BLE001 - tracing must never break a run
+                except Exception as err:  # tracing must never break a run
                     _warn_once(f"tracing stopped recording a span: {type(err).__name__}: {err}")
 
     def close(self) -> None:
@@ -148,7 +148,7 @@ class TraceListener:
                 self._end_run(run_id, end, self.run_status.get(run_id, "stopped"))
         try:
             self.provider.force_flush(FLUSH_TIMEOUT_MS)
-        except Exception as err:  # noqa: BLE001
+        except Exception as err:
             _warn_once(f"could not flush traces: {err}")
 
     # -- events ----------------------------------------------------------------------------------
@@ -365,7 +365,9 @@ class TraceListener:
             "smithers.run_id": key[0], "smithers.node_id": key[1], "smithers.iteration": key[2], "smithers.attempt": key[3],
             "smithers.tool": str(payload.get("tool") or ""), "smithers.tool.call_id": call_id,
         }
-        span = self.tracer.start_span("smithers.tool", context=self._trace.set_span_in_context(parent), attributes=attributes, start_time=ts)
+        span = self.tracer.start_span(
+            "smithers.tool", context=self._trace.set_span_in_context(parent), attributes=attributes, start_time=ts,
+        )
         self.tools[(key[0], call_id)] = (span, key)
 
     def _end_tool(self, event: dict[str, Any], ts: int, payload: dict[str, Any]) -> None:

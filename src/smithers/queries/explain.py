@@ -61,7 +61,7 @@ def why(store: Store, run_id: str) -> dict[str, Any]:
         cancelled = [entry(r) for r in nodes if r["status"] == NodeStatus.CANCELLED]
         return result(f"the run was cancelled; `{resume}` continues it where it stopped", cancelled, [resume])
     if status in WAITING_RUN_STATUSES:
-        from ..ops import waiting_for
+        from ..decisions import waiting_for
 
         items = waiting_for(store, run_id)
         waiting = [entry(r) for r in nodes if r["status"] in WAITING_NODE_STATUSES]
@@ -98,7 +98,7 @@ def why(store: Store, run_id: str) -> dict[str, Any]:
 
 
 def _waiting_item(item: dict[str, Any]) -> str:
-    """One thing a waiting run waits for, in words (an item of ``ops.waiting_for``)."""
+    """One thing a waiting run waits for, in words (an item of ``decisions.waiting_for``)."""
     where = f"{item['node_id']}[{item['iteration']}]"
     kind = item["kind"]
     if kind == "approval":

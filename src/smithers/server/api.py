@@ -30,8 +30,8 @@ from ..states import (
     NodeStatus,
     RunStatus,
 )
-from .app import COOKIE_NAME, STATIC_CACHE_CONTROL, STATIC_DIR, Service, service_of
 from .errors import ApiError
+from .service import COOKIE_NAME, STATIC_CACHE_CONTROL, STATIC_DIR, Service, service_of
 
 Svc = Annotated[Service, Depends(service_of)]
 
@@ -243,7 +243,7 @@ def get_run(run_id: str, service: Svc) -> dict[str, Any]:
         frames=store.frame_count(run_id), parent_run_id=run.get("parent_run_id"), continued_from=run.get("continued_from"),
     )
     if detail["status"].startswith("waiting"):
-        detail["waiting_for"] = ops.waiting_for(store, run_id)
+        detail["waiting_for"] = decisions.waiting_for(store, run_id)
     return detail
 
 
@@ -312,7 +312,8 @@ async def run_events(
             start = max(start, int(last_event_id))
         except ValueError:
             raise ApiError(400, "INVALID_REQUEST", f"Last-Event-ID must be an event seq, got {last_event_id!r}") from None
-    return EventSourceResponse(event_stream(service, request, run_id, start), headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+    headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+    return EventSourceResponse(event_stream(service, request, run_id, start), headers=headers)
 
 
 @router.get("/v1/runs/{run_id}/nodes/{node_id}", tags=["runs"])

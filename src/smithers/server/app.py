@@ -16,134 +16,32 @@ bind the socket themselves, so port 0 works and a busy port is a clean error.
 
 from __future__ import annotations
 
-import contextlib
-import hmac
 import json
 import os
 import socket
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from fastapi import Depends, FastAPI, Request
 
 from ..errors import UserError
-from ..storage.store import Store
 from . import check_bind, errors, is_loopback  # noqa: F401  (check_bind: re-exported)
 from .errors import ApiError, envelope
+from .service import (  # defined here before .service: still importable from here
+    COOKIE_NAME,
+    MAX_BODY_BYTES,
+    STATIC_CACHE_CONTROL,
+    STATIC_DIR,
+    Service,
+    service_of,
+)
 
-MAX_BODY_BYTES = 1 << 20
-COOKIE_NAME = "smithers_token"
 DEFAULT_PORT = 7331
-STATIC_DIR = Path(__file__).parent / "static"
 _DRAIN_LIMIT = 16 << 20  # read (and drop) at most this much of an oversized body before answering 413
-
-
-@dataclass
-class Service:
-    """What the routes share: the database, the workflow root, the token, and background runs."""
-
-    db_path: Path
-    root: Path
-    token: str | None = None
-    poll_interval: float = 0.2
-    ping_interval: float = 15.0
-    max_body_bytes: int = MAX_BODY_BYTES
-    _local: threading.local = field(default_factory=threading.local)
-    _stores: list[Store] = field(default_factory=list)
-    _lock: threading.Lock = field(default_factory=threading.Lock)
-    load_lock: threading.Lock = field(default_factory=threading.Lock)  # workflow imports touch sys.modules/sys.path
-
-    def store(self) -> Store:
-        """This thread's connection (SQLite connections are not shared between threads)."""
-        store = getattr(self._local, "store", None)
-        if store is None:
-            store = Store.open(self.db_path)
-            self._local.store = store
-            with self._lock:
-                self._stores.append(store)
-        return store
-
-    def close(self) -> None:
-        with self._lock:
-            for store in self._stores:
-                with contextlib.suppress(Exception):  # closing at shutdown; nothing to do about it
-                    store.close()
-            self._stores.clear()
-
-    # -- auth ----------------------------------------------------------------------------
-
-    def token_ok(self, supplied: str | None) -> bool:
-        if not self.token:
-            return True
-        return supplied is not None and hmac.compare_digest(supplied.encode(), self.token.encode())
-
-    # -- background runs -----------------------------------------------------------------
-
-    def spawn(self, args: list[str], run_id: str) -> tuple[subprocess.Popen[bytes], Path]:
-        """Start ``smithers ARGS --db DB --quiet`` in its own session, output to the run's log
-        (``-P``: files in the root never shadow modules the CLI imports)."""
-        from ..events.ndjson import run_dir
-
-        log_path = run_dir(self.db_path, run_id) / "output.log"
-        log_path.parent.mkdir(parents=True, exist_ok=True)
-        argv = [sys.executable, "-P", "-m", "smithers", *args, "--db", str(self.db_path), "--quiet"]
-        env = {k: v for k, v in os.environ.items() if k != "SMITHERS_API_KEY"}
-        with open(log_path, "ab") as log, open(os.devnull, "rb") as devnull:
-            child = subprocess.Popen(
-                argv, cwd=self.root, env=env, stdin=devnull, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-            )
-        threading.Thread(target=child.wait, name=f"reap-{child.pid}", daemon=True).start()  # no zombies
-        return child, log_path
-
-    def wait_started(self, child: subprocess.Popen[bytes], log_path: Path, run_id: str, *, timeout: float = 15.0) -> str:
-        """Wait until the child owns the run (or already left it); returns the run's status.
-        A child that exits with a usage error (exit 4) is a 409 (400 if it created no run)
-        naming its message; one that crashed before creating the run is a 500."""
-        store = self.store()
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            run = store.get_run(run_id)
-            if run is not None and run["owner_pid"] == child.pid:
-                run_status: str = run["status"]
-                return run_status
-            code = child.poll()
-            if code is not None:
-                run = store.get_run(run_id)
-                if code == 4 or run is None:
-                    message = _error_lines(log_path) or f"the background process exited with code {code}"
-                    status = 409 if run is not None else 400 if code == 4 else 500
-                    raise ApiError(status, "RUN_NOT_STARTED", message, details={"log": str(log_path), "exit_code": code})
-                run_status = run["status"]
-                return run_status
-            time.sleep(0.05)
-        run = store.get_run(run_id)
-        return run["status"] if run else "starting"
-
-    def continue_if_unowned(self, run_id: str) -> bool:
-        """After a decision: a waiting run nobody runs is resumed in the background at once."""
-        from ..storage.lease import owner_alive
-
-        run = self.store().get_run(run_id)
-        if run is None or not run["status"].startswith("waiting") or owner_alive(run):
-            return False
-        self.spawn(["resume", run_id], run_id)
-        return True
-
-
-def _error_lines(log_path: Path) -> str:
-    try:
-        lines = log_path.read_text(encoding="utf-8", errors="replace").splitlines()[-20:]
-    except OSError:
-        return ""
-    picked = [line.strip() for line in lines if line.startswith(("error:", "  hint:"))]
-    return "\n".join(picked[-2:])
 
 
 _SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
@@ -229,11 +127,6 @@ class Guard:
         await self.app(scope, replay, send)
 
 
-def service_of(request: Request) -> Service:
-    service: Service = request.app.state.service
-    return service
-
-
 def require_token(request: Request) -> None:
     """The auth dependency of every protected route: a bearer token or the session cookie."""
     service = service_of(request)
@@ -294,7 +187,6 @@ STATIC_MEDIA_TYPES = {
     ".css": "text/css; charset=utf-8",
     ".html": "text/html; charset=utf-8",
 }
-STATIC_CACHE_CONTROL = "no-cache"  # revalidate (ETag) every time: after an upgrade no module is stale
 
 
 def _dashboard_files() -> Any:

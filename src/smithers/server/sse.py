@@ -23,7 +23,7 @@ from fastapi import Request
 from fastapi.sse import KEEPALIVE_COMMENT, format_sse_event
 
 from ..queries import TERMINAL_STATUSES
-from .app import Service
+from .service import Service
 
 BATCH = 500
 

@@ -1,6 +1,6 @@
 """Frames as deltas: each render's plan is stored as the change from the previous one, with a
 full keyframe every ``KEYFRAME_EVERY`` frames, so storage grows with changes, not with
-(tasks × frames)."""
+(tasks x frames)."""
 
 from __future__ import annotations
 
@@ -33,10 +33,7 @@ def rebuild(rows: list[dict[str, Any]], frame_no: int, decode: Any) -> Entries:
         if row["frame_no"] > frame_no:
             break
         data = decode(row["data_json"])
-        if row["is_keyframe"]:
-            entries = {entry["k"]: entry for entry in data["put"]}
-        else:
-            entries = apply(entries, data)
+        entries = {entry["k"]: entry for entry in data["put"]} if row["is_keyframe"] else apply(entries, data)
     return entries
 
 

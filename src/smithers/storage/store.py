@@ -150,7 +150,8 @@ class Store(StoreReads, QueryStoreMixin, WaitStoreMixin):
             begin_write(self._conn)
             try:
                 self._conn.execute(
-                    "CREATE TABLE IF NOT EXISTS _smithers_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at_ms INTEGER NOT NULL)"
+                    "CREATE TABLE IF NOT EXISTS _smithers_migrations "
+                    "(version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at_ms INTEGER NOT NULL)"
                 )
                 applied = {r[0] for r in self._conn.execute("SELECT version FROM _smithers_migrations")}
                 for version, name, statements in MIGRATIONS:
@@ -237,7 +238,7 @@ class Store(StoreReads, QueryStoreMixin, WaitStoreMixin):
                 ).fetchone()
                 kinds = json.loads(row[0]) if row else {}
                 if isinstance(kinds, list):
-                    kinds = {c: None for c in kinds}
+                    kinds = dict.fromkeys(kinds)
                 kinds.update(dict(table.columns))
                 self._conn.execute(
                     "INSERT INTO _smithers_output_tables (table_name, model_name, columns_json) VALUES (?, ?, ?) "

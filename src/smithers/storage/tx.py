@@ -50,7 +50,7 @@ class OwnerLike(Protocol):
 class Tx(WaitTxMixin):
     """One open write transaction. Events appended here are committed with the state change."""
 
-    __slots__ = ("_conn", "run_id", "events", "_seq", "ts")
+    __slots__ = ("_conn", "_seq", "events", "run_id", "ts")
 
     def __init__(self, conn: sqlite3.Connection, run_id: str | None) -> None:
         self._conn = conn

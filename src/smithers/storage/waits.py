@@ -46,7 +46,8 @@ class WaitStoreMixin:
     def approval_row(self, run_id: str, node_id: str, iteration: int) -> dict[str, Any] | None:
         """``{status, decision, decided_by, decided_at_ms}`` of a node's approval, or None if none was requested."""
         return _approval(self._conn.execute(
-            "SELECT status, decision_json, decided_by, decided_at_ms FROM _smithers_approvals WHERE run_id = ? AND node_id = ? AND iteration = ?",
+            "SELECT status, decision_json, decided_by, decided_at_ms FROM _smithers_approvals "
+            "WHERE run_id = ? AND node_id = ? AND iteration = ?",
             (run_id, node_id, iteration),
         ).fetchone())
 
@@ -134,7 +135,8 @@ class WaitStoreMixin:
     def signal_schema(self, run_id: str, name: str) -> dict[str, Any] | None:
         """The schema of signal ``name`` if a node of the run that is not finished declares it."""
         for (meta_json,) in self._conn.execute(
-            "SELECT meta_json FROM _smithers_nodes WHERE run_id = ? AND meta_json IS NOT NULL AND status != ?", (run_id, NodeStatus.FINISHED)
+            "SELECT meta_json FROM _smithers_nodes WHERE run_id = ? AND meta_json IS NOT NULL AND status != ?",
+            (run_id, NodeStatus.FINISHED),
         ):
             meta = json.loads(meta_json)
             if meta.get("signal") == name and meta.get("schema"):

@@ -23,7 +23,7 @@ is handy in tests: ``await read({"path": "a.txt"}, workspace=Workspace(root))`` 
 
 from __future__ import annotations
 
-from ._core import Tool, ToolContext, ToolError, ToolOutcome, Workspace, run_tool, tool
+from ._core import Tool, ToolContext, ToolError, ToolOutcome, ToolRequest, Workspace, run_tool, tool
 from .files import edit, read, write
 from .search import grep
 from .shell import bash
@@ -31,6 +31,6 @@ from .shell import bash
 BUILTIN_TOOLS = (read, write, edit, grep, bash)
 
 __all__ = [
-    "BUILTIN_TOOLS", "Tool", "ToolContext", "ToolError", "ToolOutcome", "Workspace", "bash", "edit", "grep", "read", "run_tool",
-    "tool", "write",
+    "BUILTIN_TOOLS", "Tool", "ToolContext", "ToolError", "ToolOutcome", "ToolRequest", "Workspace", "bash", "edit", "grep", "read",
+    "run_tool", "tool", "write",
 ]

@@ -13,12 +13,9 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, ValidationError, create_model
-
-if TYPE_CHECKING:
-    from ..agents.base import AgentRequest
 
 DEFAULT_MAX_OUTPUT_BYTES = 200_000
 DEFAULT_TIMEOUT = 60.0
@@ -111,12 +108,35 @@ def cap_bytes(data: bytes, total: int, limit: int, *, keep: Literal["head", "bot
     return f"{head}\n[output truncated: {total} bytes in all, {omitted} bytes omitted here]\n{rest}"
 
 
+class ToolRequest(Protocol):
+    """What a tool sees of the task that calls it: the agent's request
+    (:class:`smithers.agents.AgentRequest` is one). Tools sit below agents, so they name only
+    the parts they use: where the task runs, its environment, its identity and its event sink."""
+
+    @property
+    def cwd(self) -> str: ...
+
+    @property
+    def env(self) -> Mapping[str, str]: ...
+
+    @property
+    def run_id(self) -> str: ...
+
+    @property
+    def node_id(self) -> str: ...
+
+    @property
+    def iteration(self) -> int: ...
+
+    def emit(self, kind: str, **data: Any) -> None: ...
+
+
 @dataclass
 class ToolContext:
     """What a tool function gets when it declares a parameter annotated ``ToolContext``."""
 
     workspace: Workspace
-    request: AgentRequest | None = None
+    request: ToolRequest | None = None
     call_id: str = ""
     tool_name: str = ""
 
@@ -211,7 +231,7 @@ class Tool:
 
     async def __call__(
         self, args: Mapping[str, Any] | BaseModel | None = None, *, workspace: Workspace | None = None,
-        request: AgentRequest | None = None, call_id: str | None = None, **kwargs: Any,
+        request: ToolRequest | None = None, call_id: str | None = None, **kwargs: Any,
     ) -> ToolOutcome:
         """Run the tool as a model would: ``await read({"path": "a.txt"}, workspace=Workspace(root))``.
         Never raises for a tool failure: the outcome says ``is_error``."""
@@ -293,7 +313,7 @@ def _make_tool(
         raise ValueError(f"tool name {tool_name!r} must be letters, digits, '_' or '-'")
     try:  # the defining scope's locals resolve string annotations of classes defined in a function
         hints = typing.get_type_hints(fn, localns=dict(localns or {}), include_extras=True)
-    except Exception as err:  # noqa: BLE001 - NameError, TypeError...: reported at definition time
+    except Exception as err:  # NameError, TypeError...: reported at definition time
         raise ValueError(f"tool {tool_name!r}: cannot resolve its parameter annotations ({err})") from None
     signature = inspect.signature(fn)
     inject: dict[str, _Inject] = {}

@@ -5,6 +5,7 @@ whole group, background children included."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 from collections.abc import Mapping
@@ -23,10 +24,8 @@ class ProcOutcome:
 
 
 def _kill_group(pid: int) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
 
 
 async def run_capped(argv: list[str], *, cwd: str, env: Mapping[str, str], timeout: float, limit: int) -> ProcOutcome:
@@ -68,19 +67,16 @@ async def run_capped(argv: list[str], *, cwd: str, env: Mapping[str, str], timeo
                     await asyncio.sleep(0.02)
                 if proc.returncode is None:  # output closed first: the leader is about to exit
                     await proc.wait()
-                try:
+                # a timeout here: a background child still holds the pipe; it dies with the group below
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(asyncio.shield(reader), DRAIN_AFTER_EXIT)
-                except TimeoutError:
-                    pass  # a background child still holds the pipe: it dies with the group below
         except TimeoutError:
             timed_out = True
     finally:
         _kill_group(proc.pid)
         if proc.returncode is None:
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(proc.wait(), 5)
-            except TimeoutError:
-                pass
         try:
             await asyncio.wait_for(reader, 2)
         except (TimeoutError, asyncio.CancelledError):
