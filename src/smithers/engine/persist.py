@@ -11,7 +11,6 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from ..authoring.human import SignalWait
 from ..errors import RunError, error_record
 from ..states import AttemptStatus, EventType, NodeStatus, RunStatus
 from ..storage.frames import KEYFRAME_EVERY, Entries, diff
@@ -192,6 +191,10 @@ class Persister:
 def _wait_meta(desc: TaskDescriptor) -> dict[str, Any] | None:
     """What a front end needs to answer a wait before it starts (a signal's name and schema)."""
     wait = desc.task.wait
+    if wait is None:
+        return None
+    from ..authoring.human import SignalWait  # only a run with wait nodes imports the wait models
+
     return wait.meta() if isinstance(wait, SignalWait) else None
 
 

@@ -14,7 +14,6 @@ from typing import Any
 from pydantic import BaseModel
 
 from ..authoring.context import Ctx
-from ..authoring.human import Approval
 from ..authoring.structure import Worktree
 from ..authoring.nodes import Branch, Loop, Node, Parallel, Sequence, Task, flatten
 from ..authoring.policies import DEFAULT_AGENT_RETRIES, DEFAULT_RETRY
@@ -60,6 +59,16 @@ def render(workflow: Workflow, ctx: Ctx, loop_state: LoopState) -> Rendered:
     return Rendered(root=root, tasks=builder.tasks, loops=builder.loops, reads=set(ctx.reads), models=builder.models)
 
 
+def _is_gate(node: Node) -> bool:
+    """Whether ``node`` is an Approval that gates children. Only a wait node can be one, so a
+    run without wait nodes does not import the wait models (start-up)."""
+    if not isinstance(node, Task) or node.wait is None:
+        return False
+    from ..authoring.human import Approval
+
+    return isinstance(node, Approval) and bool(node.children)
+
+
 class _Builder:
     def __init__(self, loop_state: LoopState) -> None:
         self.loop_state = loop_state
@@ -73,7 +82,7 @@ class _Builder:
 
     def add(self, node: Node, parent: PlanNode, scopes: tuple[tuple[str, int], ...], groups: tuple[PlanNode, ...]) -> None:
         index = len(parent.children)
-        if isinstance(node, Approval) and node.children:  # a gate: the decision, then what it guards
+        if _is_gate(node):  # an Approval with children: the decision, then what it guards
             gate = PlanNode(kind="approval", key=f"{parent.key}/{index}", parent=parent, index=index)
             parent.children.append(gate)
             gate.children.append(self._task(node, gate, 0, scopes, groups))

@@ -19,11 +19,10 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ValidationError
 
-from ..authoring.human import ApprovalDecision, ApprovalWait, HumanWait, SignalWait, TimerFired, TimerWait
 from ..errors import ErrorCode, InvalidOutputError, RunError, TaskTimeoutError
 from ..states import WAITING_NODE_STATUSES, AttemptStatus, EventType, NodeStatus, RunStatus
 from ..storage.store import Store, Tx, now_ms
@@ -31,6 +30,9 @@ from .persist import Persister
 from .state import RunState
 from .subflow import ChildRunWaiting
 from .tree import PlanNode, TaskDescriptor
+
+if TYPE_CHECKING:  # the wait specs and their models are imported when a run has a wait node (start-up)
+    from ..authoring.human import ApprovalWait, HumanWait, SignalWait, TimerWait
 
 WAIT_STATUS = {
     "approval": NodeStatus.WAITING_APPROVAL, "human": NodeStatus.WAITING_APPROVAL,
@@ -130,6 +132,8 @@ class Waits:
     def begin(self, desc: TaskDescriptor) -> WaitOutcome | None:
         """A wait node (Approval, HumanTask, Signal, Timer) is ready: record the wait; end it at
         once (the outcome) when what it waits for is already there."""
+        from ..authoring.human import ApprovalWait, HumanWait, SignalWait, TimerWait
+
         wait = desc.task.wait
         if isinstance(wait, ApprovalWait):
             if self.store.approval_row(self.run_id, desc.node_id, desc.iteration) is None:
@@ -153,6 +157,10 @@ class Waits:
             return
         self.waiting[desc.key] = desc
         wait = desc.task.wait
+        if wait is None:  # an approval gate or a Subflow node: no deadline of its own here
+            return
+        from ..authoring.human import SignalWait, TimerWait
+
         if isinstance(wait, TimerWait):
             fires = self.store.timer_for(self.run_id, desc.node_id, desc.iteration)
             if fires is not None:
@@ -248,16 +256,21 @@ class Waits:
         wait = desc.task.wait
         if desc.mode == "subflow":
             outcome: WaitOutcome | None = self._check_subflow(desc)
-        elif isinstance(wait, ApprovalWait):
-            outcome = self._check_approval(desc, wait)
-        elif isinstance(wait, HumanWait):
-            outcome = self._check_human(desc)
-        elif isinstance(wait, SignalWait):
-            outcome = self._check_signal(desc, wait)
-        elif isinstance(wait, TimerWait):
-            outcome = self._check_timer(desc)
-        else:  # an approval gate on a normal task
+        elif wait is None:  # an approval gate on a normal task
             outcome = self._check_gate(desc)
+        else:
+            from ..authoring.human import ApprovalWait, HumanWait, SignalWait, TimerWait
+
+            if isinstance(wait, ApprovalWait):
+                outcome = self._check_approval(desc, wait)
+            elif isinstance(wait, HumanWait):
+                outcome = self._check_human(desc)
+            elif isinstance(wait, SignalWait):
+                outcome = self._check_signal(desc, wait)
+            elif isinstance(wait, TimerWait):
+                outcome = self._check_timer(desc)
+            else:  # an approval gate on a normal task
+                outcome = self._check_gate(desc)
         if outcome is not None:
             self.waiting.pop(desc.key, None)
             self.deadlines.pop(desc.key, None)
@@ -284,6 +297,8 @@ class Waits:
         row = self.store.approval_row(self.run_id, desc.node_id, desc.iteration)
         if row is None or row["status"] == "requested":
             return None
+        from ..authoring.human import ApprovalDecision
+
         decision = row["decision"]
         approved = row["status"] == "approved"
         value = ApprovalDecision(
@@ -347,6 +362,8 @@ class Waits:
 
         def fire(tx: Tx) -> None:
             tx.fire_timer(desc.node_id, desc.iteration, now)
+
+        from ..authoring.human import TimerFired
 
         return WaitFinished(desc, TimerFired(scheduled_for=_dt(fires), fired_at=_dt(now)), EventType.TIMER_FIRED, writes=fire)
 
