@@ -54,7 +54,8 @@ def _modules_after(tmp_path: Path, *args: str, env: dict[str, str] | None = None
     (tmp_path / "driver.py").write_text(textwrap.dedent(DRIVER))
     out = tmp_path / "modules.json"
     src = str(Path(__file__).resolve().parents[1] / "src")
-    full_env = dict(os.environ, SMITHERS_DB=str(tmp_path / "smithers.db"), PYTHONPATH=os.pathsep.join([src, os.environ.get("PYTHONPATH", "")]))
+    path = os.pathsep.join([src, os.environ.get("PYTHONPATH", "")])
+    full_env = dict(os.environ, SMITHERS_DB=str(tmp_path / "smithers.db"), PYTHONPATH=path)
     full_env.pop("SMITHERS_OTEL_ENABLED", None)
     full_env.update(env or {})
     proc = subprocess.run(

@@ -9,7 +9,7 @@ from __future__ import annotations
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeGuard
 
 from pydantic import BaseModel
 
@@ -21,6 +21,9 @@ from ..authoring.workflow import Workflow
 from ..errors import RenderError, SmithersError
 from ..storage.output_tables import check_unique_models, table_name
 from .tree import PlanNode, TaskDescriptor
+
+if TYPE_CHECKING:
+    from ..authoring.human import Approval
 
 LoopState = Callable[[str], tuple[int, bool]]  # scoped loop id -> (iteration, done)
 
@@ -59,7 +62,7 @@ def render(workflow: Workflow, ctx: Ctx, loop_state: LoopState) -> Rendered:
     return Rendered(root=root, tasks=builder.tasks, loops=builder.loops, reads=set(ctx.reads), models=builder.models)
 
 
-def _is_gate(node: Node) -> bool:
+def _is_gate(node: Node) -> TypeGuard[Approval]:
     """Whether ``node`` is an Approval that gates children. Only a wait node can be one, so a
     run without wait nodes does not import the wait models (start-up)."""
     if not isinstance(node, Task) or node.wait is None:

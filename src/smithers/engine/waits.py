@@ -253,7 +253,7 @@ class Waits:
         wait here (it is no longer polled); the caller applies it."""
         if desc.key not in self.waiting:
             return None
-        wait = desc.task.wait
+        wait: object = desc.task.wait
         if desc.mode == "subflow":
             outcome: WaitOutcome | None = self._check_subflow(desc)
         elif wait is None:  # an approval gate on a normal task
