@@ -199,10 +199,12 @@ def _drive(
     on_events: EventCallback | None, on_started: Callable[[str], None] | None, handle_signals: bool, replay_after: int,
     stay_alive: bool = False,
 ) -> RunOutcome:
-    from .observability.tracing import attach_tracing
-
     sink = NdjsonSink(run_dir(store.path, run_id) / "events.ndjson", run_id)
-    tracer = attach_tracing(store, run_id)  # None unless SMITHERS_OTEL_ENABLED=1
+    tracer = None
+    if os.environ.get("SMITHERS_OTEL_ENABLED"):  # tracing is imported only when it may be on
+        from .observability.tracing import attach_tracing
+
+        tracer = attach_tracing(store, run_id)  # None unless SMITHERS_OTEL_ENABLED=1
     listeners = [sink] + ([tracer] if tracer else []) + ([on_events] if on_events else [])
     if on_started:
         on_started(run_id)

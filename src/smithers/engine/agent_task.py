@@ -17,15 +17,17 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
-from ..agents.base import AgentEvent, AgentRequest, AgentResult, agent_name
 from ..authoring.context import TaskContext
 from ..errors import AgentConfigError, AgentError, ErrorCode, InvalidOutputError
 from .outputs import extract_json, schema_instruction, validate_output
 from .tree import TaskDescriptor
+
+if TYPE_CHECKING:
+    from ..agents.base import AgentEvent, AgentResult
 
 MAX_REPAIR_TURNS = 3
 MAX_RECORDED_TEXT = 64_000
@@ -94,6 +96,8 @@ async def run_agent_attempt(
 ) -> BaseModel:
     """One attempt: returns the validated output. ``info`` (agent, turns, session, model) is
     filled in as the attempt goes, for the attempt's record whether it succeeds or not."""
+    from ..agents.base import AgentRequest, agent_name  # only a run with agent tasks imports the agents
+
     index = chain.pick(tc.attempt)
     if index is None:
         raise AgentConfigError(

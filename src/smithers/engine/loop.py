@@ -51,7 +51,6 @@ from .state import RunState
 from .subflow import ChildRunWaiting, child_outcome, open_child
 from .tree import TaskDescriptor
 from .waits import WaitFailed, WaitFinished, WaitOutcome, WaitReopened, Waits, WaitSkipped, subtree_tasks
-from .worktrees import in_worktree, worktree_path
 
 MAINTENANCE_EVERY = 0.25  # seconds: lease heartbeat, cancel polling, task heartbeat flush
 YIELD_EVERY = 0.02  # seconds of inline (static) work before letting other coroutines run
@@ -412,7 +411,11 @@ class RunLoop:
     def _spawn(self, desc: TaskDescriptor) -> None:
         attempt = self.persist.start_attempt(desc)
         # a worktree is created (git, in a thread) by the attempt itself, not here inside the batch
-        cwd = str(worktree_path(Path(self.cwd), desc.worktree[0])) if desc.worktree else self.cwd
+        cwd = self.cwd
+        if desc.worktree:  # the worktree code is imported by a run that has a Worktree node
+            from .worktrees import worktree_path
+
+            cwd = str(worktree_path(Path(self.cwd), desc.worktree[0]))
         tc = TaskContext(
             run_id=self.run_id, node_id=desc.node_id, iteration=desc.iteration, attempt=attempt,
             last_heartbeat=self.store.last_heartbeat(self.run_id, desc.node_id, desc.iteration) if attempt > 1 else None,
@@ -426,6 +429,8 @@ class RunLoop:
         else:
             coro = run_compute(desc, tc)
         if desc.worktree:
+            from .worktrees import in_worktree
+
             coro = in_worktree(Path(self.cwd), desc.worktree, coro, alive=tc.heartbeat)
         task = asyncio.ensure_future(coro)
         task.add_done_callback(lambda _t: self.wake.set())

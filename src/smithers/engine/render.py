@@ -9,12 +9,11 @@ from __future__ import annotations
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeGuard
 
 from pydantic import BaseModel
 
 from ..authoring.context import Ctx
-from ..authoring.human import Approval
 from ..authoring.nodes import Branch, Loop, Node, Parallel, Sequence, Task, flatten
 from ..authoring.policies import DEFAULT_AGENT_RETRIES, DEFAULT_RETRY
 from ..authoring.structure import Worktree
@@ -22,6 +21,9 @@ from ..authoring.workflow import Workflow
 from ..errors import RenderError, SmithersError
 from ..storage.output_tables import check_unique_models, table_name
 from .tree import PlanNode, TaskDescriptor
+
+if TYPE_CHECKING:
+    from ..authoring.human import Approval
 
 LoopState = Callable[[str], tuple[int, bool]]  # scoped loop id -> (iteration, done)
 
@@ -60,6 +62,16 @@ def render(workflow: Workflow, ctx: Ctx, loop_state: LoopState) -> Rendered:
     return Rendered(root=root, tasks=builder.tasks, loops=builder.loops, reads=set(ctx.reads), models=builder.models)
 
 
+def _is_gate(node: Node) -> TypeGuard[Approval]:
+    """Whether ``node`` is an Approval that gates children. Only a wait node can be one, so a
+    run without wait nodes does not import the wait models (start-up)."""
+    if not isinstance(node, Task) or node.wait is None:
+        return False
+    from ..authoring.human import Approval
+
+    return isinstance(node, Approval) and bool(node.children)
+
+
 class _Builder:
     def __init__(self, loop_state: LoopState) -> None:
         self.loop_state = loop_state
@@ -73,7 +85,7 @@ class _Builder:
 
     def add(self, node: Node, parent: PlanNode, scopes: tuple[tuple[str, int], ...], groups: tuple[PlanNode, ...]) -> None:
         index = len(parent.children)
-        if isinstance(node, Approval) and node.children:  # a gate: the decision, then what it guards
+        if _is_gate(node):  # an Approval with children: the decision, then what it guards
             gate = PlanNode(kind="approval", key=f"{parent.key}/{index}", parent=parent, index=index)
             parent.children.append(gate)
             gate.children.append(self._task(node, gate, 0, scopes, groups))

@@ -23,7 +23,6 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from ..authoring.human import ApprovalDecision, TimerFired
 from ..authoring.waits import ApprovalWait, HumanWait, SignalWait, TimerWait
 from ..errors import ErrorCode, InvalidOutputError, RunError, TaskTimeoutError
 from ..states import WAITING_NODE_STATUSES, AttemptStatus, EventType, NodeStatus, RunStatus
@@ -131,6 +130,7 @@ class Waits:
     def begin(self, desc: TaskDescriptor) -> WaitOutcome | None:
         """A wait node (Approval, HumanTask, Signal, Timer) is ready: record the wait; end it at
         once (the outcome) when what it waits for is already there."""
+
         wait = desc.task.wait
         if isinstance(wait, ApprovalWait):
             if self.store.approval_row(self.run_id, desc.node_id, desc.iteration) is None:
@@ -154,6 +154,9 @@ class Waits:
             return
         self.waiting[desc.key] = desc
         wait = desc.task.wait
+        if wait is None:  # an approval gate or a Subflow node: no deadline of its own here
+            return
+
         if isinstance(wait, TimerWait):
             fires = self.store.timer_for(self.run_id, desc.node_id, desc.iteration)
             if fires is not None:
@@ -247,19 +250,23 @@ class Waits:
         wait here (it is no longer polled); the caller applies it."""
         if desc.key not in self.waiting:
             return None
-        wait = desc.task.wait
+        wait: object = desc.task.wait
         if desc.mode == "subflow":
             outcome: WaitOutcome | None = self._check_subflow(desc)
-        elif isinstance(wait, ApprovalWait):
-            outcome = self._check_approval(desc, wait)
-        elif isinstance(wait, HumanWait):
-            outcome = self._check_human(desc)
-        elif isinstance(wait, SignalWait):
-            outcome = self._check_signal(desc, wait)
-        elif isinstance(wait, TimerWait):
-            outcome = self._check_timer(desc)
-        else:  # an approval gate on a normal task
+        elif wait is None:  # an approval gate on a normal task
             outcome = self._check_gate(desc)
+        else:
+
+            if isinstance(wait, ApprovalWait):
+                outcome = self._check_approval(desc, wait)
+            elif isinstance(wait, HumanWait):
+                outcome = self._check_human(desc)
+            elif isinstance(wait, SignalWait):
+                outcome = self._check_signal(desc, wait)
+            elif isinstance(wait, TimerWait):
+                outcome = self._check_timer(desc)
+            else:  # an approval gate on a normal task
+                outcome = self._check_gate(desc)
         if outcome is not None:
             self.waiting.pop(desc.key, None)
             self.deadlines.pop(desc.key, None)
@@ -287,6 +294,8 @@ class Waits:
         row = self.store.approval_row(self.run_id, desc.node_id, desc.iteration)
         if row is None or row["status"] == "requested":
             return None
+        from ..authoring.human import ApprovalDecision
+
         decision = row["decision"]
         approved = row["status"] == "approved"
         value = ApprovalDecision(
@@ -353,6 +362,8 @@ class Waits:
 
         def fire(tx: Tx) -> None:
             tx.fire_timer(desc.node_id, desc.iteration, now)
+
+        from ..authoring.human import TimerFired
 
         return WaitFinished(desc, TimerFired(scheduled_for=_dt(fires), fired_at=_dt(now)), EventType.TIMER_FIRED, writes=fire)
 

@@ -17,11 +17,10 @@ from __future__ import annotations
 
 import os
 import socket
+import sys
 import uuid
 from dataclasses import dataclass
 from typing import Any
-
-import psutil
 
 from ..errors import RunOwnedError, UnknownRunError
 from .store import Store, now_ms
@@ -35,6 +34,8 @@ HANDOFF_PREFIX = "supervisor:"
 def _process_start(pid: int) -> str | None:
     """When process ``pid`` started (seconds since the epoch, as recorded in owner ids), or None
     when no such process is running: a zombie has exited and only waits to be reaped."""
+    import psutil  # only when liveness is checked: importing it costs about as much as a one-task run
+
     try:
         proc = psutil.Process(pid)
         if proc.status() in (psutil.STATUS_ZOMBIE, psutil.STATUS_DEAD):
@@ -44,6 +45,23 @@ def _process_start(pid: int) -> str | None:
         return None
     except psutil.AccessDenied:  # another user's process: it exists, its start time is hidden
         return UNKNOWN_START
+
+
+def _own_start() -> str | None:
+    """This process's start time, as :func:`_process_start` gives it. On Linux it is read from
+    ``/proc`` the way psutil computes it (start ticks / clock ticks + boot time), so that starting
+    a run does not import psutil; elsewhere, and if ``/proc`` cannot be read, psutil answers."""
+    if sys.platform.startswith("linux"):
+        try:
+            with open("/proc/self/stat", "rb") as stat:
+                data = stat.read()
+            ticks = float(data[data.rfind(b")") + 2 :].split()[19])  # field 22, starttime
+            with open("/proc/stat", "rb") as proc_stat:
+                boot = next(float(line.split()[1]) for line in proc_stat if line.startswith(b"btime"))
+            return f"{ticks / os.sysconf('SC_CLK_TCK') + boot:.2f}"
+        except (OSError, ValueError, IndexError, StopIteration):
+            pass
+    return _process_start(os.getpid())
 
 
 def _same_start(recorded: str | None, current: str) -> bool:
@@ -66,7 +84,7 @@ class Owner:
     @classmethod
     def this_process(cls) -> Owner:
         pid = os.getpid()
-        start = _process_start(pid) or UNKNOWN_START
+        start = _own_start() or UNKNOWN_START
         return cls(id=f"{socket.gethostname()}:{pid}:{start}:{uuid.uuid4().hex[:8]}", host=socket.gethostname(), pid=pid)
 
     @classmethod
