@@ -70,6 +70,13 @@ class SmithersTools:
         self.root = root
         self._load_lock = threading.Lock()  # workflow imports touch sys.modules and sys.path
 
+    def _continue_if_unowned(self, run_id: str) -> bool:
+        """After a decision: a waiting run nobody runs is resumed in the background at once."""
+        from ..background import continue_if_unowned
+
+        with self.store() as store:
+            return continue_if_unowned(store, run_id, cwd=self.root)
+
     @contextmanager
     def store(self) -> Iterator[Store]:
         from ..storage.store import Store
@@ -132,7 +139,7 @@ class SmithersTools:
 
         from .. import ops
         from ..authoring.loader import load_workflow
-        from .background import spawn, wait_started
+        from ..background import spawn, wait_started
 
         resolved = self._spec(spec)
         with self.store() as store:
@@ -151,7 +158,8 @@ class SmithersTools:
         if max_concurrency:
             args += ["--max-concurrency", str(max_concurrency)]
         child, log = spawn(args, db_path=self.db_path, run_id=run_id, cwd=self.root)
-        status = wait_started(child, log, self.db_path, run_id)
+        with self.store() as store:
+            status = wait_started(child, log, store, run_id)
         return RunStarted(run_id=run_id, status=status, pid=child.pid, log=str(log))
 
     # -- reading runs ----------------------------------------------------------------------
@@ -284,15 +292,13 @@ class SmithersTools:
         select: str | None, rank: list[str] | None,
     ) -> Decision:
         from .. import decisions
-        from .background import continue_if_unowned
-
         with self.store() as store:
             if node_id is not None:
                 decisions.check_node(store, run_id, node_id)
             result = decisions.decide(
                 store, run_id, approved=approved, node_id=node_id, iteration=iteration, note=note, by=by, select=select, rank=rank,
             )
-        return Decision(**result, resumed=continue_if_unowned(self.db_path, run_id, self.root))
+        return Decision(**result, resumed=self._continue_if_unowned(run_id))
 
     def send_signal(
         self,
@@ -304,11 +310,9 @@ class SmithersTools:
     ) -> SignalSent:
         """Send a signal to a run; kept until a matching Signal node takes it, duplicates count once."""
         from .. import decisions
-        from .background import continue_if_unowned
-
         with self.store() as store:
             result = decisions.send_signal(store, run_id, name, {} if data is None else data, correlation_id=correlation_id, by=by)
-        return SignalSent(**result, resumed=continue_if_unowned(self.db_path, run_id, self.root))
+        return SignalSent(**result, resumed=self._continue_if_unowned(run_id))
 
     def answer_human(
         self,
@@ -318,11 +322,9 @@ class SmithersTools:
     ) -> HumanAnswered:
         """Answer a human task; an answer that does not validate is refused and the request stays open."""
         from .. import decisions
-        from .background import continue_if_unowned
-
         with self.store() as store:
             result = decisions.answer_human(store, request_id, value, by=by)
-        return HumanAnswered(**result, resumed=continue_if_unowned(self.db_path, result["run_id"], self.root))
+        return HumanAnswered(**result, resumed=self._continue_if_unowned(result["run_id"]))
 
     # -- changing runs ---------------------------------------------------------------------
 
@@ -349,7 +351,7 @@ class SmithersTools:
     ) -> RunStarted:
         """Continue a failed, cancelled, crashed or waiting run in the background (`smithers resume`); returns at once."""
         from .. import ops
-        from .background import spawn, wait_started
+        from ..background import spawn, wait_started
 
         with self.store() as store:
             run = ops.get_run(store, run_id)
@@ -363,7 +365,8 @@ class SmithersTools:
         if max_concurrency:
             args += ["--max-concurrency", str(max_concurrency)]
         child, log = spawn(args, db_path=self.db_path, run_id=run_id, cwd=self.root)
-        status = wait_started(child, log, self.db_path, run_id)
+        with self.store() as store:
+            status = wait_started(child, log, store, run_id)
         return RunStarted(run_id=run_id, status=status, pid=child.pid, log=str(log))
 
     # -- helpers ---------------------------------------------------------------------------

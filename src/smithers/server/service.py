@@ -10,11 +10,8 @@ from __future__ import annotations
 
 import contextlib
 import hmac
-import os
 import subprocess
-import sys
 import threading
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -71,63 +68,29 @@ class Service:
     # -- background runs -----------------------------------------------------------------
 
     def spawn(self, args: list[str], run_id: str) -> tuple[subprocess.Popen[bytes], Path]:
-        """Start ``smithers ARGS --db DB --quiet`` in its own session, output to the run's log
-        (``-P``: files in the root never shadow modules the CLI imports)."""
-        from ..events.ndjson import run_dir
+        """Start ``smithers ARGS`` for ``run_id`` in the background (see :mod:`smithers.background`)."""
+        from .. import background
 
-        log_path = run_dir(self.db_path, run_id) / "output.log"
-        log_path.parent.mkdir(parents=True, exist_ok=True)
-        argv = [sys.executable, "-P", "-m", "smithers", *args, "--db", str(self.db_path), "--quiet"]
-        env = {k: v for k, v in os.environ.items() if k != "SMITHERS_API_KEY"}
-        with open(log_path, "ab") as log, open(os.devnull, "rb") as devnull:
-            child = subprocess.Popen(
-                argv, cwd=self.root, env=env, stdin=devnull, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-            )
-        threading.Thread(target=child.wait, name=f"reap-{child.pid}", daemon=True).start()  # no zombies
-        return child, log_path
+        return background.spawn(args, db_path=self.db_path, run_id=run_id, cwd=self.root)
 
     def wait_started(self, child: subprocess.Popen[bytes], log_path: Path, run_id: str, *, timeout: float = 15.0) -> str:
         """Wait until the child owns the run (or already left it); returns the run's status.
         A child that exits with a usage error (exit 4) is a 409 (400 if it created no run)
         naming its message; one that crashed before creating the run is a 500."""
-        store = self.store()
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            run = store.get_run(run_id)
-            if run is not None and run["owner_pid"] == child.pid:
-                run_status: str = run["status"]
-                return run_status
-            code = child.poll()
-            if code is not None:
-                run = store.get_run(run_id)
-                if code == 4 or run is None:
-                    message = _error_lines(log_path) or f"the background process exited with code {code}"
-                    status = 409 if run is not None else 400 if code == 4 else 500
-                    raise ApiError(status, "RUN_NOT_STARTED", message, details={"log": str(log_path), "exit_code": code})
-                run_status = run["status"]
-                return run_status
-            time.sleep(0.05)
-        run = store.get_run(run_id)
-        return run["status"] if run else "starting"
+        from .. import background
+
+        try:
+            return background.wait_started(child, log_path, self.store(), run_id, timeout=timeout)
+        except background.BackgroundStartError as err:
+            code, created = err.details["exit_code"], err.details["run_created"]
+            status = 409 if created else 400 if code == 4 else 500
+            raise ApiError(status, "RUN_NOT_STARTED", err.message, details={"log": str(log_path), "exit_code": code}) from None
 
     def continue_if_unowned(self, run_id: str) -> bool:
         """After a decision: a waiting run nobody runs is resumed in the background at once."""
-        from ..storage.lease import owner_alive
+        from .. import background
 
-        run = self.store().get_run(run_id)
-        if run is None or not run["status"].startswith("waiting") or owner_alive(run):
-            return False
-        self.spawn(["resume", run_id], run_id)
-        return True
-
-
-def _error_lines(log_path: Path) -> str:
-    try:
-        lines = log_path.read_text(encoding="utf-8", errors="replace").splitlines()[-20:]
-    except OSError:
-        return ""
-    picked = [line.strip() for line in lines if line.startswith(("error:", "  hint:"))]
-    return "\n".join(picked[-2:])
+        return background.continue_if_unowned(self.store(), run_id, cwd=self.root)
 
 
 def service_of(request: Request) -> Service:
