@@ -44,6 +44,7 @@ RunId = Annotated[str, Field(description="The run id (see list_runs).", min_leng
 NodeId = Annotated[str, Field(description="The node (task) id.", min_length=1)]
 Iteration = Annotated[int | None, Field(default=None, ge=0, description="The node's iteration, inside loops.")]
 By = Annotated[str | None, Field(default=None, description="Who decided (recorded with the decision).")]
+WaitingNode = Annotated[str | None, Field(default=None, description="The waiting node (needed when several wait).")]
 AfterSeq = Annotated[int, Field(default=0, ge=0, description="Only events after this seq (0: from the start).")]
 Limit = Annotated[int, Field(default=100, ge=1, le=1000, description="At most this many events.")]
 
@@ -266,7 +267,7 @@ class SmithersTools:
     def approve(
         self,
         run_id: RunId,
-        node_id: Annotated[str | None, Field(default=None, description="The waiting node (needed when several wait).")] = None,
+        node_id: WaitingNode = None,
         iteration: Iteration = None,
         note: Annotated[str | None, Field(default=None)] = None,
         by: By = None,
@@ -279,7 +280,7 @@ class SmithersTools:
     def deny(
         self,
         run_id: RunId,
-        node_id: Annotated[str | None, Field(default=None, description="The waiting node (needed when several wait).")] = None,
+        node_id: WaitingNode = None,
         iteration: Iteration = None,
         note: Annotated[str | None, Field(default=None)] = None,
         by: By = None,
