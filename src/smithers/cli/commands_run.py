@@ -18,6 +18,10 @@ InputOption = Annotated[
     str | None, typer.Option("--input", "-i", help="Run input: a JSON object, or @file.json.", show_default=False)
 ]
 
+HotOption = Annotated[
+    bool, typer.Option("--hot", help="Reload the workflow when its file or a local module it imports changes (new attempts use it).")
+]
+
 
 @app.command()
 def init(force: Annotated[bool, typer.Option("--force", help="Overwrite files that already exist.")] = False) -> int:
@@ -51,6 +55,7 @@ def up(
     allow_source_change: Annotated[bool, typer.Option("--allow-source-change", help="Resume even if the workflow source changed.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the outcome.")] = False,
     wait: Annotated[bool, typer.Option("--wait", help="When the run waits (approval, signal, timer), stay and continue it.")] = False,
+    hot: HotOption = False,
     json_out: JsonOption = False,
     serve: Annotated[bool, typer.Option("--serve", help="Serve the HTTP API while the run goes (implies --wait).")] = False,
     port: Annotated[int, typer.Option("--port", help="Port for --serve (0 picks a free one).")] = 7331,
@@ -72,7 +77,7 @@ def up(
     if detach and serve:
         raise UserError("--serve cannot be combined with --detach", hint="serve the database instead: smithers serve")
     if detach:
-        return _detach(file, raw_input, run_id, resume, max_concurrency, store.path, allow_source_change, json_out)
+        return _detach(file, raw_input, run_id, resume, max_concurrency, store.path, allow_source_change, json_out, hot)
     from .views import make_view
 
     server = None
@@ -86,11 +91,11 @@ def up(
         outcome = ops.start_run(
             file, store=store, raw_input=raw_input, run_id=run_id, resume=resume, max_concurrency=max_concurrency,
             allow_source_change=allow_source_change, on_events=view.on_events, on_started=view.started, handle_signals=True,
-            stay_alive=wait,
+            stay_alive=wait, hot=hot,
         )
         outcome = ops.follow_chain(
             outcome, store=store, on_events=view.on_events, on_started=view.started, handle_signals=True, stay_alive=wait,
-            on_continue=None if json_out else _print_continue,  # --json: the chain is in the one document
+            on_continue=None if json_out else _print_continue, hot=hot,  # --json: the chain is in the one document
         )
     finally:
         view.close()
@@ -107,6 +112,7 @@ def resume(
     allow_source_change: Annotated[bool, typer.Option("--allow-source-change", help="Resume even if the workflow source changed.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the outcome.")] = False,
     wait: Annotated[bool, typer.Option("--wait", help="When the run waits (approval, signal, timer), stay and continue it.")] = False,
+    hot: HotOption = False,
     json_out: JsonOption = False,
     lease_token: Annotated[str | None, typer.Option("--lease-token", hidden=True)] = None,  # a supervisor's handoff lease
 ) -> int:
@@ -123,10 +129,11 @@ def resume(
         outcome = ops.resume_run(
             run_id, store=store, max_concurrency=max_concurrency, allow_source_change=allow_source_change,
             on_events=view.on_events, on_started=view.started, handle_signals=True, stay_alive=wait, lease_token=lease_token,
+            hot=hot,
         )
         outcome = ops.follow_chain(
             outcome, store=store, on_events=view.on_events, on_started=view.started, handle_signals=True, stay_alive=wait,
-            on_continue=None if json_out else _print_continue,  # --json: the chain is in the one document
+            on_continue=None if json_out else _print_continue, hot=hot,  # --json: the chain is in the one document
         )
     finally:
         view.close()
@@ -196,7 +203,7 @@ def _report_outcome(outcome: object, json_out: bool) -> int:
 
 def _detach(
     file: str, raw_input: dict[str, Any] | None, run_id: str | None, resume: bool, max_concurrency: int | None, db_path: Path,
-    allow_source_change: bool, json_out: bool,
+    allow_source_change: bool, json_out: bool, hot: bool = False,
 ) -> int:
     """Validate here (so errors still exit 4), then run in a new session in the background."""
     from .. import ops
@@ -224,6 +231,8 @@ def _detach(
         argv += ["--max-concurrency", str(max_concurrency)]
     if allow_source_change:
         argv.append("--allow-source-change")
+    if hot:
+        argv.append("--hot")
     with open(log_path, "ab") as log, open(os.devnull, "rb") as devnull:
         child = subprocess.Popen(argv, stdin=devnull, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     deadline = time.monotonic() + 15

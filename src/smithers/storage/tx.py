@@ -151,6 +151,13 @@ class Tx(WaitTxMixin):
             (str(status), dumps(error), self.ts, wake_at_ms, int(finished), self.ts, self.run_id),
         )
 
+    def set_run_source(self, source_json: str) -> None:
+        """Record the source fingerprint a run now runs (a hot reload), so that a later resume
+        compares the files against the code that ran last."""
+        self._conn.execute(
+            "UPDATE _smithers_runs SET source_json = ?, updated_at_ms = ? WHERE run_id = ?", (source_json, self.ts, self.run_id)
+        )
+
     def fence(self, owner_id: str) -> bool:
         """Whether ``owner_id`` still holds the run's lease (touching ``updated_at_ms`` if so)."""
         cur = self._conn.execute(
