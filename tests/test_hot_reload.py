@@ -63,9 +63,12 @@ def write_project(root: Path, gates: int) -> tuple[Path, Path]:
 
 
 def edit(path: Path, old: str, new: str) -> None:
+    """Save as editors do: write a new file, rename it over the old one (never a half-written file)."""
     text = path.read_text()
     assert old in text, f"{old!r} not in {path}"
-    path.write_text(text.replace(old, new))
+    fresh = path.with_name(path.name + ".swp")
+    fresh.write_text(text.replace(old, new))
+    fresh.replace(path)
 
 
 def line_of(path: Path, text: str) -> int:
@@ -203,6 +206,23 @@ def test_resume_hot_reloads_and_a_failed_render_keeps_the_old_code(project):
     code, out, err = finish(proc)
     assert code == 0, err
     assert "run r2 finished" in out
+
+
+def test_up_detach_passes_hot_on(project):
+    wf, _ = write_project(project.root, gates=1)
+    started = project.cli("up", "wf.py", "--hot", "--detach", "--run-id", "r3", "--json")
+    assert started.returncode == 0, started.stderr
+    try:
+        wait_running(project, "r3", "gate1")
+        edit(wf, 'MARK = "w1"', 'MARK = "w2"')
+        assert wait_events(project, "r3", "WorkflowReloaded", 1)[0]["files"] == [str(wf)]
+        assert release(project, "r3", 1) == ("w2", "h1")
+    finally:
+        (project.root / "go1").touch()
+    wait_until(
+        lambda: project.query("SELECT status, owner_pid FROM _smithers_runs WHERE run_id = 'r3'")[0],
+        what="the background run to end", until=lambda row: row == ("finished", None),
+    )
 
 
 def test_the_watcher_reports_only_its_files_and_leaves_no_thread(tmp_path):
