@@ -251,3 +251,13 @@ def test_the_watcher_reports_only_its_files_and_leaves_no_thread(tmp_path):
     assert watcher.error is None
     assert set(threading.enumerate()) == before_python
     wait_until(threads, what="the watcher's OS threads to end", until=lambda n: n == before_os)
+
+
+def test_a_watch_that_cannot_start_says_why(tmp_path):
+    seen: list[set[str]] = []
+    watcher = SourceWatcher(seen.append)
+    missing = tmp_path / "gone" / "wf.py"
+    watcher.watch([str(missing)])
+    watcher.stop()
+    assert seen == [set()]  # the loop is woken to report it (as WorkflowReloadFailed)
+    assert watcher.error is not None and str(missing.parent) in watcher.error, watcher.error

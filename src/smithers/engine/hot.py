@@ -80,8 +80,8 @@ class SourceWatcher:
         self._dirs = dirs
         from watchfiles._rust_notify import RustNotify  # the Rust backend: its constructor sets the watch up
 
-        try:
-            notify = RustNotify(dirs, False, "WATCHFILES_FORCE_POLLING" in os.environ, POLL_DELAY_MS, False, True)
+        try:  # (paths, debug, force_polling, poll_delay_ms, recursive, ignore_permission_denied): an unreadable directory is an error
+            notify = RustNotify(dirs, False, "WATCHFILES_FORCE_POLLING" in os.environ, POLL_DELAY_MS, False, False)
         except (OSError, RuntimeError) as err:  # a directory vanished, or the OS watch limit is reached
             self._broken(f"cannot watch {', '.join(dirs)}: {type(err).__name__}: {err}")
             return
@@ -145,13 +145,16 @@ class HotReload:
     def reload(self, engine: RunLoop) -> None:
         """Go on with the edited code if it imports and renders; else say why and keep the old code."""
         self._due.clear()
-        if self.watcher.error is not None:
+        if self.watcher.error is not None:  # said once; the watch is not restarted (it would fail again, in a loop)
             message, self.watcher.error = self.watcher.error, None
             error = {"type": "WatchError", "code": str(ErrorCode.WORKFLOW_LOAD), "message": f"hot reload: {message}"}
             self._report_failure(engine, error, [])
         if engine.failure is not None:  # the run is failing: nothing renders any more
             return
-        fingerprint = source_fingerprint(self.path)
+        try:
+            fingerprint = source_fingerprint(self.path)
+        except OSError:  # a file vanished between listing and reading (mid-save): its next event brings us back
+            return
         before = self.fingerprint
         changed = sorted(  # a module no longer reached (the file that imports it does not parse) did not change
             p for p in set(before) | set(fingerprint) if before.get(p) != fingerprint.get(p) and (p in fingerprint or not os.path.isfile(p))
