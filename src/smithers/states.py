@@ -64,6 +64,7 @@ class EventType(StrEnum):
     RUN_AUTO_RESUMED = "RunAutoResumed"
     RUN_AUTO_RESUME_FAILED = "RunAutoResumeFailed"
     RUN_AUTO_RESUME_SKIPPED = "RunAutoResumeSkipped"
+    RUN_QUEUED = "RunQueued"  # created, not driven yet (a cron schedule fired; see smithers.cron)
     # nodes and attempts
     NODE_PENDING = "NodePending"
     NODE_STARTED = "NodeStarted"
