@@ -274,6 +274,9 @@ def test_a_supervisor_dying_between_claim_and_start_leaves_a_queued_run_the_next
     [run] = cron_runs(project, schedule_id)
     assert run["status"] == "queued"  # claimed and created, nobody drives it
     assert project.query("SELECT owner_id FROM _smithers_runs WHERE run_id = ?", (run["run_id"],)) == [(None,)]
+    why = project.json("why", run["run_id"])
+    assert f"queued by cron:{schedule_id} and has not started" in why["reason"]
+    assert why["commands"] == [f"smithers resume {run['run_id']}"]
 
     result = project.cli("supervise", "--once", "--interval", "0.2s")
     assert result.returncode == 0, result.stdout + result.stderr
