@@ -138,6 +138,7 @@ def test_bad_input_exits_4_naming_it_and_stores_nothing(project):
     cases = [
         (["add", "61 * * * *", "wf.py"], "invalid cron pattern '61 * * * *'"),
         (["add", "every night", "wf.py"], "invalid cron pattern 'every night'"),
+        (["add", "0 0 30 2 *", "wf.py"], "cron pattern '0 0 30 2 *' never comes due"),
         (["add", "0 3 * * *", "missing.py"], "workflow file not found"),
         (["add", "0 3 * * *", "broken.py"], "broken.py"),
         (["add", "0 3 * * *", "wf.py", "--input", '{"name": 3}'], "name"),
@@ -388,6 +389,7 @@ def test_due_times_follow_the_pattern_and_its_time_zone():
     assert winter == _utc_ms(2026, 1, 11, 2) and summer == _utc_ms(2026, 7, 11, 1)
     assert latest_due("*/10 * * * *", "UTC", _utc_ms(2026, 1, 1, 12, 10)) == _utc_ms(2026, 1, 1, 12, 10)  # at a due time: that one
     assert next_due("*/10 * * * *", "UTC", _utc_ms(2026, 1, 1, 12, 10)) == _utc_ms(2026, 1, 1, 12, 20)  # strictly after
+    assert next_due("0 0 30 2 *", "UTC", _utc_ms(2026, 1, 1)) is None  # February 30th never comes
 
 
 def _utc_ms(*parts: int) -> int:

@@ -53,7 +53,7 @@ class Fired:
     name: str
     run_id: str
     due_at_ms: int
-    next_run_at_ms: int
+    next_run_at_ms: int | None  # None: the pattern never comes due again
     catch_up: bool
     status: str  # queued, or failed when the workflow file is gone
 
@@ -92,22 +92,31 @@ def check_pattern(pattern: str, timezone: str = DEFAULT_TIMEZONE) -> None:
             f"invalid cron pattern {pattern!r}{reason}",
             hint='use five fields "MIN HOUR DAY MONTH WEEKDAY" (e.g. "0 3 * * *"), six with seconds last, or @daily/@hourly',
         )
+    if next_due(pattern, timezone, now_ms()) is None:
+        raise ScheduleError(f"cron pattern {pattern!r} never comes due after now", hint="check its day, month and year fields")
 
 
-def next_due(pattern: str, timezone: str, after_ms: int) -> int:
-    """The first due time strictly after ``after_ms`` (epoch ms)."""
-    from croniter import croniter
+def next_due(pattern: str, timezone: str, after_ms: int) -> int | None:
+    """The first due time strictly after ``after_ms`` (epoch ms); None if the pattern never comes
+    due again (``"0 0 30 2 *"``, or a year field that has passed)."""
+    from croniter import CroniterBadDateError, croniter
 
     start = datetime.fromtimestamp(after_ms / 1000, _zone(timezone))
-    return int(croniter(pattern, start).get_next(float) * 1000)
+    try:
+        return int(croniter(pattern, start).get_next(float) * 1000)
+    except CroniterBadDateError:
+        return None
 
 
-def latest_due(pattern: str, timezone: str, at_ms: int) -> int:
-    """The last due time at or before ``at_ms``."""
-    from croniter import croniter
+def latest_due(pattern: str, timezone: str, at_ms: int) -> int | None:
+    """The last due time at or before ``at_ms``; None if there is none."""
+    from croniter import CroniterBadDateError, croniter
 
     start = datetime.fromtimestamp(at_ms / 1000, _zone(timezone)) + timedelta(milliseconds=1)
-    return int(croniter(pattern, start).get_prev(float) * 1000)
+    try:
+        return int(croniter(pattern, start).get_prev(float) * 1000)
+    except CroniterBadDateError:
+        return None
 
 
 # -- the verbs of `smithers cron` --------------------------------------------------------------
@@ -187,7 +196,7 @@ def resume_schedule(store: Store, schedule_id: str) -> dict[str, Any]:
     """Fire again, from the first due time after now."""
     schedule = get_schedule(store, schedule_id)
     with store.tx() as tx:
-        tx.set_schedule_enabled(schedule_id, True, next_due(schedule["pattern"], schedule["timezone"], tx.ts))
+        tx.set_schedule_enabled(schedule_id, True, next_due(schedule["pattern"], schedule["timezone"], tx.ts))  # None: never again
     return describe(get_schedule(store, schedule_id))
 
 
@@ -225,7 +234,7 @@ def fire(store: Store, schedule: dict[str, Any], now: int) -> Fired | None:
     """Claim ``schedule``'s due time as read (``schedule["next_run_at_ms"]``, at or before ``now``)
     and create its run; None when another process claimed it first."""
     expected = schedule["next_run_at_ms"]
-    due = max(expected, latest_due(schedule["pattern"], schedule["timezone"], now))
+    due = max(expected, latest_due(schedule["pattern"], schedule["timezone"], now) or expected)
     upcoming = next_due(schedule["pattern"], schedule["timezone"], now)
     fingerprint = _fingerprint(schedule)  # file reads before the write lock
     run_id = _new_run_id()

@@ -62,7 +62,7 @@ class CronTxMixin:
 
     def insert_schedule(
         self, *, schedule_id: str, name: str, pattern: str, timezone: str, workflow_spec: str, workflow_name: str, input_json: str,
-        cwd: str, max_concurrency: int, next_run_at_ms: int,
+        cwd: str, max_concurrency: int, next_run_at_ms: int | None,
     ) -> None:
         self._conn.execute(
             "INSERT INTO _smithers_cron (id, name, pattern, timezone, workflow_spec, workflow_name, input_json, cwd, max_concurrency, "
@@ -83,9 +83,11 @@ class CronTxMixin:
         )
         return cur.rowcount == 1
 
-    def claim_tick(self, schedule_id: str, *, expected_next_ms: int, fired_for_ms: int, next_run_at_ms: int, run_id: str) -> bool:
+    def claim_tick(
+        self, schedule_id: str, *, expected_next_ms: int, fired_for_ms: int, next_run_at_ms: int | None, run_id: str
+    ) -> bool:
         """Take the due time ``expected_next_ms`` of an enabled schedule for ``run_id``: move it on to
-        ``next_run_at_ms`` if nobody did since it was read. False: another process took it (or the
+        ``next_run_at_ms`` (None: the pattern never comes due again) if nobody did since it was read. False: another process took it (or the
         schedule was paused, changed or removed) and this transaction must create nothing."""
         cur = self._conn.execute(
             "UPDATE _smithers_cron SET next_run_at_ms = ?, last_fired_for_ms = ?, last_run_id = ?, updated_at_ms = ? "
