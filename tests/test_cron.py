@@ -264,10 +264,17 @@ runpy.run_module("smithers", run_name="__main__", alter_sys=True)
 
 
 @pytest.mark.slow
-def test_a_supervisor_dying_between_claim_and_start_leaves_a_queued_run_the_next_one_starts(project):
+def test_a_supervisor_killed_in_the_claim_or_before_the_start_loses_and_repeats_nothing(project):
     project.write("wf.py", WORKFLOW)
     schedule_id = add(project, YEARLY, "wf.py")
     set_next_run(project, schedule_id, latest_due(YEARLY, "UTC", now_ms()))
+    before = schedule(project, schedule_id)
+    # killed inside the claim's COMMIT (the process's 2nd: opening the store commits its migration check first): nothing happened
+    crashed = project.cli("supervise", "--once", env=project.env(SMITHERS_FAULT_BEFORE_COMMIT="2"))
+    assert crashed.returncode == -signal.SIGKILL, crashed.stdout + crashed.stderr
+    assert cron_runs(project, schedule_id) == [] and project.query("SELECT COUNT(*) FROM _smithers_runs") == [(0,)]
+    assert schedule(project, schedule_id) == before  # the due time is still there to claim
+
     killer = project.write("die_before_spawn.py", DIE_BEFORE_SPAWN)
     died = subprocess.run([sys.executable, str(killer), "supervise", "--once"], cwd=project.root, env=project.env(),
                           capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
