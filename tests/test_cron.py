@@ -360,7 +360,7 @@ def test_two_supervisors_on_an_every_second_schedule_start_one_run_per_due_time(
     runs = cron_runs(project, schedule_id)
     dues = [r["due_at_ms"] for r in runs]
     assert len(set(dues)) == len(dues), runs  # never two runs for one due time
-    assert dues == sorted(dues) and all(d % 1000 == 0 for d in dues)
+    assert all(d % 1000 == 0 for d in dues)  # whole seconds: the pattern's due times
     fired = sum(out.count(f"cron {schedule_id} (greet) fired") for out, _ in outs)
     assert fired == len(runs), outs
     wait_until(lambda: all(r["status"] == "finished" for r in cron_runs(project, schedule_id)), timeout=90,
@@ -368,7 +368,7 @@ def test_two_supervisors_on_an_every_second_schedule_start_one_run_per_due_time(
     for run in runs:
         assert count_events(project, run["run_id"], "RunAutoResumed") == 1, run
         assert_ran_once(project, run["run_id"])
-    assert schedule(project, schedule_id)["last_fired_for_ms"] == dues[-1]
+    assert schedule(project, schedule_id)["last_fired_for_ms"] == max(dues)
 
 
 @pytest.mark.slow
