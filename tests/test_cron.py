@@ -14,7 +14,8 @@ import httpx2
 import pytest
 import waiting
 
-from smithers.cron import latest_due, next_due
+from smithers.cron import add_schedule, latest_due, next_due, pause_schedule, resume_schedule, run_now
+from smithers.errors import UserError
 from smithers.storage.store import now_ms
 
 WORKFLOW = """
@@ -104,6 +105,7 @@ def assert_ran_once(project, run_id: str) -> None:
 # -- the commands ----------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_add_list_pause_resume_and_remove(project):
     project.write("wf.py", WORKFLOW)
     schedule_id = add(project, "*/5 * * * *", "wf.py", "--input", '{"name": "cron"}', "--name", "every-five")
@@ -135,19 +137,27 @@ def test_add_list_pause_resume_and_remove(project):
 def test_bad_input_exits_4_naming_it_and_stores_nothing(project):
     project.write("wf.py", WORKFLOW)
     project.write("broken.py", "this is not python(\n")
+    wf, store = str(project.root / "wf.py"), project.store()
+    refused = [  # the verbs, in this process: each refusal is a UserError (exit 4) naming what is wrong
+        (lambda: add_schedule(store, "61 * * * *", wf), "invalid cron pattern '61 * * * *'"),
+        (lambda: add_schedule(store, "0 0 30 2 *", wf), "cron pattern '0 0 30 2 *' never comes due"),
+        (lambda: add_schedule(store, "0 3 * * *", str(project.root / "broken.py")), "broken.py"),
+        (lambda: add_schedule(store, "0 3 * * *", wf, raw_input={"name": 3}), "name"),
+        (lambda: add_schedule(store, "0 3 * * *", wf, timezone="Mars/Olympus"), "unknown time zone 'Mars/Olympus'"),
+        (lambda: pause_schedule(store, "nope1234"), "no cron schedule 'nope1234'"),
+        (lambda: resume_schedule(store, "nope1234"), "no cron schedule 'nope1234'"),
+        (lambda: run_now(store, "nope1234"), "no cron schedule 'nope1234'"),
+    ]
+    for call, message in refused:
+        with pytest.raises(UserError) as caught:
+            call()
+        assert message in str(caught.value), str(caught.value)
+    store.close()
+    # and through the CLI: exit 4, the message on stderr
     cases = [
-        (["add", "61 * * * *", "wf.py"], "invalid cron pattern '61 * * * *'"),
         (["add", "every night", "wf.py"], "invalid cron pattern 'every night'"),
-        (["add", "0 0 30 2 *", "wf.py"], "cron pattern '0 0 30 2 *' never comes due"),
         (["add", "0 3 * * *", "missing.py"], "workflow file not found"),
-        (["add", "0 3 * * *", "broken.py"], "broken.py"),
-        (["add", "0 3 * * *", "wf.py", "--input", '{"name": 3}'], "name"),
-        (["add", "0 3 * * *", "wf.py", "--input", "not json"], "--input is not valid JSON"),
-        (["add", "0 3 * * *", "wf.py", "--tz", "Mars/Olympus"], "unknown time zone 'Mars/Olympus'"),
         (["rm", "nope1234"], "no cron schedule 'nope1234'"),
-        (["pause", "nope1234"], "no cron schedule 'nope1234'"),
-        (["resume", "nope1234"], "no cron schedule 'nope1234'"),
-        (["run-now", "nope1234"], "no cron schedule 'nope1234'"),
     ]
     for args, message in cases:
         result = project.cli("cron", *args)
