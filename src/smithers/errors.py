@@ -41,6 +41,8 @@ class ErrorCode(StrEnum):
     STORAGE = "STORAGE"
     AGENT_ERROR = "AGENT_ERROR"
     AGENT_CONFIG = "AGENT_CONFIG"
+    UNKNOWN_SCHEDULE = "UNKNOWN_SCHEDULE"
+    INVALID_SCHEDULE = "INVALID_SCHEDULE"
 
 
 class SmithersError(Exception):
@@ -128,6 +130,18 @@ class UnknownNodeError(UserError):
 
 class RunOwnedError(UserError):
     code = ErrorCode.RUN_OWNED
+
+
+class UnknownScheduleError(UserError):
+    """No cron schedule with that id (``smithers cron list`` shows them)."""
+
+    code = ErrorCode.UNKNOWN_SCHEDULE
+
+
+class ScheduleError(UserError):
+    """A cron pattern or time zone that cannot be used."""
+
+    code = ErrorCode.INVALID_SCHEDULE
 
 
 class SchemaConflictError(RenderError):
