@@ -41,6 +41,8 @@ class ErrorCode(StrEnum):
     STORAGE = "STORAGE"
     AGENT_ERROR = "AGENT_ERROR"
     AGENT_CONFIG = "AGENT_CONFIG"
+    CASSETTE_MISMATCH = "CASSETTE_MISMATCH"
+    CASSETTE_FILE = "CASSETTE_FILE"
 
 
 class SmithersError(Exception):
@@ -175,6 +177,23 @@ class AgentConfigError(AgentError):
     def __init__(self, message: str, **kwargs: Any) -> None:
         kwargs["retryable"] = False
         super().__init__(message, **kwargs)
+
+
+class CassetteMismatchError(AgentError):
+    """A replayed agent call does not match the cassette (its prompt drifted from the
+    recording, or the cassette has no such call). Never retried: a retry asks the same."""
+
+    code = ErrorCode.CASSETTE_MISMATCH
+
+    def __init__(self, message: str, **kwargs: Any) -> None:
+        kwargs["retryable"] = False
+        super().__init__(message, **kwargs)
+
+
+class CassetteFileError(UserError):
+    """A cassette file that cannot be read, or ``--record`` together with ``--replay``."""
+
+    code = ErrorCode.CASSETTE_FILE
 
 
 class StorageError(SmithersError):

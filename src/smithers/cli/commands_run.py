@@ -13,6 +13,7 @@ from typing import Annotated, Any
 import typer
 
 from .app import EXIT_FAILED, EXIT_SIGINT, EXIT_SIGTERM, EXIT_USAGE, STATUS_EXIT, DbOption, JsonOption, app
+from .cassette_options import RecordOption, ReplayOption, cassette_args, cassette_scope
 
 InputOption = Annotated[
     str | None, typer.Option("--input", "-i", help="Run input: a JSON object, or @file.json.", show_default=False)
@@ -59,6 +60,8 @@ def up(
         str | None,
         typer.Option("--auth-token", envvar="SMITHERS_API_KEY", show_envvar=True, help="Token --serve requires.", show_default=False),
     ] = None,
+    record: RecordOption = None,
+    replay: ReplayOption = None,
 ) -> int:
     """Run a workflow to the end (or until it fails, is cancelled or waits).
 
@@ -72,9 +75,12 @@ def up(
     if detach and serve:
         raise UserError("--serve cannot be combined with --detach", hint="serve the database instead: smithers serve")
     if detach:
-        return _detach(file, raw_input, run_id, resume, max_concurrency, store.path, allow_source_change, json_out)
+        return _detach(
+            file, raw_input, run_id, resume, max_concurrency, store.path, allow_source_change, json_out, cassette_args(record, replay)
+        )
     from .views import make_view
 
+    scope = cassette_scope(record, replay, append=resume)  # a bad cassette file exits 4 before anything starts
     server = None
     if serve:  # the API in a daemon thread for as long as the run goes (see commands_serve)
         from .commands_serve import start_background_server
@@ -83,15 +89,16 @@ def up(
         wait = True
     view = make_view(quiet=quiet or json_out, store=store)
     try:
-        outcome = ops.start_run(
-            file, store=store, raw_input=raw_input, run_id=run_id, resume=resume, max_concurrency=max_concurrency,
-            allow_source_change=allow_source_change, on_events=view.on_events, on_started=view.started, handle_signals=True,
-            stay_alive=wait,
-        )
-        outcome = ops.follow_chain(
-            outcome, store=store, on_events=view.on_events, on_started=view.started, handle_signals=True, stay_alive=wait,
-            on_continue=None if json_out else _print_continue,  # --json: the chain is in the one document
-        )
+        with scope:
+            outcome = ops.start_run(
+                file, store=store, raw_input=raw_input, run_id=run_id, resume=resume, max_concurrency=max_concurrency,
+                allow_source_change=allow_source_change, on_events=view.on_events, on_started=view.started, handle_signals=True,
+                stay_alive=wait,
+            )
+            outcome = ops.follow_chain(
+                outcome, store=store, on_events=view.on_events, on_started=view.started, handle_signals=True, stay_alive=wait,
+                on_continue=None if json_out else _print_continue,  # --json: the chain is in the one document
+            )
     finally:
         view.close()
         if server is not None:
@@ -109,6 +116,8 @@ def resume(
     wait: Annotated[bool, typer.Option("--wait", help="When the run waits (approval, signal, timer), stay and continue it.")] = False,
     json_out: JsonOption = False,
     lease_token: Annotated[str | None, typer.Option("--lease-token", hidden=True)] = None,  # a supervisor's handoff lease
+    record: RecordOption = None,
+    replay: ReplayOption = None,
 ) -> int:
     """Continue a run after a crash, a failure or a cancel; the workflow file is found from the run.
 
@@ -118,16 +127,18 @@ def resume(
     from .views import make_view
 
     store = ops.open_store(db)
+    scope = cassette_scope(record, replay, append=True)  # a resumed run adds its calls to the recording
     view = make_view(quiet=quiet or json_out, store=store)
     try:
-        outcome = ops.resume_run(
-            run_id, store=store, max_concurrency=max_concurrency, allow_source_change=allow_source_change,
-            on_events=view.on_events, on_started=view.started, handle_signals=True, stay_alive=wait, lease_token=lease_token,
-        )
-        outcome = ops.follow_chain(
-            outcome, store=store, on_events=view.on_events, on_started=view.started, handle_signals=True, stay_alive=wait,
-            on_continue=None if json_out else _print_continue,  # --json: the chain is in the one document
-        )
+        with scope:
+            outcome = ops.resume_run(
+                run_id, store=store, max_concurrency=max_concurrency, allow_source_change=allow_source_change,
+                on_events=view.on_events, on_started=view.started, handle_signals=True, stay_alive=wait, lease_token=lease_token,
+            )
+            outcome = ops.follow_chain(
+                outcome, store=store, on_events=view.on_events, on_started=view.started, handle_signals=True, stay_alive=wait,
+                on_continue=None if json_out else _print_continue,  # --json: the chain is in the one document
+            )
     finally:
         view.close()
     return _report_outcome(outcome, json_out)
@@ -196,7 +207,7 @@ def _report_outcome(outcome: object, json_out: bool) -> int:
 
 def _detach(
     file: str, raw_input: dict[str, Any] | None, run_id: str | None, resume: bool, max_concurrency: int | None, db_path: Path,
-    allow_source_change: bool, json_out: bool,
+    allow_source_change: bool, json_out: bool, extra_args: list[str],
 ) -> int:
     """Validate here (so errors still exit 4), then run in a new session in the background."""
     from .. import ops
@@ -224,6 +235,7 @@ def _detach(
         argv += ["--max-concurrency", str(max_concurrency)]
     if allow_source_change:
         argv.append("--allow-source-change")
+    argv += extra_args  # --record/--replay
     with open(log_path, "ab") as log, open(os.devnull, "rb") as devnull:
         child = subprocess.Popen(argv, stdin=devnull, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     deadline = time.monotonic() + 15

@@ -97,6 +97,7 @@ async def run_agent_attempt(
     """One attempt: returns the validated output. ``info`` (agent, turns, session, model) is
     filled in as the attempt goes, for the attempt's record whether it succeeds or not."""
     from ..agents.base import AgentRequest, agent_name  # only a run with agent tasks imports the agents
+    from ..agents.cassette import active_cassette
 
     index = chain.pick(tc.attempt)
     if index is None:
@@ -108,6 +109,7 @@ async def run_agent_attempt(
     name = agent_name(agent)
     schema = desc.model.model_json_schema()
     info.update(agent=name, agent_index=index, turns=0, session_id=None, model=None)
+    cassette = active_cassette()  # `--record`/`--replay`: every call goes through the cassette
 
     def on_event(event: AgentEvent) -> None:
         heartbeat()
@@ -134,7 +136,7 @@ async def run_agent_attempt(
             run_id=tc.run_id, node_id=desc.node_id, iteration=desc.iteration, attempt=tc.attempt, turn=turn,
         )
         try:
-            result: AgentResult = await agent.run(request)
+            result: AgentResult = await (agent.run(request) if cassette is None else cassette.call(agent, name, request))
         except AgentConfigError as err:
             chain.disable(index)
             if chain.has_enabled:  # another agent in the chain takes the retry; this one is off for the run
