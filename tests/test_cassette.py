@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import textwrap
 import time
 from pathlib import Path
 from typing import Any
@@ -139,7 +138,8 @@ def test_record_then_replay_without_calling_the_agent(project, run_id_of):
     second = run_id_of(replayed.stdout)
     assert _calls(project) == [], "replay started no agent"
     bearer = "Authorization: Bearer abcdefghijkl"
-    assert _outputs(project, first) == {"review": (6, f"done review  {bearer}"), **{f"fan{i}": (4, f"done fan{i}  {bearer}") for i in range(3)}}
+    fans = {f"fan{i}": (4, f"done fan{i}  {bearer}") for i in range(3)}
+    assert _outputs(project, first) == {"review": (6, f"done review  {bearer}"), **fans}
     # what the agent replied is what it replied when recorded, but for the bearer token (scrubbed)
     assert _outputs(project, second) == {
         node: (score, note.replace("abcdefghijkl", "[REDACTED]")) for node, (score, note) in _outputs(project, first).items()
@@ -212,7 +212,8 @@ def test_a_killed_recording_keeps_finished_calls_and_resume_appends(project, run
 
 def test_secrets_never_reach_the_cassette(project, run_id_of):
     secrets = {"MY_SERVICE_TOKEN": "tok-9f8e7d6c5b4a", "OPENAI_API_KEY": "sk-proj-abcdefghijklmnop"}
-    project.write("wf.py", SCRIPTED.replace('prompt=f"Review {ctx.input.topic}', 'prompt=f"Review {ctx.input.topic} with key sk-live-0123456789abcdef'))
+    leaky = 'prompt=f"Review {ctx.input.topic} with key sk-live-0123456789abcdef'
+    project.write("wf.py", SCRIPTED.replace('prompt=f"Review {ctx.input.topic}', leaky))
     tape = project.root / "wf.jsonl"
     env = project.env(**secrets)
     recorded = project.cli("up", "wf.py", "--record", str(tape), env=env)
@@ -349,7 +350,8 @@ def test_real_claude_record_then_replay_without_cli_or_server(project, run_id_of
 
     note = project.root / "note.txt"
     write = ToolCall("Write", {"file_path": str(note), "content": "written by claude\n"})
-    with FakeServer(anthropic_app([Reply(text="I'll write the note.", tool_calls=[write]), 'Done.\n\n```json\n{"ok": true}\n```'])) as server:
+    steps = [Reply(text="I'll write the note.", tool_calls=[write]), 'Done.\n\n```json\n{"ok": true}\n```']
+    with FakeServer(anthropic_app(steps)) as server:
         project.write("wf.py", CLAUDE_WF.format(env=claude_env(server.url, project.root / "home")))
         tape = project.root / "claude.jsonl"
         env = project.env(PATH=f"{AGENTS_BIN}{os.pathsep}{os.environ['PATH']}")

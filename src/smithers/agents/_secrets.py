@@ -78,10 +78,11 @@ class Scrubber:
         if isinstance(value, str):
             return self.text(value)
         if isinstance(value, Mapping):
-            return {
-                key: (REDACTED if isinstance(key, str) and SECRET_FIELD.search(key) and isinstance(item, str) and item else self.value(item))
-                for key, item in value.items()
-            }
+            return {key: REDACTED if _secret_field(key, item) else self.value(item) for key, item in value.items()}
         if isinstance(value, (list, tuple)):
             return [self.value(item) for item in value]
         return value
+
+
+def _secret_field(key: Any, item: Any) -> bool:
+    return isinstance(key, str) and bool(SECRET_FIELD.search(key)) and isinstance(item, str) and bool(item)

@@ -67,6 +67,7 @@ class Cassette:
     _used: set[int] = field(default_factory=set)
     _file: IO[str] | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _scrubbers: dict[int, Scrubber] = field(default_factory=dict)  # per agent object (its env and api_key)
     recorded: int = 0
 
     @classmethod
@@ -81,7 +82,9 @@ class Cassette:
             # O_APPEND: a `smithers up` subprocess recording into the same file (pytest helper) never overwrites a line
             handle = open(target, "a", encoding="utf-8")  # noqa: SIM115 (open for the process)
         except OSError as err:
-            raise CassetteFileError(f"cannot write the cassette {target}: {err.strerror}", hint="pass a writable path to --record") from None
+            raise CassetteFileError(
+                f"cannot write the cassette {target}: {err.strerror}", hint="pass a writable path to --record"
+            ) from None
         return cls(path=target, mode="record", _file=handle)
 
     @classmethod
@@ -158,7 +161,7 @@ class Cassette:
         self, agent: Any, name: str, request: AgentRequest, events: list[AgentEvent], started: float, *,
         result: AgentResult | None = None, error: dict[str, Any] | None = None,
     ) -> None:
-        scrub = _scrubber_for(agent, request)
+        scrub = self._scrubber(agent, request)
         entry: dict[str, Any] = {
             "v": FORMAT_VERSION, "node_id": request.node_id, "iteration": request.iteration, "attempt": request.attempt,
             "turn": request.turn, "agent": name, "prompt": _portable(request.prompt, request),
@@ -179,6 +182,14 @@ class Cassette:
             self._file.flush()  # a killed run keeps every call that finished
             self.recorded += 1
 
+    def _scrubber(self, agent: Any, request: AgentRequest) -> Scrubber:
+        if request.env:  # rare: a request with its own environment gets a scrubber of its own
+            return _scrubber_for(agent, request)
+        key = id(agent)
+        if key not in self._scrubbers:
+            self._scrubbers[key] = _scrubber_for(agent, request)
+        return self._scrubbers[key]
+
     # -- replay --------------------------------------------------------------------------
 
     def _replay(self, agent: Any, name: str, request: AgentRequest) -> AgentResult:
@@ -198,7 +209,7 @@ class Cassette:
             )
         self._used.add(positions[cursor])
         entry = self.entries[positions[cursor]]
-        prompt = _scrubber_for(agent, request).text(_portable(request.prompt, request))
+        prompt = self._scrubber(agent, request).text(_portable(request.prompt, request))
         if prompt != entry["prompt"] or (entry.get("agent") and entry["agent"] != name):
             raise _mismatch(where, self.path, entry, prompt, name, request)
         for event in entry.get("events") or []:
