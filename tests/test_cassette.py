@@ -384,3 +384,69 @@ def test_real_claude_record_then_replay_without_cli_or_server(project, run_id_of
     assert agent_events(second) == [
         (t, p.replace("sk-fake", "[REDACTED:ANTHROPIC_API_KEY]")) for t, p in agent_events(first)
     ]
+
+
+# -- failures are recorded and replayed; the scrubber on its own ---------------------------------
+
+FLAKY = """
+from pathlib import Path
+from pydantic import BaseModel
+from smithers import Task, workflow
+from smithers.errors import AgentError
+from smithers.testing import ScriptedAgent
+
+class Out(BaseModel):
+    ok: bool
+
+def flaky(request):
+    with open(Path(__file__).parent / "calls.log", "a") as log:
+        log.write(f"{request.node_id} {request.attempt}\\n")
+    if request.attempt == 1:
+        raise AgentError("the model was overloaded (529)")
+    return {"ok": True}
+
+agent = ScriptedAgent([flaky], name="flaky")
+
+@workflow
+def wf(ctx):
+    return Task("shaky", output=Out, agent=agent, prompt="Try.", retries=1)
+"""
+
+
+def test_a_failed_call_is_recorded_and_replayed_as_the_same_failure(project, inproc):
+    project.write("wf.py", FLAKY)
+    tape = project.root / "flaky.jsonl"
+    with cassette(tape, mode="record"):
+        first = inproc.up("wf.py", {})
+    assert first.status == "finished" and _calls(project) == ["shaky 1", "shaky 2"]
+    failed, passed = _lines(tape)
+    assert failed["error"] == {"type": "AgentError", "code": "AGENT_ERROR", "message": "the model was overloaded (529)", "retryable": True}
+    assert "error" not in passed and passed["output"] == {"ok": True}
+
+    (project.root / "calls.log").unlink()
+    with cassette(tape, mode="replay"):
+        second = inproc.up("wf.py", {})
+    assert second.status == "finished" and _calls(project) == []
+    attempts = project.query(
+        "SELECT attempt, status, error_json FROM _smithers_attempts WHERE run_id = ? ORDER BY attempt", (second.run_id,)
+    )
+    assert [(a, s) for a, s, _ in attempts] == [(1, "failed"), (2, "finished")]
+    assert json.loads(attempts[0][2])["message"] == "the model was overloaded (529)"
+
+
+def test_the_scrubber():
+    from smithers.agents._secrets import Scrubber
+
+    scrub = Scrubber({"DEPLOY_PASSWORD": "hunter2hunter2"}, environ={"GITHUB_TOKEN": "gho_" + "a" * 36, "HOME": "/root", "SHORT_KEY": "1"})
+    text = scrub.text(
+        "pw hunter2hunter2; gh gho_" + "a" * 36 + "; home /root; one 1; aws AKIAABCDEFGHIJKLMNOP; "
+        'curl -H "Authorization: Basic dXNlcjpwYXNz" -H "x-api-key: abc123def456"'
+    )
+    assert text == (
+        "pw [REDACTED:DEPLOY_PASSWORD]; gh [REDACTED:GITHUB_TOKEN]; home /root; one 1; aws [REDACTED]; "
+        'curl -H "Authorization: Basic [REDACTED]" -H "x-api-key: [REDACTED]"'
+    )
+    value = scrub.value({"headers": {"authorization": "Bearer xyz", "accept": "json"}, "input_tokens": 12, "keyword": "k",
+                         "items": ["sk-ant-api03-abcdefghijkl", {"client_secret": "s3"}]})
+    assert value == {"headers": {"authorization": "[REDACTED]", "accept": "json"}, "input_tokens": 12, "keyword": "k",
+                     "items": ["[REDACTED]", {"client_secret": "[REDACTED]"}]}
