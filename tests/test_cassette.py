@@ -268,6 +268,21 @@ def test_pytest_helper_records_when_absent_and_replays_when_present(project, inp
     assert len(_calls(project)) == 5 and len(_lines(tape)) == 5, "re-recording starts the file over"
 
 
+def test_the_environment_alone_selects_a_cassette(project):
+    project.write("wf.py", SCRIPTED)
+    tape = project.root / "env.jsonl"
+    env = project.env(SMITHERS_CASSETTE=str(tape), SMITHERS_CASSETTE_MODE="auto")
+    first = project.cli("up", "wf.py", env=env)
+    assert first.returncode == 0, first.stdout + first.stderr
+    # auto is decided once per process: the file the first call created does not turn the rest into replays
+    assert len(_calls(project)) == 5 and len(_lines(tape)) == 5
+    second = project.cli("up", "wf.py", env=env)
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert len(_calls(project)) == 5, "the second run replayed"
+    bad = project.cli("up", "wf.py", env=project.env(SMITHERS_CASSETTE=str(tape), SMITHERS_CASSETTE_MODE="sometimes"))
+    assert bad.returncode == 4 and "SMITHERS_CASSETTE_MODE must be record, replay or auto" in bad.stderr
+
+
 # -- ModelAgent (pydantic-ai against the fake OpenAI server) ---------------------------------------
 
 MODEL_WF = """

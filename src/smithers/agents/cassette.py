@@ -313,10 +313,13 @@ def active_cassette() -> Cassette | None:
     path = os.environ.get(ENV_PATH)
     if not path:
         return None
-    mode = resolve_mode(os.environ.get(ENV_MODE) or "auto", path)
+    requested = os.environ.get(ENV_MODE) or "auto"
     with _FROM_ENV_LOCK:
-        key = (str(Path(path).expanduser().resolve()), mode)
+        # keyed by the mode as written: "auto" is resolved once per process, not again once the
+        # recording has created the file
+        key = (str(Path(path).expanduser().resolve()), requested)
         if key not in _FROM_ENV:  # recording through the environment appends: the process that set it chose
+            mode = resolve_mode(requested, path)
             _FROM_ENV[key] = Cassette.for_replay(path) if mode == "replay" else Cassette.for_record(path, append=True)
         return _FROM_ENV[key]
 

@@ -5,6 +5,7 @@ one of them is given: a plain ``smithers up`` stays light."""
 from __future__ import annotations
 
 import contextlib
+import os
 from typing import Annotated, Any
 
 import typer
@@ -23,6 +24,10 @@ def cassette_scope(record: str | None, replay: str | None, *, append: bool) -> c
     """The cassette the run's agent calls go through, active for the ``with`` block. ``append``:
     a resumed run adds its calls to the recording instead of starting it over."""
     if record is None and replay is None:
+        if os.environ.get("SMITHERS_CASSETTE"):  # a cassette from the environment: open it now, so a bad one exits 4
+            from ..agents.cassette import active_cassette
+
+            active_cassette()
         return contextlib.nullcontext()
     from ..agents.cassette import Cassette, use_cassette
     from ..errors import CassetteFileError
