@@ -168,7 +168,15 @@ def test_prompt_drift_fails_the_task_with_a_readable_diff(project, run_id_of):
     assert "re-record" in error["hint"]
     assert _calls(project) == [], "a mismatch does not fall back to the agent"
     why = project.cli("why", run_id)
-    assert "CASSETTE_MISMATCH" in why.stdout + why.stderr or "prompt differs" in why.stdout
+    assert "the prompt differs from the cassette" in why.stdout and "+Review pears in run {run_id}." in why.stdout
+
+    # the same prompts from another agent are not what was recorded either
+    project.write("wf.py", SCRIPTED.replace('name="scripted"', 'name="another"'))
+    other = project.cli("up", "wf.py", "--replay", str(tape))
+    assert other.returncode == 1, other.stdout + other.stderr
+    error = _node_error(project, run_id_of(other.stdout), "review")
+    assert error["code"] == "CASSETTE_MISMATCH" and error["details"]["reason"] == "agent"
+    assert "recorded agent 'scripted' here, but the task now uses 'another'" in error["message"]
 
 
 def test_a_call_missing_from_the_cassette_fails_clearly(project, run_id_of):
