@@ -473,3 +473,31 @@ def test_the_scrubber():
                          "items": ["sk-ant-api03-abcdefghijkl", {"client_secret": "s3"}]})
     assert value == {"headers": {"authorization": "[REDACTED]", "accept": "json"}, "input_tokens": 12, "keyword": "k",
                      "items": ["[REDACTED]", {"client_secret": "[REDACTED]"}]}
+
+
+def test_values_json_cannot_write_are_recorded_as_json_and_scrubbed(tmp_path, monkeypatch):
+    import asyncio
+
+    from pydantic import BaseModel
+
+    from smithers.agents import AgentRequest, AgentResult
+    from smithers.agents.cassette import Cassette
+
+    class Answer(BaseModel):
+        token: str
+        note: str
+
+    class ModelOutputAgent:
+        name = "typed"
+
+        async def run(self, request: AgentRequest) -> AgentResult:
+            return AgentResult(output=Answer(token="t", note="key sk-abcdefghijklmnop"), usage={"input_tokens": 1})
+
+    request = AgentRequest(prompt="Answer.", output_schema={}, cwd=str(tmp_path), node_id="ask", run_id="r-1")
+    recorder = Cassette.for_record(tmp_path / "typed.jsonl")
+    asyncio.run(recorder.call(ModelOutputAgent(), "typed", request))
+    recorder.close()
+    (entry,) = _lines(tmp_path / "typed.jsonl")
+    assert entry["output"] == {"token": "[REDACTED]", "note": "key [REDACTED]"}
+    replayed = asyncio.run(Cassette.for_replay(tmp_path / "typed.jsonl").call(ModelOutputAgent(), "typed", request))
+    assert replayed.output == entry["output"] and replayed.usage == {"input_tokens": 1}

@@ -174,7 +174,8 @@ class Cassette:
         if error is not None:
             entry["error"] = error
         entry["duration_ms"] = int((time.monotonic() - started) * 1000)
-        line = json.dumps(scrub.value(entry), ensure_ascii=False, default=str)
+        plain = json.loads(json.dumps(entry, default=_jsonable))  # JSON types only, so every string is scrubbed
+        line = json.dumps(scrub.value(plain), ensure_ascii=False)
         with self._lock:
             if self._file is None:
                 raise CassetteFileError(f"the cassette {self.path} is closed")
@@ -220,6 +221,12 @@ class Cassette:
             text=entry.get("text") or "", output=entry.get("output"), usage=entry.get("usage") or {},
             session_id=entry.get("session_id"), model=entry.get("model"),
         )
+
+
+def _jsonable(value: Any) -> Any:
+    """A value json cannot write: a pydantic model as its JSON data, anything else as text."""
+    dump = getattr(value, "model_dump", None)
+    return dump(mode="json") if callable(dump) else str(value)
 
 
 def _first_cursor(entries: list[dict[str, Any]], positions: list[int], attempt: int) -> int:
