@@ -34,7 +34,7 @@ import os
 import threading
 import time
 from collections.abc import Iterator
-from contextvars import ContextVar
+from contextvars import ContextVar, Token
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import IO, Any, Literal
@@ -344,9 +344,18 @@ def resolve_mode(mode: str, path: str | os.PathLike[str]) -> Mode:
 def use_cassette(cassette: Cassette) -> Iterator[Cassette]:
     """Answer (or record) the agent calls of runs driven inside the block with ``cassette``
     (closed at the end)."""
-    token = _ACTIVE.set(cassette)
+    token = activate(cassette)
     try:
         yield cassette
     finally:
-        _ACTIVE.reset(token)
-        cassette.close()
+        deactivate(cassette, token)
+
+
+def activate(cassette: Cassette) -> Token[Cassette | None]:
+    """Make ``cassette`` the active one in this context; undo with :func:`deactivate`."""
+    return _ACTIVE.set(cassette)
+
+
+def deactivate(cassette: Cassette, token: Token[Cassette | None]) -> None:
+    _ACTIVE.reset(token)
+    cassette.close()

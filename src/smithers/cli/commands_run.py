@@ -13,7 +13,7 @@ from typing import Annotated, Any
 import typer
 
 from .app import EXIT_FAILED, EXIT_SIGINT, EXIT_SIGTERM, EXIT_USAGE, STATUS_EXIT, DbOption, JsonOption, app
-from .cassette_options import RecordOption, ReplayOption, cassette_args, cassette_scope
+from .cassette_options import RecordOption, ReplayOption, open_cassette
 
 InputOption = Annotated[
     str | None, typer.Option("--input", "-i", help="Run input: a JSON object, or @file.json.", show_default=False)
@@ -74,13 +74,11 @@ def up(
     store = ops.open_store(db)
     if detach and serve:
         raise UserError("--serve cannot be combined with --detach", hint="serve the database instead: smithers serve")
+    cassette = open_cassette(record, replay, append=resume, background=detach)  # a bad cassette exits 4 before anything starts
     if detach:
-        return _detach(
-            file, raw_input, run_id, resume, max_concurrency, store.path, allow_source_change, json_out, cassette_args(record, replay)
-        )
+        return _detach(file, raw_input, run_id, resume, max_concurrency, store.path, allow_source_change, json_out)
     from .views import make_view
 
-    scope = cassette_scope(record, replay, append=resume)  # a bad cassette file exits 4 before anything starts
     server = None
     if serve:  # the API in a daemon thread for as long as the run goes (see commands_serve)
         from .commands_serve import start_background_server
@@ -89,18 +87,18 @@ def up(
         wait = True
     view = make_view(quiet=quiet or json_out, store=store)
     try:
-        with scope:
-            outcome = ops.start_run(
-                file, store=store, raw_input=raw_input, run_id=run_id, resume=resume, max_concurrency=max_concurrency,
-                allow_source_change=allow_source_change, on_events=view.on_events, on_started=view.started, handle_signals=True,
-                stay_alive=wait,
-            )
-            outcome = ops.follow_chain(
-                outcome, store=store, on_events=view.on_events, on_started=view.started, handle_signals=True, stay_alive=wait,
-                on_continue=None if json_out else _print_continue,  # --json: the chain is in the one document
-            )
+        outcome = ops.start_run(
+            file, store=store, raw_input=raw_input, run_id=run_id, resume=resume, max_concurrency=max_concurrency,
+            allow_source_change=allow_source_change, on_events=view.on_events, on_started=view.started, handle_signals=True,
+            stay_alive=wait,
+        )
+        outcome = ops.follow_chain(
+            outcome, store=store, on_events=view.on_events, on_started=view.started, handle_signals=True, stay_alive=wait,
+            on_continue=None if json_out else _print_continue,  # --json: the chain is in the one document
+        )
     finally:
         view.close()
+        cassette.close()
         if server is not None:
             server.stop()
     return _report_outcome(outcome, json_out)
@@ -127,20 +125,20 @@ def resume(
     from .views import make_view
 
     store = ops.open_store(db)
-    scope = cassette_scope(record, replay, append=True)  # a resumed run adds its calls to the recording
+    cassette = open_cassette(record, replay, append=True)  # a resumed run adds its calls to the recording
     view = make_view(quiet=quiet or json_out, store=store)
     try:
-        with scope:
-            outcome = ops.resume_run(
-                run_id, store=store, max_concurrency=max_concurrency, allow_source_change=allow_source_change,
-                on_events=view.on_events, on_started=view.started, handle_signals=True, stay_alive=wait, lease_token=lease_token,
-            )
-            outcome = ops.follow_chain(
-                outcome, store=store, on_events=view.on_events, on_started=view.started, handle_signals=True, stay_alive=wait,
-                on_continue=None if json_out else _print_continue,  # --json: the chain is in the one document
-            )
+        outcome = ops.resume_run(
+            run_id, store=store, max_concurrency=max_concurrency, allow_source_change=allow_source_change,
+            on_events=view.on_events, on_started=view.started, handle_signals=True, stay_alive=wait, lease_token=lease_token,
+        )
+        outcome = ops.follow_chain(
+            outcome, store=store, on_events=view.on_events, on_started=view.started, handle_signals=True, stay_alive=wait,
+            on_continue=None if json_out else _print_continue,  # --json: the chain is in the one document
+        )
     finally:
         view.close()
+        cassette.close()
     return _report_outcome(outcome, json_out)
 
 
@@ -207,7 +205,7 @@ def _report_outcome(outcome: object, json_out: bool) -> int:
 
 def _detach(
     file: str, raw_input: dict[str, Any] | None, run_id: str | None, resume: bool, max_concurrency: int | None, db_path: Path,
-    allow_source_change: bool, json_out: bool, extra_args: list[str],
+    allow_source_change: bool, json_out: bool,
 ) -> int:
     """Validate here (so errors still exit 4), then run in a new session in the background."""
     from .. import ops
@@ -235,7 +233,6 @@ def _detach(
         argv += ["--max-concurrency", str(max_concurrency)]
     if allow_source_change:
         argv.append("--allow-source-change")
-    argv += extra_args  # --record/--replay
     with open(log_path, "ab") as log, open(os.devnull, "rb") as devnull:
         child = subprocess.Popen(argv, stdin=devnull, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     deadline = time.monotonic() + 15
