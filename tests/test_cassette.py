@@ -235,6 +235,28 @@ def test_secrets_never_reach_the_cassette(project, run_id_of):
     assert replayed.returncode == 0, replayed.stdout + replayed.stderr
 
 
+def test_detach_hands_the_cassette_to_the_background_run(project):
+    project.write("wf.py", SCRIPTED)
+    tape = project.root / "bg.jsonl"
+
+    def finished(*args: str) -> str:
+        started = project.cli("up", "wf.py", "--detach", "--json", *args)
+        assert started.returncode == 0, started.stdout + started.stderr
+        run_id = json.loads(started.stdout)["run_id"]
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            (status,) = project.query("SELECT status FROM _smithers_runs WHERE run_id = ?", (run_id,))[0]
+            if status != "running":
+                return status
+            time.sleep(0.1)
+        raise AssertionError(f"run {run_id} did not end")
+
+    assert finished("--record", str(tape)) == "finished"
+    assert len(_lines(tape)) == 5 and len(_calls(project)) == 5
+    assert finished("--replay", str(tape)) == "finished"
+    assert len(_calls(project)) == 5, "the background replay started no agent"
+
+
 def test_cassette_usage_errors_exit_4(project):
     project.write("wf.py", SCRIPTED)
     both = project.cli("up", "wf.py", "--record", "a.jsonl", "--replay", "b.jsonl")
