@@ -67,7 +67,7 @@ class Cassette:
     _used: set[int] = field(default_factory=set)
     _file: IO[str] | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
-    _scrubbers: dict[int, Scrubber] = field(default_factory=dict)  # per agent object (its env and api_key)
+    _scrubbers: dict[int, tuple[Any, Scrubber]] = field(default_factory=dict)  # per agent object (its env and api_key)
     recorded: int = 0
 
     @classmethod
@@ -187,9 +187,9 @@ class Cassette:
         if request.env:  # rare: a request with its own environment gets a scrubber of its own
             return _scrubber_for(agent, request)
         key = id(agent)
-        if key not in self._scrubbers:
-            self._scrubbers[key] = _scrubber_for(agent, request)
-        return self._scrubbers[key]
+        if key not in self._scrubbers or self._scrubbers[key][0] is not agent:  # the agent is kept: its id is not reused
+            self._scrubbers[key] = (agent, _scrubber_for(agent, request))
+        return self._scrubbers[key][1]
 
     # -- replay --------------------------------------------------------------------------
 
