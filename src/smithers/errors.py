@@ -43,6 +43,8 @@ class ErrorCode(StrEnum):
     AGENT_CONFIG = "AGENT_CONFIG"
     UNKNOWN_SCHEDULE = "UNKNOWN_SCHEDULE"
     INVALID_SCHEDULE = "INVALID_SCHEDULE"
+    CASSETTE_MISMATCH = "CASSETTE_MISMATCH"
+    CASSETTE_FILE = "CASSETTE_FILE"
 
 
 class SmithersError(Exception):
@@ -189,6 +191,23 @@ class AgentConfigError(AgentError):
     def __init__(self, message: str, **kwargs: Any) -> None:
         kwargs["retryable"] = False
         super().__init__(message, **kwargs)
+
+
+class CassetteMismatchError(AgentError):
+    """A replayed agent call does not match the cassette (its prompt drifted from the
+    recording, or the cassette has no such call). Never retried: a retry asks the same."""
+
+    code = ErrorCode.CASSETTE_MISMATCH
+
+    def __init__(self, message: str, **kwargs: Any) -> None:
+        kwargs["retryable"] = False
+        super().__init__(message, **kwargs)
+
+
+class CassetteFileError(UserError):
+    """A cassette file that cannot be read, or ``--record`` together with ``--replay``."""
+
+    code = ErrorCode.CASSETTE_FILE
 
 
 class StorageError(SmithersError):

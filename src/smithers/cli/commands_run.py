@@ -13,6 +13,7 @@ from typing import Annotated, Any
 import typer
 
 from .app import EXIT_FAILED, EXIT_SIGINT, EXIT_SIGTERM, EXIT_USAGE, STATUS_EXIT, DbOption, JsonOption, app
+from .cassette_options import RecordOption, ReplayOption, open_cassette
 
 InputOption = Annotated[
     str | None, typer.Option("--input", "-i", help="Run input: a JSON object, or @file.json.", show_default=False)
@@ -64,6 +65,8 @@ def up(
         str | None,
         typer.Option("--auth-token", envvar="SMITHERS_API_KEY", show_envvar=True, help="Token --serve requires.", show_default=False),
     ] = None,
+    record: RecordOption = None,
+    replay: ReplayOption = None,
 ) -> int:
     """Run a workflow to the end (or until it fails, is cancelled or waits).
 
@@ -76,6 +79,7 @@ def up(
     store = ops.open_store(db)
     if detach and serve:
         raise UserError("--serve cannot be combined with --detach", hint="serve the database instead: smithers serve")
+    cassette = open_cassette(record, replay, append=resume, background=detach)  # a bad cassette exits 4 before anything starts
     if detach:
         return _detach(file, raw_input, run_id, resume, max_concurrency, store.path, allow_source_change, json_out, hot)
     from .views import make_view
@@ -99,6 +103,7 @@ def up(
         )
     finally:
         view.close()
+        cassette.close()
         if server is not None:
             server.stop()
     return _report_outcome(outcome, json_out)
@@ -115,6 +120,8 @@ def resume(
     hot: HotOption = False,
     json_out: JsonOption = False,
     lease_token: Annotated[str | None, typer.Option("--lease-token", hidden=True)] = None,  # a supervisor's handoff lease
+    record: RecordOption = None,
+    replay: ReplayOption = None,
 ) -> int:
     """Continue a run after a crash, a failure or a cancel; the workflow file is found from the run.
 
@@ -124,6 +131,7 @@ def resume(
     from .views import make_view
 
     store = ops.open_store(db)
+    cassette = open_cassette(record, replay, append=True)  # a resumed run adds its calls to the recording
     view = make_view(quiet=quiet or json_out, store=store)
     try:
         outcome = ops.resume_run(
@@ -137,6 +145,7 @@ def resume(
         )
     finally:
         view.close()
+        cassette.close()
     return _report_outcome(outcome, json_out)
 
 
