@@ -41,6 +41,8 @@ class ErrorCode(StrEnum):
     STORAGE = "STORAGE"
     AGENT_ERROR = "AGENT_ERROR"
     AGENT_CONFIG = "AGENT_CONFIG"
+    MEMORY_NAMESPACE = "MEMORY_NAMESPACE"
+    UNKNOWN_MEMORY_KEY = "UNKNOWN_MEMORY_KEY"
 
 
 class SmithersError(Exception):
@@ -128,6 +130,18 @@ class UnknownNodeError(UserError):
 
 class RunOwnedError(UserError):
     code = ErrorCode.RUN_OWNED
+
+
+class MemoryNamespaceError(UserError):
+    """A memory namespace is not one of ``workflow:ID``, ``agent:NAME``, ``user:ID``, ``global``."""
+
+    code = ErrorCode.MEMORY_NAMESPACE
+
+
+class UnknownMemoryKeyError(UserError):
+    """No live fact has that key in that namespace."""
+
+    code = ErrorCode.UNKNOWN_MEMORY_KEY
 
 
 class SchemaConflictError(RenderError):
