@@ -25,7 +25,7 @@ from ..errors import MemoryNamespaceError, RenderError, UserError
 from .policies import Duration, parse_duration
 
 NAMESPACE_KINDS = ("workflow", "agent", "user")
-_NAMESPACE = re.compile(r"^(workflow|agent|user):([A-Za-z0-9._@/+-][A-Za-z0-9._@/+:-]{0,199})$")
+_NAMESPACE = re.compile(r"(workflow|agent|user):([A-Za-z0-9._@/+-][A-Za-z0-9._@/+:-]{0,199})")  # fullmatch
 
 Embedder = Callable[[str], Sequence[float]]
 """An embedding function: text in, a vector of floats out (any length, the same every call)."""
@@ -42,7 +42,7 @@ def check_namespace(namespace: Any) -> str:
     >>> check_namespace("agent:reviewer")
     'agent:reviewer'
     """
-    if isinstance(namespace, str) and (namespace == "global" or _NAMESPACE.match(namespace)):
+    if isinstance(namespace, str) and (namespace == "global" or _NAMESPACE.fullmatch(namespace)):
         return namespace
     raise MemoryNamespaceError(
         f"{namespace!r} is not a memory namespace",
