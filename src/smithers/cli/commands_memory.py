@@ -24,10 +24,9 @@ KeyArg = Annotated[str, typer.Argument(metavar="KEY", help="The fact's key.")]
 
 
 def _open(db: str | None) -> MemoryStore:
-    from .. import ops
-    from ..memory import MemoryStore
+    from ..memory import open as open_memory
 
-    return MemoryStore(ops.open_store(db), owns_store=True)
+    return open_memory(db)
 
 
 def _print_json(value: Any) -> None:
@@ -113,9 +112,15 @@ def memory_set(
 
     Example: smithers memory set agent:reviewer style "ruff, line length 130" --ttl 30d
     """
-    from ..decisions import parse_json
+    parsed: Any = value
+    if json_value:
+        try:
+            parsed = json.loads(value)
+        except json.JSONDecodeError as err:
+            from ..errors import InputError
 
-    parsed: Any = parse_json(value, "VALUE") if json_value else value
+            raise InputError(f"VALUE is not valid JSON: {err.msg} at line {err.lineno} column {err.colno}",
+                             hint="quote a JSON string as '\"text\"', or drop --json-value to store the text as is") from None
     with _open(db) as mem:
         fact = mem.set(namespace, key, parsed, ttl=ttl)
     if json_out:

@@ -17,7 +17,6 @@ remembered fact with a ``MemoryRemembered`` event inside the transaction that fi
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 import json
 import math
@@ -205,6 +204,8 @@ class TaskMemory:
             ranking = Ranking(self.store, namespace, query, spec.k, self.memory.embed)
             texts = ranking.texts()
             embed = self.memory.embed
+            import asyncio  # (imported here: the `smithers memory` commands load this module too)
+
             vectors = await asyncio.to_thread(lambda: [list(embed(t)) for t in texts]) if embed is not None else []
             facts = ranking.finish(vectors)
         except SmithersError as err:
@@ -246,6 +247,8 @@ class TaskMemory:
         text = value_text(value)
         vector_json = model = None
         if self.memory.embed is not None:
+            import asyncio
+
             embed = self.memory.embed
             vector = _vector(await asyncio.to_thread(lambda: list(embed(f"{key}: {text}"))), f"fact {key!r}")
             vector_json, model = json.dumps(vector), embedder_name(embed)
