@@ -13,7 +13,8 @@ import pytest
 from conftest import InProcess, Project
 
 from smithers.errors import MemoryNamespaceError, RenderError, UnknownMemoryKeyError, UserError
-from smithers.memory import MemoryStore, open as open_memory
+from smithers.memory import MemoryStore
+from smithers.memory import open as open_memory
 from smithers.storage.store import Store
 
 CORPUS = {
@@ -45,7 +46,7 @@ def test_recall_ranks_the_best_match_first_and_respects_k(mem: MemoryStore) -> N
     best = mem.recall("workflow:ops", "which linter and type checker for python?", k=3)
     assert best[0].key == "lint"
     assert len(best) == 1  # only one fact holds any of those words
-    assert [f.key for f in mem.recall("workflow:ops", "postgresql migrations", k=5)][0] == "database"
+    assert mem.recall("workflow:ops", "postgresql migrations", k=5)[0].key == "database"
     deploys = mem.recall("workflow:ops", "how do I roll back a deploy", k=2)
     assert [f.key for f in deploys] == ["deploy-rollback", "deploy"]  # both mention deploy; one also roll back
     assert deploys[0].score is not None and deploys[1].score is not None and deploys[0].score > deploys[1].score
@@ -141,7 +142,7 @@ def test_threads_keep_messages_in_order(mem: MemoryStore) -> None:
 
 
 def test_require_names_the_missing_key(mem: MemoryStore) -> None:
-    with pytest.raises(UnknownMemoryKeyError, match="'nope'.*global"):
+    with pytest.raises(UnknownMemoryKeyError, match=r"'nope'.*global"):
         mem.require("global", "nope")
 
 
@@ -180,7 +181,7 @@ def test_an_embedding_function_finds_facts_that_share_no_word_with_the_query(tmp
         found = mem.recall("global", "where did I leave my vehicle?", k=1)
         assert [f.key for f in found] == ["garage"] and found[0].score is not None and found[0].score > 0.9
         assert len(embed.calls) == 1 + 2 + 1  # the two older facts once, then the query
-        assert [f.key for f in mem.recall("global", "fruit", k=3)][0] == "lunch"
+        assert mem.recall("global", "fruit", k=3)[0].key == "lunch"
         assert len(embed.calls) == 5  # stored vectors are reused: only the query is embedded
     rows = sqlite3.connect(db).execute("SELECT key, embedding_model FROM _smithers_memory_facts ORDER BY key").fetchall()
     assert rows == [("forecast", "toy-v1"), ("garage", "toy-v1"), ("lunch", "toy-v1")]
@@ -335,9 +336,9 @@ def test_memory_on_a_task_is_checked_when_it_is_built() -> None:
     class Out(BaseModel):
         n: int
 
-    with pytest.raises(RenderError, match="'sum'.*Recall puts facts into an agent's prompt"):
+    with pytest.raises(RenderError, match=r"'sum'.*Recall puts facts into an agent's prompt"):
         Task("sum", output=Out, run=lambda: {"n": 1}, memory=Memory(recall=Recall("global", "x")))
-    with pytest.raises(RenderError, match="'lit'.*agent or compute task"):
+    with pytest.raises(RenderError, match=r"'lit'.*agent or compute task"):
         Task("lit", output=Out, value={"n": 1}, memory=Memory(remember=Remember("global", "k")))
     with pytest.raises(RenderError, match="'team:x' is not a memory namespace"):
         Recall("team:x", "q")

@@ -69,6 +69,10 @@ class Message:
         return asdict(self)
 
 
+Messages = list[Message]  # (the aliases: inside MemoryStore, `list` names its method)
+Rows = list[dict[str, Any]]
+
+
 def _name(value: Any, what: str) -> str:
     if not isinstance(value, str) or not value.strip() or len(value) > 200:
         raise UserError(f"{value!r} is not a {what}", hint=f"a {what} is a non-empty string of at most 200 characters")
@@ -162,7 +166,7 @@ class MemoryStore:
         """The live facts of ``namespace`` by key (``prefix``: only keys starting with it)."""
         return [Fact.of(r) for r in self.store.memory_facts(check_namespace(namespace), now_ms(), prefix=prefix)]
 
-    def namespaces(self) -> list[dict[str, Any]]:
+    def namespaces(self) -> Rows:
         """Every namespace with live facts or messages: ``{namespace, facts, messages}``."""
         return self.store.memory_namespaces(now_ms())
 
@@ -190,12 +194,12 @@ class MemoryStore:
             created = tx.ts
         return Message(namespace, thread, message_id, role, content, created, meta)
 
-    def messages(self, namespace: str, thread: str, *, limit: int | None = None) -> list[Message]:
+    def messages(self, namespace: str, thread: str, *, limit: int | None = None) -> Messages:
         """The messages of ``thread``, oldest first (``limit``: the newest ``limit`` only)."""
         rows = self.store.memory_messages(check_namespace(namespace), _name(thread, "thread name"), limit=limit)
         return [Message.of(r) for r in rows]
 
-    def threads(self, namespace: str) -> list[dict[str, Any]]:
+    def threads(self, namespace: str) -> Rows:
         """The threads of ``namespace``: ``{thread, messages, last_at_ms}``, most recent first."""
         return self.store.memory_threads(check_namespace(namespace))
 
@@ -206,7 +210,7 @@ class MemoryStore:
             return tx.memory_delete_thread(namespace, thread)
 
 
-def open(db: str | Path | None = None, *, embed: Embedder | None = None) -> MemoryStore:  # noqa: A001 - memory.open, like io.open
+def open(db: str | Path | None = None, *, embed: Embedder | None = None) -> MemoryStore:
     """The memory of the database at ``db`` (default: ``$SMITHERS_DB``, else the nearest
     ``smithers.db`` walking up from the working directory, as the CLI finds it)."""
     store = Store.open(Path(db) if db is not None else default_db_path())

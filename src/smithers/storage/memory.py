@@ -94,9 +94,9 @@ class MemoryStoreMixin:
 
     def memory_facts(self, namespace: str, now_ms: int, *, prefix: str | None = None) -> list[dict[str, Any]]:
         """The live facts of a namespace, by key (``prefix``: only keys that start with it)."""
-        where, params = "", [namespace, now_ms]
+        where, params = "", list[Any]([namespace, now_ms])
         if prefix:
-            where, params = " AND substr(key, 1, ?) = ?", [*params, len(prefix), prefix]
+            where, params = " AND substr(key, 1, ?) = ?", [namespace, now_ms, len(prefix), prefix]
         return _dicts(self._conn.execute(
             f"SELECT {_FACT_COLUMNS} FROM {FACTS} WHERE namespace = ? AND {_LIVE}{where} ORDER BY key", params
         ))
@@ -165,9 +165,10 @@ class MemoryTxMixin:
 
     def memory_prune(self, namespace: str | None = None) -> int:
         """Delete expired facts (of one namespace, or all) and their index rows. Returns how many."""
-        where, params = ("expires_at_ms IS NOT NULL AND expires_at_ms <= ?", [self.ts])
+        where, params = "expires_at_ms IS NOT NULL AND expires_at_ms <= ?", list[Any]([self.ts])
         if namespace is not None:
-            where, params = where + " AND namespace = ?", [*params, namespace]
+            where = where + " AND namespace = ?"
+            params.append(namespace)
         ids = [r[0] for r in self._conn.execute(f"SELECT fact_id FROM {FACTS} WHERE {where}", params)]
         self._delete_facts(ids)
         return len(ids)
