@@ -414,3 +414,52 @@ def test_memory_commands_honour_db_and_smithers_db(project: Project, tmp_path: P
     env = project.env(SMITHERS_DB=str(other))
     result = project.cli("memory", "get", "global", "where", env=env)
     assert result.returncode == 0 and result.stdout == "other\n"
+
+
+FAULT = """
+from pydantic import BaseModel
+from smithers import Sequence, Task, workflow
+from smithers.memory import Memory, Remember
+
+class Note(BaseModel):
+    text: str
+
+@workflow
+def wf(ctx):
+    return Sequence(
+        Task("first", output=Note, value={"text": "a"}),
+        Task("note", output=Note, run=lambda: {"text": "remember me"},
+             memory=Memory(remember=Remember("global", lambda ctx: "fact-" + ctx.run_id))),
+    )
+"""
+
+
+@pytest.mark.slow
+def test_a_kill_before_any_commit_remembers_exactly_when_the_output_is_persisted(project: Project) -> None:
+    """SIGKILL right before the N-th COMMIT of a real `smithers up`: the fact exists iff the
+    task's output row does, and a resume leaves exactly one of each (one MemoryRemembered)."""
+    project.write("wf.py", FAULT)
+    killed = 0
+    for n in range(2, 20):
+        run_id = f"fault-{n}"
+        up = project.cli("up", "wf.py", "--run-id", run_id, "-q", env=project.env(SMITHERS_FAULT_BEFORE_COMMIT=str(n)))
+        tables = {r[0] for r in project.query("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        rows = project.query("SELECT COUNT(*) FROM note WHERE run_id = ? AND node_id = 'note'", (run_id,)) if "note" in tables else [(0,)]
+        facts = project.query("SELECT COUNT(*) FROM _smithers_memory_facts WHERE key = ?", (f"fact-{run_id}",))
+        assert rows == facts, (n, rows, facts)
+        if up.returncode == 0:
+            break
+        assert up.returncode == -9, up.stdout + up.stderr
+        killed += 1
+        exists = project.query("SELECT COUNT(*) FROM _smithers_runs WHERE run_id = ?", (run_id,))[0][0]
+        again = project.cli("resume", run_id, "-q") if exists else project.cli("up", "wf.py", "--run-id", run_id, "-q")
+        assert again.returncode == 0, again.stdout + again.stderr
+        assert project.query("SELECT COUNT(*) FROM note WHERE run_id = ? AND node_id = 'note'", (run_id,)) == [(1,)]
+        assert project.query("SELECT value_json, source_run_id FROM _smithers_memory_facts WHERE key = ?", (f"fact-{run_id}",)) == [
+            ('{"text":"remember me"}', run_id)
+        ]
+        remembered = project.query("SELECT COUNT(*) FROM _smithers_events WHERE run_id = ? AND type = 'MemoryRemembered'", (run_id,))
+        assert remembered == [(1,)]
+    else:
+        raise AssertionError("the run never finished without a kill")
+    assert killed >= 4  # every commit of the run was a kill point once
