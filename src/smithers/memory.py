@@ -39,7 +39,7 @@ from typing import Any
 
 from .authoring.memory import Embedder, Memory, Recall, Remember, check_key, check_namespace, embedder_name
 from .authoring.policies import Duration, parse_duration
-from .engine.memory import Fact, encode_value, recall, value_text
+from .engine.memory import Fact, encode_value, pack_vector, recall, value_text, vector_of
 from .errors import UnknownMemoryKeyError, UserError
 from .storage.store import Store, default_db_path, now_ms
 
@@ -120,13 +120,13 @@ class MemoryStore:
         if seconds is not None and seconds <= 0:
             raise UserError(f"ttl must be positive, got {ttl!r}", hint="omit ttl for a fact that never expires")
         value_json, text = encode_value(value), value_text(value)
-        vector_json = model = None
+        packed = model = None
         if self.embed is not None:
-            vector_json, model = json.dumps([float(x) for x in self.embed(f"{key}: {text}")]), embedder_name(self.embed)
+            packed, model = pack_vector(vector_of(self.embed(f"{key}: {text}"), f"fact {key!r}")), embedder_name(self.embed)
         with self.store.tx() as tx:
             expires = None if seconds is None else tx.ts + int(seconds * 1000)
             tx.memory_set(namespace, key, value_json=value_json, value_text=text, expires_at_ms=expires,
-                          embedding_json=vector_json, embedding_model=model)
+                          embedding=packed, embedding_model=model)
         fact = self.get(namespace, key)
         assert fact is not None
         return fact

@@ -17,9 +17,13 @@ remembered fact with a ``MemoryRemembered`` event inside the transaction that fi
 
 from __future__ import annotations
 
+import heapq
 import inspect
 import json
 import math
+import operator
+import sys
+from array import array
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
@@ -93,12 +97,31 @@ def encode_value(value: Any) -> str:
 
 def cosine(a: Sequence[float], b: Sequence[float]) -> float:
     """Cosine similarity of two vectors of the same length (0.0 when either is all zeros)."""
-    dot = sum(x * y for x, y in zip(a, b, strict=True))
-    norm = math.sqrt(sum(x * x for x in a)) * math.sqrt(sum(y * y for y in b))
-    return dot / norm if norm else 0.0
+    if len(a) != len(b):
+        raise ValueError(f"vectors of {len(a)} and {len(b)} dimensions")
+    norm = math.sqrt(sum(map(operator.mul, a, a))) * math.sqrt(sum(map(operator.mul, b, b)))
+    return sum(map(operator.mul, a, b)) / norm if norm else 0.0
 
 
-def _vector(raw: Any, what: str) -> list[float]:
+def pack_vector(vector: Sequence[float]) -> bytes:
+    """How a fact's vector is stored: scaled to length 1 (so cosine is a dot product), as
+    little-endian float32 (4 bytes a dimension; decoding it is a copy, not a parse)."""
+    norm = math.sqrt(sum(map(operator.mul, vector, vector)))
+    packed = array("f", [x / norm for x in vector] if norm else vector)
+    if sys.byteorder == "big":
+        packed.byteswap()
+    return packed.tobytes()
+
+
+def unpack_vector(blob: bytes) -> array[float]:
+    vector = array("f", blob)
+    if sys.byteorder == "big":
+        vector.byteswap()
+    return vector
+
+
+def vector_of(raw: Any, what: str) -> list[float]:
+    """What an embedding function returned, as a list of floats (a UserError naming ``what`` if it is not one)."""
     try:
         vector = [float(x) for x in raw]
     except (TypeError, ValueError):
@@ -123,7 +146,7 @@ class Ranking:
         if embed is not None:
             self.model = embedder_name(embed)
             self._rows = store.memory_vectors(self.namespace, self.now)
-            self._missing = [r for r in self._rows if r["embedding_model"] != self.model or not r["embedding_json"]]
+            self._missing = [r for r in self._rows if r["embedding_model"] != self.model or not r["embedding"]]
 
     def texts(self) -> list[str]:
         """What to embed: the facts without a vector from this function, then the query."""
@@ -135,25 +158,25 @@ class Ranking:
         """The ``k`` best facts, best first."""
         if self.embed is None:
             return [Fact.of(r) for r in self.store.memory_search(self.namespace, self.query, self.k, self.now)]
-        fresh = [_vector(v, f"fact {r['key']!r}") for v, r in zip(vectors, self._missing, strict=False)]
-        query_vector = _vector(vectors[-1], "the query")
+        fresh = [pack_vector(vector_of(v, f"fact {r['key']!r}")) for v, r in zip(vectors, self._missing, strict=False)]
+        query = unpack_vector(pack_vector(vector_of(vectors[-1], "the query")))
         if fresh:
             with self.store.tx() as tx:
                 tx.memory_set_embeddings(
-                    [(r["fact_id"], r["updated_at_ms"], json.dumps(v), self.model) for r, v in zip(self._missing, fresh, strict=True)]
+                    [(r["fact_id"], r["updated_at_ms"], blob, self.model) for r, blob in zip(self._missing, fresh, strict=True)]
                 )
-        known = {r["fact_id"]: v for r, v in zip(self._missing, fresh, strict=True)}
-        scored: list[Fact] = []
+        known = {r["fact_id"]: blob for r, blob in zip(self._missing, fresh, strict=True)}
+        scored: list[tuple[float, str, dict[str, Any]]] = []
         for row in self._rows:
-            vector = known.get(row["fact_id"]) or json.loads(row["embedding_json"])
-            if len(vector) != len(query_vector):
+            vector = unpack_vector(known.get(row["fact_id"]) or row["embedding"])
+            if len(vector) != len(query):
                 raise UserError(
-                    f"fact {row['key']!r} in {self.namespace} has a {len(vector)}-dimension vector, the query {len(query_vector)}",
+                    f"fact {row['key']!r} in {self.namespace} has a {len(vector)}-dimension vector, the query {len(query)}",
                     hint="an embedding function must return vectors of one length; give a new function a new `name`",
                 )
-            scored.append(Fact.of(row, score=cosine(vector, query_vector)))
-        scored.sort(key=lambda f: (-(f.score or 0.0), f.key))
-        return scored[: self.k]
+            scored.append((sum(map(operator.mul, vector, query)), row["key"], row))  # unit vectors: the dot is the cosine
+        best = heapq.nsmallest(self.k, scored, key=lambda item: (-item[0], item[1]))
+        return [Fact.of(row, score=score) for score, _, row in best]
 
 
 def recall(store: Store, namespace: str, query: str, k: int = 5, embed: Embedder | None = None) -> list[Fact]:
@@ -188,7 +211,7 @@ class TaskMemory:
         assert desc.task.memory is not None
         self.store, self.desc, self.ctx = store, desc, ctx
         self.memory: Memory = desc.task.memory
-        self.target: tuple[str, str, str, str, int | None, str | None, str | None] | None = None
+        self.target: tuple[str, str, str, str, int | None, bytes | None, str | None] | None = None
 
     def _where(self, what: str) -> str:
         return f"task {self.desc.node_id!r}: {what}"
@@ -245,27 +268,27 @@ class TaskMemory:
             raise RunError(self._where(err.message), retryable=False, hint=err.hint) from None
         value = output.model_dump(mode="json")
         text = value_text(value)
-        vector_json = model = None
+        packed = model = None
         if self.memory.embed is not None:
             import asyncio
 
             embed = self.memory.embed
-            vector = _vector(await asyncio.to_thread(lambda: list(embed(f"{key}: {text}"))), f"fact {key!r}")
-            vector_json, model = json.dumps(vector), embedder_name(embed)
+            packed = pack_vector(vector_of(await asyncio.to_thread(lambda: list(embed(f"{key}: {text}"))), f"fact {key!r}"))
+            model = embedder_name(embed)
         expires = None if ttl is None else now_ms() + int(ttl * 1000)
-        self.target = (namespace, key, encode_value(value), text, expires, vector_json, model)
+        self.target = (namespace, key, encode_value(value), text, expires, packed, model)
         return output
 
     def write(self, tx: Tx) -> None:
         """Inside the transaction that finishes the task: write the fact and its event."""
         if self.target is None:
             return
-        namespace, key, value_json, text, expires, vector_json, model = self.target
+        namespace, key, value_json, text, expires, packed, model = self.target
         tx.memory_set(
             namespace, key, value_json=value_json, value_text=text, expires_at_ms=expires, source_run_id=tx.run_id,
-            source_node_id=self.desc.node_id, embedding_json=vector_json, embedding_model=model,
+            source_node_id=self.desc.node_id, embedding=packed, embedding_model=model,
         )
         tx.event(EventType.MEMORY_REMEMBERED, node_id=self.desc.node_id, iteration=self.desc.iteration, namespace=namespace, key=key)
 
 
-__all__ = ["Fact", "Ranking", "TaskMemory", "cosine", "encode_value", "recall", "value_text"]
+__all__ = ["Fact", "Ranking", "TaskMemory", "cosine", "encode_value", "pack_vector", "recall", "unpack_vector", "value_text"]

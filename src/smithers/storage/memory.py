@@ -38,11 +38,12 @@ MEMORY_DDL: list[str] = [
         expires_at_ms INTEGER,
         source_run_id TEXT,
         source_node_id TEXT,
-        embedding_json TEXT,
+        embedding BLOB,
         embedding_model TEXT,
         UNIQUE (namespace, key)
     )""",
-    f"CREATE INDEX {FACTS}_expiry ON {FACTS} (expires_at_ms)",
+    # what every write's prune looks up (a namespace's expired facts) without scanning the namespace
+    f"CREATE INDEX {FACTS}_expiry ON {FACTS} (namespace, expires_at_ms)",
     # FTS5: the searchable text of each fact (rowid = fact_id); BM25 ranks it
     f"CREATE VIRTUAL TABLE {FTS} USING fts5(key, value, tokenize = 'unicode61 remove_diacritics 2')",
     f"""CREATE TABLE {MESSAGES} (
@@ -130,7 +131,7 @@ class MemoryStoreMixin:
     def memory_vectors(self, namespace: str, now_ms: int) -> list[dict[str, Any]]:
         """Every live fact of a namespace with its text and stored embedding (for ranking by cosine)."""
         return _dicts(self._conn.execute(
-            f"SELECT {_FACT_COLUMNS}, value_text, embedding_json, embedding_model FROM {FACTS} "
+            f"SELECT {_FACT_COLUMNS}, value_text, embedding, embedding_model FROM {FACTS} "
             f"WHERE namespace = ? AND {_LIVE} ORDER BY key",
             (namespace, now_ms),
         ))
@@ -181,7 +182,7 @@ class MemoryTxMixin:
     def memory_set(
         self, namespace: str, key: str, *, value_json: str, value_text: str, expires_at_ms: int | None,
         source_run_id: str | None = None, source_node_id: str | None = None,
-        embedding_json: str | None = None, embedding_model: str | None = None,
+        embedding: bytes | None = None, embedding_model: str | None = None,
     ) -> int:
         """Insert or replace the fact ``(namespace, key)`` and its index row; returns its id. A
         replaced fact keeps its ``created_at_ms``; a new value drops a stale embedding."""
@@ -190,28 +191,28 @@ class MemoryTxMixin:
         if row is None:
             cur = self._conn.execute(
                 f"INSERT INTO {FACTS} (namespace, key, value_json, value_text, created_at_ms, updated_at_ms, expires_at_ms, "
-                "source_run_id, source_node_id, embedding_json, embedding_model) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "source_run_id, source_node_id, embedding, embedding_model) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (namespace, key, value_json, value_text, self.ts, self.ts, expires_at_ms, source_run_id, source_node_id,
-                 embedding_json, embedding_model),
+                 embedding, embedding_model),
             )
             fact_id = int(cur.lastrowid or 0)
         else:
             fact_id = int(row[0])
             self._conn.execute(
                 f"UPDATE {FACTS} SET value_json = ?, value_text = ?, updated_at_ms = ?, expires_at_ms = ?, source_run_id = ?, "
-                "source_node_id = ?, embedding_json = ?, embedding_model = ? WHERE fact_id = ?",
-                (value_json, value_text, self.ts, expires_at_ms, source_run_id, source_node_id, embedding_json, embedding_model,
+                "source_node_id = ?, embedding = ?, embedding_model = ? WHERE fact_id = ?",
+                (value_json, value_text, self.ts, expires_at_ms, source_run_id, source_node_id, embedding, embedding_model,
                  fact_id),
             )
             self._conn.execute(f"DELETE FROM {FTS} WHERE rowid = ?", (fact_id,))  # FTS5
         self._conn.execute(f"INSERT INTO {FTS} (rowid, key, value) VALUES (?, ?, ?)", (fact_id, key, value_text))  # FTS5
         return fact_id
 
-    def memory_set_embeddings(self, vectors: list[tuple[int, int, str, str]]) -> None:
-        """Store ``(fact_id, updated_at_ms, embedding_json, embedding_model)`` computed for facts
+    def memory_set_embeddings(self, vectors: list[tuple[int, int, bytes, str]]) -> None:
+        """Store ``(fact_id, updated_at_ms, embedding, embedding_model)`` computed for facts
         that had none; a fact changed since it was read (another ``updated_at_ms``) keeps its own."""
         self._conn.executemany(
-            f"UPDATE {FACTS} SET embedding_json = ?, embedding_model = ? WHERE fact_id = ? AND updated_at_ms = ?",
+            f"UPDATE {FACTS} SET embedding = ?, embedding_model = ? WHERE fact_id = ? AND updated_at_ms = ?",
             [(vector, model, fact_id, updated) for fact_id, updated, vector, model in vectors],
         )
 
