@@ -409,6 +409,11 @@ def test_memory_commands_exit_4_naming_what_is_wrong(project: Project) -> None:
 
 def test_memory_commands_honour_db_and_smithers_db(project: Project, tmp_path: Path) -> None:
     other = tmp_path / "elsewhere" / "other.db"
+    for args in (("list", "global"), ("recall", "global", "q"), ("thread", "global", "t"), ("forget", "global")):
+        assert project.cli("memory", *args, "--db", str(other), "--json").returncode == 0
+    missing = project.cli("memory", "get", "global", "where", "--db", str(other))
+    assert missing.returncode == 4 and "there is no database at" in missing.stderr
+    assert not other.exists(), "only `memory set` creates a database"
     assert project.cli("memory", "set", "global", "where", "other", "--db", str(other)).returncode == 0
     assert project.cli("memory", "get", "global", "where").returncode == 4  # SMITHERS_DB (the project's) has no such fact
     env = project.env(SMITHERS_DB=str(other))

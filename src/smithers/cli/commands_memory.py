@@ -1,4 +1,9 @@
-"""`smithers memory ...`: read and edit agent memory (smithers.memory) in the runs' database."""
+"""`smithers memory ...`: read and edit agent memory (smithers.memory) in the runs' database.
+
+Only ``memory set`` creates a database: pointed at a folder without one, the other commands
+read an empty memory (``list``/``recall`` print nothing, ``get``/``forget KEY`` exit 4 saying
+there is no database), as ``ps`` and the other read commands do.
+"""
 
 from __future__ import annotations
 
@@ -23,10 +28,36 @@ NamespaceArg = Annotated[str, typer.Argument(metavar="NAMESPACE", help="global, 
 KeyArg = Annotated[str, typer.Argument(metavar="KEY", help="The fact's key.")]
 
 
-def _open(db: str | None) -> MemoryStore:
-    from ..memory import open as open_memory
+def _open(db: str | None, *, create: bool = False) -> MemoryStore:
+    """The memory of the database; without a database file (and not ``create``), an empty one
+    in memory, so that a read never creates ``smithers.db`` in the wrong folder."""
+    from pathlib import Path
 
-    return open_memory(db)
+    from ..memory import MemoryStore
+    from ..memory import open as open_memory
+    from ..storage.store import Store, default_db_path
+
+    path = Path(db).expanduser().resolve() if db else default_db_path()
+    if create or path.is_file():
+        return open_memory(path)
+    return MemoryStore(Store.memory(), owns_store=True)
+
+
+def _require(mem: MemoryStore, namespace: str, key: str, db: str | None) -> Any:
+    from ..errors import UnknownMemoryKeyError
+
+    try:
+        return mem.require(namespace, key)
+    except UnknownMemoryKeyError as err:
+        if str(mem.store.path) != ":memory:":
+            raise
+        from ..storage.store import default_db_path
+
+        where = db or default_db_path()
+        raise UnknownMemoryKeyError(
+            f"no fact {key!r} in memory namespace {namespace}: there is no database at {where}",
+            hint="run smithers from your project folder, or pass --db / set SMITHERS_DB", details=err.details,
+        ) from None
 
 
 def _print_json(value: Any) -> None:
@@ -90,7 +121,7 @@ def memory_get(namespace: NamespaceArg, key: KeyArg, db: DbOption = None, json_o
     Example: smithers memory get workflow:nightly last-summary --json
     """
     with _open(db) as mem:
-        fact = mem.require(namespace, key)
+        fact = _require(mem, namespace, key, db)
     if json_out:
         _print_json(fact.to_dict())
     else:
@@ -121,7 +152,7 @@ def memory_set(
 
             raise InputError(f"VALUE is not valid JSON: {err.msg} at line {err.lineno} column {err.colno}",
                              hint="quote a JSON string as '\"text\"', or drop --json-value to store the text as is") from None
-    with _open(db) as mem:
+    with _open(db, create=True) as mem:
         fact = mem.set(namespace, key, parsed, ttl=ttl)
     if json_out:
         _print_json(fact.to_dict())
@@ -169,7 +200,7 @@ def memory_forget(
         if key is None:
             count = mem.forget(namespace)
         else:
-            mem.require(namespace, key)
+            _require(mem, namespace, key, db)
             mem.delete(namespace, key)
             count = 1
     if json_out:
