@@ -153,7 +153,7 @@ def test_choices_show_in_help_and_a_bad_choice_exits_4(project: Project) -> None
         assert result.stdout == ""
     # events --type takes a type or a prefix of one, and lists the prefixes
     project.cli("up", "wf.py", "--run-id", "r1", "--quiet")
-    assert "Agent, Approval, Attempt, Frame, Human, Loop, Node, Run" in " ".join(project.cli("events", "--help").stdout.split())
+    assert "Agent, Approval, Attempt, Frame, Human, Loop, Memory, Node, Run" in " ".join(project.cli("events", "--help").stdout.split())
     assert project.cli("events", "r1", "--type", "Node").stdout.count("Node") == 3
     unknown = project.cli("events", "r1", "--type", "Nodes")
     assert unknown.returncode == 4 and "'Nodes' is neither an event type nor the start of one" in unknown.stderr

@@ -45,6 +45,8 @@ class ErrorCode(StrEnum):
     INVALID_SCHEDULE = "INVALID_SCHEDULE"
     CASSETTE_MISMATCH = "CASSETTE_MISMATCH"
     CASSETTE_FILE = "CASSETTE_FILE"
+    MEMORY_NAMESPACE = "MEMORY_NAMESPACE"
+    UNKNOWN_MEMORY_KEY = "UNKNOWN_MEMORY_KEY"
 
 
 class SmithersError(Exception):
@@ -144,6 +146,16 @@ class ScheduleError(UserError):
     """A cron pattern or time zone that cannot be used."""
 
     code = ErrorCode.INVALID_SCHEDULE
+class MemoryNamespaceError(UserError):
+    """A memory namespace is not one of ``workflow:ID``, ``agent:NAME``, ``user:ID``, ``global``."""
+
+    code = ErrorCode.MEMORY_NAMESPACE
+
+
+class UnknownMemoryKeyError(UserError):
+    """No live fact has that key in that namespace."""
+
+    code = ErrorCode.UNKNOWN_MEMORY_KEY
 
 
 class SchemaConflictError(RenderError):

@@ -102,6 +102,9 @@ class EventType(StrEnum):
     SIGNAL_RECEIVED = "SignalReceived"
     TIMER_CREATED = "TimerCreated"
     TIMER_FIRED = "TimerFired"
+    # memory (smithers.memory)
+    MEMORY_RECALLED = "MemoryRecalled"
+    MEMORY_REMEMBERED = "MemoryRemembered"
 
 
 WAITING_RUN_STATUSES = frozenset({RunStatus.WAITING_APPROVAL, RunStatus.WAITING_EVENT, RunStatus.WAITING_TIMER})

@@ -19,6 +19,7 @@ from ..errors import RenderError
 from .policies import Duration, Retry, parse_duration
 
 if TYPE_CHECKING:
+    from .memory import Memory
     from .waits import WaitSpec
 
 Child = Any  # Node | list | tuple | None | False
@@ -70,7 +71,7 @@ class Task(Node):
     """
 
     __slots__ = (
-        "agent", "continue_on_fail", "heartbeat_timeout", "id", "label", "meta", "mode", "needs_approval", "output",
+        "agent", "continue_on_fail", "heartbeat_timeout", "id", "label", "memory", "meta", "mode", "needs_approval", "output",
         "prompt", "retries", "retry", "run", "skip_if", "timeout", "value", "wait", "wait_async",
     )
     kind = "task"
@@ -93,6 +94,7 @@ class Task(Node):
         needs_approval: bool = False,
         label: str | None = None,
         meta: dict[str, Any] | None = None,
+        memory: Memory | None = None,
     ) -> None:
         self.needs_approval = bool(needs_approval)
         self.wait_async = False
@@ -138,6 +140,11 @@ class Task(Node):
         self.continue_on_fail = bool(continue_on_fail)
         self.label = label
         self.meta = meta
+        self.memory: Memory | None = None
+        if memory is not None:  # Recall/Remember (smithers.memory): the checks load only for tasks that use it
+            from .memory import check_task_memory
+
+            self.memory = check_task_memory(id, self.mode, memory)
 
     def __repr__(self) -> str:
         return f"Task({self.id!r}, {self.mode})"

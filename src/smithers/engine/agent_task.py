@@ -104,10 +104,12 @@ def _errors_text(err: InvalidOutputError) -> str:
 
 
 async def run_agent_attempt(
-    desc: TaskDescriptor, tc: TaskContext, chain: AgentChain, emit: Emit, heartbeat: Callable[[], None], info: dict[str, Any]
+    desc: TaskDescriptor, tc: TaskContext, chain: AgentChain, emit: Emit, heartbeat: Callable[[], None], info: dict[str, Any],
+    recalled: str = "",
 ) -> BaseModel:
     """One attempt: returns the validated output. ``info`` (agent, turns, session, model) is
-    filled in as the attempt goes, for the attempt's record whether it succeeds or not."""
+    filled in as the attempt goes, for the attempt's record whether it succeeds or not.
+    ``recalled``: the task's ``<memory>`` section (facts a Recall found), put before the schema."""
     from ..agents.base import AgentRequest, agent_name  # only a run with agent tasks imports the agents
     from ..agents.cassette import active_cassette
 
@@ -132,7 +134,7 @@ async def run_agent_attempt(
         else:
             emit("AgentEvent", {"agent": name, "kind": event.kind, "data": event.data})
 
-    base_prompt = (desc.task.prompt or "") + instruction
+    base_prompt = (desc.task.prompt or "") + recalled + instruction
     prompt, kind = base_prompt, "prompt"
     session: str | None = None
     transcript = ""  # for agents without sessions, follow-ups carry the exchange themselves

@@ -94,6 +94,7 @@ class Running:
     failed_as: BaseException | None = None  # set when the loop cancels it for a timeout
     beats_flushed: int = 0
     info: dict[str, Any] | None = None
+    memory: Any = None  # a TaskMemory (engine.memory) for a task with memory=: its Recall and Remember
 
 
 class RunLoop:
@@ -441,6 +442,7 @@ class RunLoop:
             cwd=cwd,
         )
         coro: Coroutine[Any, Any, BaseModel | ChildRunWaiting]
+        memory = self._task_memory(desc) if desc.task.memory is not None else None
         if desc.mode == "agent":
             coro = self._agent_attempt(desc, tc)
         elif desc.mode == "subflow":
@@ -451,10 +453,19 @@ class RunLoop:
             from .worktrees import in_worktree
 
             coro = in_worktree(Path(self.cwd), desc.worktree, coro, alive=tc.heartbeat)
+        if memory is not None:
+            coro = memory.remembering(coro)
         task = asyncio.ensure_future(coro)
         task.add_done_callback(lambda _t: self.wake.set())
         deadline = time.monotonic() + desc.task.timeout if desc.task.timeout else None
-        self.running[desc.key] = Running(desc=desc, attempt=attempt, tc=tc, task=task, deadline=deadline)
+        self.running[desc.key] = Running(desc=desc, attempt=attempt, tc=tc, task=task, deadline=deadline, memory=memory)
+
+    def _task_memory(self, desc: TaskDescriptor) -> Any:
+        """A task's Recall/Remember, with a ``ctx`` for their functions (smithers.memory loads only for such tasks)."""
+        from .memory import TaskMemory
+
+        ctx = Ctx(input=self.input_value, run_id=self.run_id, reader=self.state, carried=self.carried, continued_from=self.continued_from)
+        return TaskMemory(self.store, desc, ctx)
 
     async def _subflow_attempt(self, desc: TaskDescriptor, tc: TaskContext) -> BaseModel | ChildRunWaiting:
         """Run (or resume) the Subflow's child run in this event loop, as a loop of its own."""
@@ -500,7 +511,8 @@ class RunLoop:
         running.info = {}
         events = EventBuffer(write)  # agent events commit in groups; all of them before the outcome
         try:
-            return await run_agent_attempt(desc, tc, chain, events.emit, tc.heartbeat, running.info)
+            recalled = await running.memory.recall_section(events.emit) if running.memory is not None else ""
+            return await run_agent_attempt(desc, tc, chain, events.emit, tc.heartbeat, running.info, recalled)
         finally:
             events.close()
 
@@ -565,7 +577,10 @@ class RunLoop:
             self._resume_from_waiting()
             self.waits.child_waiting(desc, running.attempt, task.result())
         elif err is None:
-            self.persist.finish_success(desc, running.attempt, task.result(), running.info)
+            with self.persist.tx() as tx:  # a Remember's fact commits with the finish: one transaction
+                if running.memory is not None:
+                    running.memory.write(tx)
+                self.persist.finish_success(desc, running.attempt, task.result(), running.info)
             self._finished(desc)
         else:
             self._failed(desc, running.attempt, err, heartbeat_json=running.tc._heartbeat_json, meta=running.info)

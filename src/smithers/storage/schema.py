@@ -1,9 +1,12 @@
 """Internal tables (``_smithers_*``) as numbered migrations, recorded in ``_smithers_migrations``.
 
-Portable SQL only: integer epoch-millisecond timestamps, JSON as TEXT, no dialect extensions.
+Portable SQL only: integer epoch-millisecond timestamps, JSON as TEXT, no dialect extensions,
+except agent memory's full-text index (SQLite FTS5), kept in :mod:`smithers.storage.memory`.
 """
 
 from __future__ import annotations
+
+from .memory import MEMORY_DDL
 
 MIGRATIONS: list[tuple[int, str, list[str]]] = [
     (
@@ -180,4 +183,5 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
             "ALTER TABLE _smithers_runs ADD COLUMN triggered_by TEXT",
         ],
     ),
+    (3, "agent memory: facts, their full-text index (FTS5), message threads", MEMORY_DDL),
 ]
