@@ -17,6 +17,9 @@ from .app import EXIT_FAILED, EXIT_SIGINT, EXIT_SIGTERM, EXIT_USAGE, STATUS_EXIT
 InputOption = Annotated[
     str | None, typer.Option("--input", "-i", help="Run input: a JSON object, or @file.json.", show_default=False)
 ]
+NoCacheOption = Annotated[
+    bool, typer.Option("--no-cache", help="Look nothing up in the task cache (kept for the run's resumes); results are still stored.")
+]
 
 
 @app.command()
@@ -59,6 +62,7 @@ def up(
         str | None,
         typer.Option("--auth-token", envvar="SMITHERS_API_KEY", show_envvar=True, help="Token --serve requires.", show_default=False),
     ] = None,
+    no_cache: NoCacheOption = False,
 ) -> int:
     """Run a workflow to the end (or until it fails, is cancelled or waits).
 
@@ -72,7 +76,7 @@ def up(
     if detach and serve:
         raise UserError("--serve cannot be combined with --detach", hint="serve the database instead: smithers serve")
     if detach:
-        return _detach(file, raw_input, run_id, resume, max_concurrency, store.path, allow_source_change, json_out)
+        return _detach(file, raw_input, run_id, resume, max_concurrency, store.path, allow_source_change, json_out, no_cache)
     from .views import make_view
 
     server = None
@@ -86,7 +90,7 @@ def up(
         outcome = ops.start_run(
             file, store=store, raw_input=raw_input, run_id=run_id, resume=resume, max_concurrency=max_concurrency,
             allow_source_change=allow_source_change, on_events=view.on_events, on_started=view.started, handle_signals=True,
-            stay_alive=wait,
+            stay_alive=wait, no_cache=no_cache,
         )
         outcome = ops.follow_chain(
             outcome, store=store, on_events=view.on_events, on_started=view.started, handle_signals=True, stay_alive=wait,
@@ -109,6 +113,7 @@ def resume(
     wait: Annotated[bool, typer.Option("--wait", help="When the run waits (approval, signal, timer), stay and continue it.")] = False,
     json_out: JsonOption = False,
     lease_token: Annotated[str | None, typer.Option("--lease-token", hidden=True)] = None,  # a supervisor's handoff lease
+    no_cache: NoCacheOption = False,
 ) -> int:
     """Continue a run after a crash, a failure or a cancel; the workflow file is found from the run.
 
@@ -123,6 +128,7 @@ def resume(
         outcome = ops.resume_run(
             run_id, store=store, max_concurrency=max_concurrency, allow_source_change=allow_source_change,
             on_events=view.on_events, on_started=view.started, handle_signals=True, stay_alive=wait, lease_token=lease_token,
+            no_cache=no_cache,
         )
         outcome = ops.follow_chain(
             outcome, store=store, on_events=view.on_events, on_started=view.started, handle_signals=True, stay_alive=wait,
@@ -196,7 +202,7 @@ def _report_outcome(outcome: object, json_out: bool) -> int:
 
 def _detach(
     file: str, raw_input: dict[str, Any] | None, run_id: str | None, resume: bool, max_concurrency: int | None, db_path: Path,
-    allow_source_change: bool, json_out: bool,
+    allow_source_change: bool, json_out: bool, no_cache: bool = False,
 ) -> int:
     """Validate here (so errors still exit 4), then run in a new session in the background."""
     from .. import ops
@@ -224,6 +230,8 @@ def _detach(
         argv += ["--max-concurrency", str(max_concurrency)]
     if allow_source_change:
         argv.append("--allow-source-change")
+    if no_cache:
+        argv.append("--no-cache")
     with open(log_path, "ab") as log, open(os.devnull, "rb") as devnull:
         child = subprocess.Popen(argv, stdin=devnull, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     deadline = time.monotonic() + 15
