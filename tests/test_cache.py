@@ -78,7 +78,9 @@ def _attempts(project, run_id: str, node_id: str) -> list[str]:
 
 
 def _cached_events(project, run_id: str) -> list[tuple[str, dict]]:
-    rows = project.query("SELECT node_id, payload_json FROM _smithers_events WHERE run_id = ? AND type = 'NodeCached' ORDER BY seq", (run_id,))
+    rows = project.query(
+        "SELECT node_id, payload_json FROM _smithers_events WHERE run_id = ? AND type = 'NodeCached' ORDER BY seq", (run_id,)
+    )
     return [(node_id, json.loads(payload)) for node_id, payload in rows]
 
 
@@ -109,7 +111,9 @@ def test_a_second_run_takes_a_compute_output_from_the_cache(project):
     double = next(n for n in inspect["nodes"] if n["id"] == "double")
     assert double["status"] == "finished" and double["output"] == {"n": 42}
     assert [a["status"] for a in double["attempts"]] == ["cached"]
-    finished = project.query("SELECT payload_json FROM _smithers_events WHERE run_id = 'r2' AND node_id = 'double' AND type = 'NodeFinished'")
+    finished = project.query(
+        "SELECT payload_json FROM _smithers_events WHERE run_id = 'r2' AND node_id = 'double' AND type = 'NodeFinished'"
+    )
     assert [json.loads(p) for (p,) in finished] == [{"cached": True}]
 
 
@@ -154,14 +158,15 @@ def test_the_version_the_output_model_and_the_code_change_the_key(project):
     project.write("upstream.txt", "21")
     project.write("wf.py", COMPUTE)
     _up(project, "r1")
-    project.write("wf.py", COMPUTE.replace('Cache(version="1")', 'Cache(version="2")'))
+    version_2 = COMPUTE.replace('Cache(version="1")', 'Cache(version="2")')
+    project.write("wf.py", version_2)
     _up(project, "r2")
     assert _attempts(project, "r2", "double") == ["finished"]
-    project.write("wf.py", COMPUTE.replace('Cache(version="1")', 'Cache(version="2")').replace("    n: int", "    n: int\n    note: str = ''"))
+    new_field = version_2.replace("    n: int", "    n: int\n    note: str = ''")
+    project.write("wf.py", new_field)
     _up(project, "r3")
     assert _attempts(project, "r3", "double") == ["finished"]
-    project.write("wf.py", COMPUTE.replace('Cache(version="1")', 'Cache(version="2")').replace("    n: int", "    n: int\n    note: str = ''")
-                  .replace("up.n * 2", "up.n * 3"))
+    project.write("wf.py", new_field.replace("up.n * 2", "up.n * 3"))
     _up(project, "r4")
     assert _attempts(project, "r4", "double") == ["finished"]
     assert project.query("SELECT n FROM out WHERE run_id = 'r4' AND node_id = 'double'") == [(63,)]
@@ -197,7 +202,9 @@ def test_a_stored_output_that_no_longer_validates_is_a_miss(project):
     project.write("wf.py", source)
     project.write("value.txt", "150")
     _up(project, "r1")
-    validator = '@field_validator("n")\n        @classmethod\n        def small(cls, v):\n            assert v <= 100, "too big"\n            return v'
+    validator = "\n        ".join(
+        ['@field_validator("n")', "@classmethod", "def small(cls, v):", '    assert v <= 100, "too big"', "    return v"]
+    )
     project.write("wf.py", source.replace("# VALIDATOR", validator))
     project.write("value.txt", "50")
     _up(project, "r2")
@@ -440,7 +447,9 @@ def _check_consistent(project, run_id: str) -> dict[str, str]:
     assert set(rows) == finished == set(finished_events), (rows, finished, finished_events)
     assert len(finished_events) == len(finished), finished_events
     cached_nodes = {n for n, _ in _cached_events(project, run_id)}
-    cached_attempts = {r[0] for r in project.query("SELECT node_id FROM _smithers_attempts WHERE run_id = ? AND status = 'cached'", (run_id,))}
+    cached_attempts = {
+        r[0] for r in project.query("SELECT node_id FROM _smithers_attempts WHERE run_id = ? AND status = 'cached'", (run_id,))
+    }
     assert cached_nodes == cached_attempts and cached_nodes <= finished
     ran = {r[0] for r in project.query("SELECT node_id FROM _smithers_attempts WHERE run_id = ? AND status = 'finished'", (run_id,))}
     stored = dict(project.query("SELECT node_id, output_json FROM _smithers_cache WHERE from_run_id = ?", (run_id,)))

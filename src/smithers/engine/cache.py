@@ -72,8 +72,9 @@ def function_fingerprint(fn: Any) -> dict[str, Any]:
         fn = fn.func
     target = getattr(fn, "__func__", fn)  # a bound method: its function
     code = getattr(target, "__code__", None)
-    if code is None:  # a callable object: its __call__
-        code = getattr(getattr(type(target), "__call__", None), "__code__", None)
+    if code is None:  # a callable object: its class's __call__
+        call = type(target).__dict__.get("__call__")
+        code = getattr(call, "__code__", None)
     h = hashlib.sha256()
     if code is not None:
         _hash_code(code, h)

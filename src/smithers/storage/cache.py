@@ -24,7 +24,8 @@ def _dicts(cur: sqlite3.Cursor) -> list[dict[str, Any]]:
 
 
 def _filters(workflow: str | None, created_before_ms: int | None) -> tuple[str, list[Any]]:
-    clauses, params = [], []
+    clauses: list[str] = []
+    params: list[Any] = []
     if workflow is not None:
         clauses.append("workflow = ?")
         params.append(workflow)
