@@ -352,9 +352,11 @@ class RunLoop:
             attempt = self.state.nodes[desc.key].attempts + 1
             self._failed(desc, attempt, err, static=True)
             return
-        with self.persist.tx() as tx:  # the cache entry (if any) commits with the finish
+        if desc.task.cache is None:
             self.persist.finish_static(desc, value)
-            if desc.task.cache is not None:
+        else:
+            with self.persist.tx() as tx:  # the cache entry commits with the finish
+                self.persist.finish_static(desc, value)
                 self.cache.remember(tx, desc, value)
         self._finished(desc)
 
@@ -571,9 +573,11 @@ class RunLoop:
             self._resume_from_waiting()
             self.waits.child_waiting(desc, running.attempt, task.result())
         elif err is None:
-            with self.persist.tx() as tx:  # the cache entry (if any) commits with the finish
+            if desc.task.cache is None:
                 self.persist.finish_success(desc, running.attempt, task.result(), running.info)
-                if desc.task.cache is not None:
+            else:
+                with self.persist.tx() as tx:  # the cache entry commits with the finish
+                    self.persist.finish_success(desc, running.attempt, task.result(), running.info)
                     self.cache.remember(tx, desc, task.result())
             self._finished(desc)
         else:
