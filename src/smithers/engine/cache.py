@@ -75,11 +75,16 @@ def function_fingerprint(fn: Any) -> dict[str, Any]:
     if code is None:  # a callable object: its class's __call__
         call = type(target).__dict__.get("__call__")
         code = getattr(call, "__code__", None)
-    h = hashlib.sha256()
-    if code is not None:
-        _hash_code(code, h)
     name = f"{getattr(target, '__module__', '?')}.{getattr(target, '__qualname__', type(target).__qualname__)}"
-    return {"name": name, "code": h.hexdigest() if code is not None else None, "bound": bound}
+    return {"name": name, "code": _code_digest(code) if code is not None else None, "bound": bound}
+
+
+@functools.lru_cache(maxsize=4096)
+def _code_digest(code: CodeType) -> str:
+    """Per code object (a fan-out of closures shares one), so a key costs one hash, not one per task."""
+    h = hashlib.sha256()
+    _hash_code(code, h)
+    return h.hexdigest()
 
 
 @dataclass(frozen=True, slots=True)
