@@ -97,7 +97,9 @@ def test_a_second_run_takes_a_compute_output_from_the_cache(project):
     project.write("wf.py", COMPUTE)
     project.write("upstream.txt", "21")
     _up(project, "r1")
-    _up(project, "r2")
+    second = project.cli("up", "wf.py", "--run-id", "r2")  # plain event lines (not a terminal)
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert any(line.split()[1:] == ["NodeCached", "double[0]", "attempt", "1", "from", "run", "r1"] for line in second.stdout.splitlines())
     assert _calls(project) == ["upstream", "double", "upstream"]  # double ran once
     assert _attempts(project, "r1", "double") == ["finished"]
     assert _attempts(project, "r2", "double") == ["cached"]
