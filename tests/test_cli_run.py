@@ -139,7 +139,7 @@ def test_usage_errors_exit_4(project):
 def test_public_names_are_frozen():
     assert smithers.__all__ == [
         "AgentEvent", "AgentRequest", "AgentResult", "Approval", "ApprovalDecision", "ApprovalRequest", "Branch",
-        "ContinueAsNew", "Ctx", "ErrorCode", "HumanTask", "Loop", "Parallel", "RenderError", "Retry", "RunError", "Sequence",
+        "Cache", "ContinueAsNew", "Ctx", "ErrorCode", "HumanTask", "Loop", "Parallel", "RenderError", "Retry", "RunError", "Sequence",
         "Signal", "SmithersError", "Subflow", "Task", "TaskContext", "Timer", "TimerFired", "UserError", "WaitForEvent",
         "Workflow", "Worktree", "workflow",
     ]

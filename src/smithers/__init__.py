@@ -36,6 +36,7 @@ _EXPORTS = {
     "AgentRequest": "smithers.agents.base",
     "AgentResult": "smithers.agents.base",
     "Branch": "smithers.authoring.nodes",
+    "Cache": "smithers.authoring.cache",
     "Ctx": "smithers.authoring.context",
     "ErrorCode": "smithers.errors",
     "Loop": "smithers.authoring.nodes",
@@ -85,6 +86,7 @@ def __dir__() -> list[str]:
 if TYPE_CHECKING:
     __version__: str
     from .agents.base import AgentEvent, AgentRequest, AgentResult
+    from .authoring.cache import Cache
     from .authoring.context import Ctx, TaskContext
     from .authoring.human import Approval, ApprovalDecision, ApprovalRequest, HumanTask, Signal, Timer, TimerFired, WaitForEvent
     from .authoring.nodes import Branch, Loop, Parallel, Sequence, Task

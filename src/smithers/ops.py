@@ -111,9 +111,11 @@ def start_run(
     handle_signals: bool = False,
     stay_alive: bool = False,
     hot: bool = False,
+    no_cache: bool = False,
 ) -> RunOutcome:
     """``smithers up``: validate, create the run, and drive it to the end (or until it waits,
-    unless ``stay_alive``)."""
+    unless ``stay_alive``). ``no_cache``: look nothing up in the task cache, in this run and
+    its resumes (recorded with the run)."""
     loaded = load_workflow(spec)
     if run_id is not None and store.get_run(run_id) is not None:
         if not resume:
@@ -124,7 +126,7 @@ def start_run(
         return resume_run(
             run_id, store=store, raw_input=raw_input, loaded=loaded, max_concurrency=max_concurrency,
             allow_source_change=allow_source_change, on_events=on_events, on_started=on_started, handle_signals=handle_signals,
-            stay_alive=stay_alive, hot=hot,
+            stay_alive=stay_alive, hot=hot, no_cache=no_cache,
         )
     if resume and run_id is None:
         raise UserError("--resume needs --run-id RUN_ID", hint="or use: smithers resume RUN_ID")
@@ -142,6 +144,8 @@ def start_run(
             workflow=loaded.workflow.name, workflow_spec=loaded.spec, input_json=json.dumps(input_json),
             source_json=json.dumps(source_fingerprint(loaded.path)), cwd=os.getcwd(), max_concurrency=concurrency, owner=owner,
         )
+        if no_cache:
+            tx.set_no_cache()
         tx.event(EventType.RUN_STARTED, workflow=loaded.workflow.name, resumed=False, owner_pid=owner.pid)
     return _drive(store, run_id, loaded, input_value, owner, concurrency, on_events, on_started, handle_signals, 0, stay_alive, hot)
 
@@ -160,9 +164,12 @@ def resume_run(
     stay_alive: bool = False,
     lease_token: str | None = None,
     hot: bool = False,
+    no_cache: bool = False,
 ) -> RunOutcome:
     """``smithers resume``: check input and source are unchanged, take the lease, continue.
-    ``lease_token``: the handoff lease ``smithers supervise`` took for this process."""
+    ``lease_token``: the handoff lease ``smithers supervise`` took for this process.
+    ``no_cache``: from now on the run looks nothing up in the task cache (recorded with it; a
+    run started with ``--no-cache`` keeps it on every resume)."""
     run = get_run(store, run_id)
     if run["status"] == RunStatus.CONTINUED:
         raise UserError(
@@ -192,6 +199,9 @@ def resume_run(
     owner = Owner.this_process()
     seen = store.last_event_seq(run_id)
     recover(store, run_id, owner, takeover_from=lease_token)
+    if no_cache:
+        with store.tx(run_id, owner_id=owner.id) as tx:
+            tx.set_no_cache()
     concurrency = max_concurrency or run["max_concurrency"]
     return _drive(store, run_id, loaded, input_value, owner, concurrency, on_events, on_started, handle_signals, seen, stay_alive, hot)
 
@@ -224,6 +234,7 @@ def _drive(
         from .engine.hot import HotReload
 
         engine.reloader = HotReload(loaded)
+    engine.cache.lookups = not store.run_no_cache(run_id)
     try:
         try:
             status = asyncio.run(engine.run())

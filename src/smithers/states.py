@@ -76,6 +76,7 @@ class EventType(StrEnum):
     NODE_SKIPPED = "NodeSkipped"
     NODE_CANCELLED = "NodeCancelled"
     NODE_WAITING = "NodeWaiting"
+    NODE_CACHED = "NodeCached"  # the output came from the task cache (smithers.engine.cache)
     ATTEMPT_ABANDONED = "AttemptAbandoned"
     ATTEMPT_SUSPENDED = "AttemptSuspended"  # a Subflow attempt whose child run waits
     FRAME_COMMITTED = "FrameCommitted"

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import BaseModel
 
 from ..errors import RenderError
+from .cache import Cache, as_cache
 from .policies import Duration, Retry, parse_duration
 
 if TYPE_CHECKING:
@@ -71,7 +72,7 @@ class Task(Node):
     """
 
     __slots__ = (
-        "agent", "continue_on_fail", "heartbeat_timeout", "id", "label", "memory", "meta", "mode", "needs_approval", "output",
+        "agent", "cache", "continue_on_fail", "heartbeat_timeout", "id", "label", "memory", "meta", "mode", "needs_approval", "output",
         "prompt", "retries", "retry", "run", "skip_if", "timeout", "value", "wait", "wait_async",
     )
     kind = "task"
@@ -95,6 +96,7 @@ class Task(Node):
         label: str | None = None,
         meta: dict[str, Any] | None = None,
         memory: Memory | None = None,
+        cache: bool | Cache | None = None,
     ) -> None:
         self.needs_approval = bool(needs_approval)
         self.wait_async = False
@@ -145,6 +147,7 @@ class Task(Node):
             from .memory import check_task_memory
 
             self.memory = check_task_memory(id, self.mode, memory)
+        self.cache = as_cache(cache, id)  # reuse the output across runs (smithers.authoring.cache)
 
     def __repr__(self) -> str:
         return f"Task({self.id!r}, {self.mode})"

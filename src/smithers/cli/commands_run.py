@@ -18,6 +18,9 @@ from .cassette_options import RecordOption, ReplayOption, open_cassette
 InputOption = Annotated[
     str | None, typer.Option("--input", "-i", help="Run input: a JSON object, or @file.json.", show_default=False)
 ]
+NoCacheOption = Annotated[
+    bool, typer.Option("--no-cache", help="Look nothing up in the task cache (kept for the run's resumes); results are still stored.")
+]
 
 HotOption = Annotated[
     bool, typer.Option("--hot", help="Reload the workflow when its file or a local module it imports changes (new attempts use it).")
@@ -67,6 +70,7 @@ def up(
     ] = None,
     record: RecordOption = None,
     replay: ReplayOption = None,
+    no_cache: NoCacheOption = False,
 ) -> int:
     """Run a workflow to the end (or until it fails, is cancelled or waits).
 
@@ -81,7 +85,7 @@ def up(
         raise UserError("--serve cannot be combined with --detach", hint="serve the database instead: smithers serve")
     cassette = open_cassette(record, replay, append=resume, background=detach)  # a bad cassette exits 4 before anything starts
     if detach:
-        return _detach(file, raw_input, run_id, resume, max_concurrency, store.path, allow_source_change, json_out, hot)
+        return _detach(file, raw_input, run_id, resume, max_concurrency, store.path, allow_source_change, json_out, hot, no_cache)
     from .views import make_view
 
     server = None
@@ -95,7 +99,7 @@ def up(
         outcome = ops.start_run(
             file, store=store, raw_input=raw_input, run_id=run_id, resume=resume, max_concurrency=max_concurrency,
             allow_source_change=allow_source_change, on_events=view.on_events, on_started=view.started, handle_signals=True,
-            stay_alive=wait, hot=hot,
+            stay_alive=wait, hot=hot, no_cache=no_cache,
         )
         outcome = ops.follow_chain(
             outcome, store=store, on_events=view.on_events, on_started=view.started, handle_signals=True, stay_alive=wait,
@@ -122,6 +126,7 @@ def resume(
     lease_token: Annotated[str | None, typer.Option("--lease-token", hidden=True)] = None,  # a supervisor's handoff lease
     record: RecordOption = None,
     replay: ReplayOption = None,
+    no_cache: NoCacheOption = False,
 ) -> int:
     """Continue a run after a crash, a failure or a cancel; the workflow file is found from the run.
 
@@ -138,6 +143,7 @@ def resume(
             run_id, store=store, max_concurrency=max_concurrency, allow_source_change=allow_source_change,
             on_events=view.on_events, on_started=view.started, handle_signals=True, stay_alive=wait, lease_token=lease_token,
             hot=hot,
+            no_cache=no_cache,
         )
         outcome = ops.follow_chain(
             outcome, store=store, on_events=view.on_events, on_started=view.started, handle_signals=True, stay_alive=wait,
@@ -212,7 +218,7 @@ def _report_outcome(outcome: object, json_out: bool) -> int:
 
 def _detach(
     file: str, raw_input: dict[str, Any] | None, run_id: str | None, resume: bool, max_concurrency: int | None, db_path: Path,
-    allow_source_change: bool, json_out: bool, hot: bool = False,
+    allow_source_change: bool, json_out: bool, hot: bool = False, no_cache: bool = False,
 ) -> int:
     """Validate here (so errors still exit 4), then run in a new session in the background."""
     from .. import ops
@@ -242,6 +248,8 @@ def _detach(
         argv.append("--allow-source-change")
     if hot:
         argv.append("--hot")
+    if no_cache:
+        argv.append("--no-cache")
     with open(log_path, "ab") as log, open(os.devnull, "rb") as devnull:
         child = subprocess.Popen(argv, stdin=devnull, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     deadline = time.monotonic() + 15

@@ -28,6 +28,7 @@ COMMAND_MODULES: dict[str, str] = {
     "mcp": "commands_mcp",
     "skill": "commands_agent_drive", "ask": "commands_agent_drive",
     "memory": "commands_memory",
+    "cache": "commands_cache",
 }
 """Every top-level command and the module that registers it; the modules' order is the help order."""
 

@@ -41,6 +41,8 @@ def describe_event(event: dict[str, Any]) -> str:
         parts.append(f"{payload.get('kind')}")
     elif event["type"] == EventType.WORKFLOW_RELOADED:
         parts.append(", ".join(payload.get("files", [])))
+    elif event["type"] == EventType.NODE_CACHED:
+        parts.append(f"from run {payload.get('from_run_id')}")
     return "  ".join(parts)
 
 

@@ -42,6 +42,7 @@ from ..storage.lease import Owner, release_run, renew_lease
 from ..storage.store import Store, now_ms
 from .agent_events import EventBuffer
 from .agent_task import AgentChain, run_agent_attempt
+from .cache import TaskCache
 from .execute import run_compute, run_static
 from .lineage import continue_as_new
 from .persist import Persister, error_info
@@ -131,6 +132,7 @@ class RunLoop:
         self.continued_from: str | None = None
         self.next_run_id: str | None = None  # set when a ContinueAsNew handed the work to a fresh run
         self.reloader: Reloader | None = None  # `--hot`: picks up edits to the workflow (engine/hot.py)
+        self.cache = TaskCache(store, run_id, workflow.name)  # tasks with cache=: lookups at start, stores at finish
 
     # -- the loop ------------------------------------------------------------------------
 
@@ -277,6 +279,7 @@ class RunLoop:
                 for group in fresh.groups:
                     group.in_flight += 1
         self.rendered = rendered
+        self.cache.note_render(rendered, self.state)
         self.plan = Plan(rendered.root, self.state.status_of)
         self.needs_render = False
         self.changed_since_render = False
@@ -342,6 +345,8 @@ class RunLoop:
                         self._begin_wait(desc)
                     elif desc.task.needs_approval and not self._gate_open(desc):
                         self._release_groups(desc)
+                    elif desc.task.cache is not None and self._take_from_cache(desc):
+                        continue
                     elif desc.mode == "static":
                         self._complete_static(desc)
                     elif desc.mode == "continue":
@@ -367,8 +372,29 @@ class RunLoop:
             attempt = self.state.nodes[desc.key].attempts + 1
             self._failed(desc, attempt, err, static=True)
             return
-        self.persist.finish_static(desc, value)
+        if desc.task.cache is None:
+            self.persist.finish_static(desc, value)
+        else:
+            with self.persist.tx() as tx:  # the cache entry commits with the finish
+                self.persist.finish_static(desc, value)
+                self.cache.remember(tx, desc, value)
         self._finished(desc)
+
+    def _take_from_cache(self, desc: TaskDescriptor) -> bool:
+        """A task with ``cache=`` is ready: finish it from the cache (a hit), or say it must run.
+        A failing ``Cache(key=...)`` function fails the task."""
+        try:
+            hit = self.cache.lookup(desc, self.input_value)
+        except RunError as err:
+            self._release_groups(desc)
+            self._failed(desc, self.state.nodes[desc.key].attempts + 1, err, static=True)
+            return True
+        if hit is None:
+            return False
+        self._release_groups(desc)
+        self.cache.apply_hit(self.persist, desc, hit)
+        self._finished(desc)
+        return True
 
     # -- waits (waits.py decides how a wait ends; these apply the outcome) ---------------------
 
@@ -476,6 +502,7 @@ class RunLoop:
             store=self.store, run_id=child.run_id, workflow=child.workflow, input_value=child.input_value, owner=child.owner,
             state=child.state, max_concurrency=child.workflow.max_concurrency, cwd=child.cwd, stay_alive=self.stay_alive,
         )
+        engine.cache.lookups = self.cache.lookups  # a --no-cache run's child runs look nothing up either
         try:
             status = await engine.run()
         finally:
@@ -577,10 +604,15 @@ class RunLoop:
             self._resume_from_waiting()
             self.waits.child_waiting(desc, running.attempt, task.result())
         elif err is None:
-            with self.persist.tx() as tx:  # a Remember's fact commits with the finish: one transaction
-                if running.memory is not None:
-                    running.memory.write(tx)
+            if desc.task.cache is None and running.memory is None:
                 self.persist.finish_success(desc, running.attempt, task.result(), running.info)
+            else:
+                with self.persist.tx() as tx:  # a Remember's fact and the cache entry commit with the finish
+                    if running.memory is not None:
+                        running.memory.write(tx)
+                    self.persist.finish_success(desc, running.attempt, task.result(), running.info)
+                    if desc.task.cache is not None:
+                        self.cache.remember(tx, desc, task.result())
             self._finished(desc)
         else:
             self._failed(desc, running.attempt, err, heartbeat_json=running.tc._heartbeat_json, meta=running.info)

@@ -190,6 +190,7 @@ class MetricsCollector:
         self.attempt_duration = _Histogram("smithers_attempt_duration_seconds", "Time of one task attempt, by how it ended", ("status",))
         self.retries = _Counter("smithers_node_retries", "Task retries scheduled after a failed attempt")
         self.nodes_skipped = _Counter("smithers_nodes_skipped", "Tasks skipped")
+        self.cache_hits = _Counter("smithers_cache_hits", "Tasks finished from the task cache (a cached attempt; nothing ran)")
         self.agent_turns = _Counter("smithers_agent_turns", "Agent turns (prompts sent to an agent)", ("agent",))
         self.tokens = _Counter("smithers_tokens", "Tokens reported by agents", ("agent", "model", "kind"))
         self.cost = _Counter("smithers_agent_cost_usd", "Cost reported by agents, in US dollars", ("agent", "model"))
@@ -203,7 +204,7 @@ class MetricsCollector:
         self.metrics: list[Any] = [
             self.runs_started, self.runs_resumed, *self.runs_ended.values(), self.runs_active, self.runs_waiting,
             self.attempts_started, self.attempts_ended, self.node_duration, self.attempt_duration, self.retries,
-            self.nodes_skipped, self.agent_turns, self.tokens, self.cost, self.tool_calls, self.tool_duration,
+            self.nodes_skipped, self.cache_hits, self.agent_turns, self.tokens, self.cost, self.tool_calls, self.tool_duration,
             self.approvals_requested, self.approvals_decided, self.approvals_pending, self.queue_depth, self.events,
             _transactions,
         ]
@@ -286,7 +287,10 @@ class MetricsCollector:
             _remember(self._attempt_started, (run_id, node_id, iteration, attempt), ts_ms, self.max_open_starts)
             if (run_id, node_id, iteration) not in self._node_started:
                 _remember(self._node_started, (run_id, node_id, iteration), ts_ms, self.max_open_starts)
-        elif kind in _ATTEMPT_END and attempt is not None:
+        elif kind == EventType.NODE_CACHED:  # its NodeFinished (cached: true) is not a second attempt end
+            self.cache_hits.inc()
+            self.attempts_ended.inc(AttemptStatus.CACHED)
+        elif kind in _ATTEMPT_END and attempt is not None and not payload.get("cached"):
             self._attempt_ended(run_id, node_id, iteration, attempt, ts_ms, _ATTEMPT_END[kind], payload)
         elif kind == EventType.NODE_RETRYING:
             self.retries.inc()

@@ -158,6 +158,7 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
             )""",
         ],
     ),
+    (3, "agent memory: facts, their full-text index (FTS5), message threads", MEMORY_DDL),
     (
         4,
         "cron schedules, and what triggered a run",
@@ -183,5 +184,25 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
             "ALTER TABLE _smithers_runs ADD COLUMN triggered_by TEXT",
         ],
     ),
-    (3, "agent memory: facts, their full-text index (FTS5), message threads", MEMORY_DDL),
+    (
+        20,
+        "task cache: _smithers_cache and a run's no_cache choice",
+        [
+            """CREATE TABLE _smithers_cache (
+                key TEXT PRIMARY KEY,
+                workflow TEXT NOT NULL,
+                node_id TEXT NOT NULL,
+                output_table TEXT NOT NULL,
+                output_json TEXT NOT NULL,
+                output_schema_hash TEXT NOT NULL,
+                from_run_id TEXT NOT NULL,
+                created_at_ms INTEGER NOT NULL,
+                expires_at_ms INTEGER,
+                hits INTEGER NOT NULL DEFAULT 0,
+                last_hit_at_ms INTEGER
+            )""",
+            "CREATE INDEX _smithers_cache_workflow ON _smithers_cache (workflow, created_at_ms)",
+            "ALTER TABLE _smithers_runs ADD COLUMN no_cache INTEGER NOT NULL DEFAULT 0",
+        ],
+    ),
 ]

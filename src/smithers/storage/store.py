@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import LeaseLostError, StorageError, UserError
 from .cron import CronStoreMixin
 from .memory import MemoryStoreMixin
+from .cache import CacheStoreMixin
 from .output_tables import OutputTable
 from .queries import QueryStoreMixin
 from .reads import StoreReads, event_from_row
@@ -86,7 +87,7 @@ def default_db_path(start: Path | None = None) -> Path:
     return here / DB_FILENAME
 
 
-class Store(StoreReads, QueryStoreMixin, WaitStoreMixin, CronStoreMixin, MemoryStoreMixin):
+class Store(StoreReads, QueryStoreMixin, WaitStoreMixin, CronStoreMixin, MemoryStoreMixin, CacheStoreMixin):
     """A smithers database. Open with :meth:`open`; close with :meth:`close`.
 
     >>> store = Store.open(Path("/tmp/x/smithers.db"))  # doctest: +SKIP

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from ..states import AttemptStatus, NodeStatus, RunStatus
 from .cron import CronTxMixin
 from .memory import MemoryTxMixin
+from .cache import CacheTxMixin
 from .output_tables import KEY_COLUMNS, OutputTable
 from .waits import WaitTxMixin
 
@@ -49,7 +50,7 @@ class OwnerLike(Protocol):
     def pid(self) -> int: ...
 
 
-class Tx(WaitTxMixin, CronTxMixin, MemoryTxMixin):
+class Tx(WaitTxMixin, CronTxMixin, MemoryTxMixin, CacheTxMixin):
     """One open write transaction. Events appended here are committed with the state change."""
 
     __slots__ = ("_conn", "_seq", "events", "run_id", "ts")

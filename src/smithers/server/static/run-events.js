@@ -23,6 +23,7 @@ const SUMMARIES = {
   FrameCommitted: (p) => `frame ${p.frame} · ${p.tasks} tasks`,
   NodeRetrying: (p) => p.retry_at_ms ? `retry at ${fmtTime(p.retry_at_ms)}` : "",
   NodeWaiting: (p) => p.status || "",
+  NodeCached: (p) => `from run ${p.from_run_id || ""}`,
   RunWaiting: (p) => (p.waiting_for || []).map((w) => `${w.kind || w.status} ${w.node_id}[${w.iteration}]`).join(", "),
   RunStarted: (p) => p.resumed ? "resumed" + (p.previous_status ? ` (was ${p.previous_status})` : "") : p.workflow ? `workflow ${p.workflow}` : "",
   ApprovalRequested: (p) => (p.request && p.request.title) || "",
