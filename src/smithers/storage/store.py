@@ -28,9 +28,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import LeaseLostError, StorageError, UserError
+from .cache import CacheStoreMixin
 from .cron import CronStoreMixin
 from .memory import MemoryStoreMixin
-from .cache import CacheStoreMixin
 from .output_tables import OutputTable
 from .queries import QueryStoreMixin
 from .reads import StoreReads, event_from_row

@@ -14,9 +14,9 @@ import time
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ..states import AttemptStatus, NodeStatus, RunStatus
+from .cache import CacheTxMixin
 from .cron import CronTxMixin
 from .memory import MemoryTxMixin
-from .cache import CacheTxMixin
 from .output_tables import KEY_COLUMNS, OutputTable
 from .waits import WaitTxMixin
 
