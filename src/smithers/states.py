@@ -99,6 +99,8 @@ class EventType(StrEnum):
     SIGNAL_RECEIVED = "SignalReceived"
     TIMER_CREATED = "TimerCreated"
     TIMER_FIRED = "TimerFired"
+    # measuring
+    SCORE_RECORDED = "ScoreRecorded"
 
 
 WAITING_RUN_STATUSES = frozenset({RunStatus.WAITING_APPROVAL, RunStatus.WAITING_EVENT, RunStatus.WAITING_TIMER})

@@ -17,6 +17,7 @@ from pydantic import BaseModel
 
 from ..errors import RenderError
 from .policies import Duration, Retry, parse_duration
+from .scoring import scorers_of
 
 if TYPE_CHECKING:
     from .waits import WaitSpec
@@ -71,7 +72,7 @@ class Task(Node):
 
     __slots__ = (
         "agent", "continue_on_fail", "heartbeat_timeout", "id", "label", "meta", "mode", "needs_approval", "output",
-        "prompt", "retries", "retry", "run", "skip_if", "timeout", "value", "wait", "wait_async",
+        "prompt", "retries", "retry", "run", "scorers", "skip_if", "timeout", "value", "wait", "wait_async",
     )
     kind = "task"
 
@@ -93,6 +94,7 @@ class Task(Node):
         needs_approval: bool = False,
         label: str | None = None,
         meta: dict[str, Any] | None = None,
+        scorers: Any = None,
     ) -> None:
         self.needs_approval = bool(needs_approval)
         self.wait_async = False
@@ -138,6 +140,7 @@ class Task(Node):
         self.continue_on_fail = bool(continue_on_fail)
         self.label = label
         self.meta = meta
+        self.scorers = scorers_of(scorers, owner=f"task {id!r}")  # run after the task finished (engine/scoring.py)
 
     def __repr__(self) -> str:
         return f"Task({self.id!r}, {self.mode})"

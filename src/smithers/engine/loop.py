@@ -47,6 +47,7 @@ from .persist import Persister, error_info
 from .plan import Plan
 from .render import Rendered, render
 from .schedule import take_startable
+from .scoring import ScoreJobs
 from .state import RunState
 from .subflow import ChildRunWaiting, child_outcome, open_child
 from .tree import TaskDescriptor
@@ -117,6 +118,7 @@ class RunLoop:
         self.carried: Any = None  # what a ContinueAsNew handed this run
         self.continued_from: str | None = None
         self.next_run_id: str | None = None  # set when a ContinueAsNew handed the work to a fresh run
+        self.scores = ScoreJobs(store, run_id, owner.id, state, input_value, self.wake.set)  # scorers, off the critical path
 
     # -- the loop ------------------------------------------------------------------------
 
@@ -132,6 +134,7 @@ class RunLoop:
             self._abandon_running()
             return "lease-lost"
         finally:
+            self.scores.cancel()  # only jobs a cancel or a lost lease left behind: recomputed on resume
             if self.handle_signals:
                 for sig in EXIT_SIGNALS:
                     loop.remove_signal_handler(sig)
@@ -184,6 +187,8 @@ class RunLoop:
         render must confirm that nothing new mounts (REPLAN)."""
         assert self.plan is not None
         if self.failure is not None or self.plan.blocked_failures:
+            if self.scores.outstanding:
+                return Step.NEXT  # the run ends (or stops to wait) once its scores have landed; nothing else waits for them
             error = self.failure or self._blocked_error()
             self.persist.run_status(RunStatus.FAILED, EventType.RUN_FAILED, error=error, finished=True)
             return RunStatus.FAILED
@@ -191,11 +196,13 @@ class RunLoop:
             if self.changed_since_render:  # confirm with one fresh render that nothing new mounts
                 self.needs_render = True
                 return Step.REPLAN
+            if self.scores.outstanding:
+                return Step.NEXT
             self.persist.run_status(RunStatus.FINISHED, EventType.RUN_FINISHED, finished=True)
             return RunStatus.FINISHED
         if self.waits.waiting and wake_at_ms is None and not self.plan.ready and not self.plan.ready_loops:
-            return self._settle_waiting() or Step.NEXT
-        if wake_at_ms is None and not self.plan.ready and not self.plan.ready_loops:
+            return Step.NEXT if self.scores.outstanding else self._settle_waiting() or Step.NEXT
+        if wake_at_ms is None and not self.plan.ready and not self.plan.ready_loops and not self.scores.outstanding:
             error = {"type": "Stalled", "code": "TASK_FAILED", "message": "nothing can run and nothing is running; the plan is stuck"}
             self.persist.run_status(RunStatus.FAILED, EventType.RUN_FAILED, error=error, finished=True)
             return RunStatus.FAILED
@@ -258,6 +265,7 @@ class RunLoop:
                     group.in_flight += 1
         self.rendered = rendered
         self.plan = Plan(rendered.root, self.state.status_of)
+        self.scores.check_missing(rendered.tasks)  # scores a previous process died before recording
         self.needs_render = False
         self.changed_since_render = False
         for desc in self.plan.waiting:
@@ -348,6 +356,7 @@ class RunLoop:
             self._failed(desc, attempt, err, static=True)
             return
         self.persist.finish_static(desc, value)
+        self.scores.task_finished(desc, self.state.nodes[desc.key].attempts, value)
         self._finished(desc)
 
     # -- waits (waits.py decides how a wait ends; these apply the outcome) ---------------------
@@ -547,6 +556,7 @@ class RunLoop:
             self.waits.child_waiting(desc, running.attempt, task.result())
         elif err is None:
             self.persist.finish_success(desc, running.attempt, task.result(), running.info)
+            self.scores.task_finished(desc, running.attempt, task.result())
             self._finished(desc)
         else:
             self._failed(desc, running.attempt, err, heartbeat_json=running.tc._heartbeat_json, meta=running.info)
@@ -639,6 +649,7 @@ class RunLoop:
         self.wake.set()
 
     async def _cancel(self, reason: str) -> str:
+        self.scores.cancel()
         running = list(self.running.values())
         for r in running:
             r.task.cancel()
