@@ -131,7 +131,7 @@ def test_a_bad_dataset_line_exits_4_naming_the_file_and_line_and_starts_nothing(
         (['{"input": {"a": 1, "b": 2}}', "", '{"id": "x", "inputs": {}}'], "cases.jsonl:3: unknown key(s) 'inputs'"),
         (['{"id": "x", "input": [1]}'], "cases.jsonl:1: \"input\" must be a JSON object"),
         (['{"id": "x", "input": {"a": "many", "b": 1}}'], "cases.jsonl:1: input for workflow 'adder' does not match Question"),
-        (['{"id": "x", "input": {"a": 1, "b": 1}}', '{"id": "x", "input": {"a": 1, "b": 1}}'], "cases.jsonl:2: case id 'x' is already used on line 1"),
+        (['{"id": "x", "input": {"a": 1, "b": 1}}'] * 2, "cases.jsonl:2: case id 'x' is already used on line 1"),
     ]:
         project.write("cases.jsonl", "\n".join(lines) + "\n")
         result = project.cli("eval", "wf.py", "--dataset", "cases.jsonl")

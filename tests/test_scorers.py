@@ -54,7 +54,8 @@ def scored(ctx):
 
 def scores_of(project: Project, run_id: str) -> dict[tuple[str, str], tuple]:
     rows = project.query(
-        "SELECT node_id, scorer, value, reason, error_json, attempt, latency_ms, meta_json FROM _smithers_scores WHERE run_id = ?", (run_id,)
+        "SELECT node_id, scorer, value, reason, error_json, attempt, latency_ms, meta_json FROM _smithers_scores WHERE run_id = ?",
+        (run_id,),
     )
     return {(r[0], r[1]): r[2:] for r in rows}
 

@@ -273,7 +273,10 @@ def load_report(path: Path) -> dict[str, Any]:
     except json.JSONDecodeError as err:
         raise InputError(f"{path}: not an eval report (invalid JSON at line {err.lineno}: {err.msg})") from None
     if not isinstance(report, dict) or not isinstance(report.get("cases"), list) or not isinstance(report.get("aggregate"), dict):
-        raise InputError(f"{path}: not an eval report (no \"cases\" and \"aggregate\")", hint="write one with: smithers eval WF --dataset D --report OUT.json")
+        raise InputError(
+            f"{path}: not an eval report (no \"cases\" and \"aggregate\")",
+            hint="write one with: smithers eval WF --dataset D --report OUT.json",
+        )
     return report
 
 

@@ -6,7 +6,7 @@
 ...     return Score(1.0 if inp.input["repo"] in inp.output.summary else 0.0, reason="names the repo?")
 >>> Task("analyze", output=Analysis, agent=analyst, prompt="...",
 ...      scorers=[mentions_repo, schema_adherence(), latency(target="2m"),
-...               llm_judge("clarity", agent=ClaudeCode(model="haiku"), instructions="1.0 if a newcomer could act on it")])  # doctest: +SKIP
+...               llm_judge("clarity", agent=ClaudeCode(model="haiku"), instructions="1.0 if actionable")])  # doctest: +SKIP
 
 Scores are stored in ``_smithers_scores``, emitted as ``ScoreRecorded``, listed by
 ``smithers scores RUN`` and exported as the ``smithers_score`` histogram.

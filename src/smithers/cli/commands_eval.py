@@ -14,15 +14,21 @@ if TYPE_CHECKING:
     from rich.text import Text
 
 
+REPORTS_HELP = "With `compare`: the two report files, before and after."
+DATASET_HELP = 'JSONL: one {"id"?, "input": {...}, "expected"?} per line.'
+SCORER_HELP = "An extra scorer module:attr (or file.py:attr) for each case's result; repeatable."
+THRESHOLD_HELP = "A case passes when its run finished and every score is at least this."
+
+
 @app.command("eval")
 def eval_command(
     target: Annotated[str, typer.Argument(help="The workflow (path.py or path.py:name), or `compare`.", metavar="WF|compare")],
-    reports: Annotated[list[str] | None, typer.Argument(help="With `compare`: the two report files, before and after.", metavar="[A B]")] = None,
-    dataset: Annotated[Path | None, typer.Option("--dataset", help="JSONL: one {\"id\"?, \"input\": {...}, \"expected\"?} per line.")] = None,
+    reports: Annotated[list[str] | None, typer.Argument(help=REPORTS_HELP, metavar="[A B]")] = None,
+    dataset: Annotated[Path | None, typer.Option("--dataset", help=DATASET_HELP)] = None,
     concurrency: Annotated[int, typer.Option("--concurrency", help="Cases run at the same time.")] = 2,
-    scorer: Annotated[list[str] | None, typer.Option("--scorer", help="An extra scorer module:attr (or file.py:attr) for each case's result; repeatable.")] = None,
+    scorer: Annotated[list[str] | None, typer.Option("--scorer", help=SCORER_HELP)] = None,
     report: Annotated[Path | None, typer.Option("--report", help="Write the JSON report to this file.")] = None,
-    pass_threshold: Annotated[float, typer.Option("--pass-threshold", help="A case passes when its run finished and every score is at least this.")] = 0.5,
+    pass_threshold: Annotated[float, typer.Option("--pass-threshold", help=THRESHOLD_HELP)] = 0.5,
     db: DbOption = None,
     json_out: JsonOption = False,
 ) -> int:
@@ -90,7 +96,9 @@ def _show(result: dict[str, Any], report: Path | None) -> None:
         usage = case["usage"]
         tokens = sum(v for k, v in usage.items() if k in ("input_tokens", "output_tokens"))
         cost = usage.get("cost_usd")
-        scores = [("error" if name in case["score_errors"] and name not in case["scores"] else _num(case["scores"].get(name))) for name in names]
+        scores = [
+            "error" if name in case["score_errors"] and name not in case["scores"] else _num(case["scores"].get(name)) for name in names
+        ]
         rows.append([
             case["case_id"], _status(case["status"], case["passed"]), *scores,
             duration(case["duration_ms"]) if case["duration_ms"] is not None else "-",

@@ -21,6 +21,7 @@ score did computes the score on resume; a score is recorded at most once (the ro
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import logging
 import time
@@ -42,8 +43,9 @@ async def compute_score(scorer: Scorer, inp: ScoreInput) -> tuple[Score | None, 
     started = time.perf_counter()
     try:
         fn = scorer.fn if isinstance(scorer, FunctionScorer) else scorer.score
+        result: Any
         if inspect.iscoroutinefunction(fn):
-            result = await scorer.score(inp)
+            result = await scorer.score(inp)  # type: ignore[misc]  # an async scorer returns an awaitable
         else:  # a sync scorer runs in a thread: it cannot stall the loop
             result = await asyncio.to_thread(scorer.score, inp)
         if inspect.isawaitable(result):
@@ -159,10 +161,8 @@ class ScoreJobs:
             self.store, self.run_id, desc, record, node_id=node_id, input_value=self.input_value, output=value, expected=self.expected,
         )
         score, error, latency_ms = await compute_score(scorer, inp)
-        try:
+        with contextlib.suppress(LeaseLostError):  # another process owns the run now: its resume computes the score
             record_score(self.store, self.run_id, self.owner_id, inp, scorer.name, score, error, latency_ms)
-        except LeaseLostError:
-            pass  # another process owns the run now; its resume computes the missing score
 
     def _done(self, job: asyncio.Task[None]) -> None:
         self.jobs.discard(job)

@@ -31,9 +31,8 @@ def run_scores(store: Store, run_id: str, *, node_id: str | None = None) -> list
     get_run(store, run_id)
     if node_id is not None and node_id not in store.node_ids(run_id):
         known = store.node_ids(run_id)
-        raise UnknownNodeError(
-            f"run {run_id} has no node {node_id!r}", hint=f"nodes of this run: {', '.join(known[:20])}" if known else "this run has no nodes yet",
-        )
+        hint = f"nodes of this run: {', '.join(known[:20])}" if known else "this run has no nodes yet"
+        raise UnknownNodeError(f"run {run_id} has no node {node_id!r}", hint=hint)
     return [score_row(row) for row in store.scores(run_id, node_id)]
 
 

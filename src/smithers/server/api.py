@@ -18,8 +18,8 @@ from fastapi.sse import EventSourceResponse
 from pydantic import BaseModel, Field
 
 from .. import decisions, ops, queries
-from ..queries.scores import score_row
 from ..errors import ErrorCode, UserError
+from ..queries.scores import score_row
 from ..states import (
     ENDED_ATTEMPT_STATUSES,
     ENDED_RUN_STATUSES,
