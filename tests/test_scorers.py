@@ -40,13 +40,17 @@ async def async_check(inp):
 def out_of_range(inp):  # a plain function works too
     return 3.5
 
+@scorer(timeout="200ms")
+async def hangs(inp):
+    await asyncio.sleep(3600)
+
 def compute(tc):
     return {"n": 7}
 
 @workflow
 def scored(ctx):
     return Sequence(
-        Task("first", output=Out, value={"n": 4}, scorers=[ratio, broken, latency(target="30s")]),
+        Task("first", output=Out, value={"n": 4}, scorers=[ratio, broken, latency(target="30s"), hangs]),
         Task("second", output=Out, run=compute, scorers=[ratio, async_check, schema_adherence(), out_of_range]),
     )
 """
@@ -67,7 +71,7 @@ def test_scorers_record_scores_and_errors_without_failing_the_run(project: Proje
     assert project.query("SELECT status FROM _smithers_runs WHERE run_id = 'r1'") == [("finished",)]
     scores = scores_of(project, "r1")
     assert set(scores) == {
-        ("first", "ratio"), ("first", "broken"), ("first", "latency"),
+        ("first", "ratio"), ("first", "broken"), ("first", "latency"), ("first", "hangs"),
         ("second", "ratio"), ("second", "async-check"), ("second", "schema_adherence"), ("second", "out_of_range"),
     }
     assert scores[("first", "ratio")][:2] == (0.4, "n=4")
@@ -80,6 +84,8 @@ def test_scorers_record_scores_and_errors_without_failing_the_run(project: Proje
     assert value is None and reason is None and attempt == 1 and latency_ms >= 0
     error = json.loads(error_json)
     assert error["type"] == "RuntimeError" and error["message"] == "the scorer itself is broken" and "Traceback" in error["traceback"]
+    hung = json.loads(scores[("first", "hangs")][2])
+    assert hung["type"] == "ScorerTimeout" and "longer than 0.2s" in hung["message"]
     bad = json.loads(scores[("second", "out_of_range")][2])
     assert bad["type"] == "ValueError" and "outside [0, 1]" in bad["message"]
     # one ScoreRecorded per row, naming the same node, attempt and scorer; all before the run ended
@@ -321,7 +327,7 @@ def test_scores_command_json_and_node_filter(project: Project) -> None:
     project.write("wf.py", BASIC)
     assert project.cli("up", "wf.py", "--run-id", "r1", "-q").returncode == 0
     rows = project.json("scores", "r1")
-    assert [set(r) for r in rows] == [{"node_id", "iteration", "attempt", "scorer", "value", "reason", "error", "latency_ms"}] * 7
+    assert [set(r) for r in rows] == [{"node_id", "iteration", "attempt", "scorer", "value", "reason", "error", "latency_ms"}] * 8
     second = project.json("scores", "r1", "--node", "second")
     assert {r["scorer"] for r in second} == {"ratio", "async-check", "schema_adherence", "out_of_range"}
     assert all(r["node_id"] == "second" for r in second)
@@ -360,7 +366,7 @@ def test_the_node_json_of_the_api_carries_the_scores(project: Project) -> None:
         node = httpx2.get(f"{server.url}/v1/runs/r1/nodes/first", timeout=30).json()
     finally:
         server.stop()
-    assert {s["scorer"]: s["value"] for s in node["scores"]} == {"ratio": 0.4, "broken": None, "latency": 1.0}
+    assert {s["scorer"]: s["value"] for s in node["scores"]} == {"ratio": 0.4, "broken": None, "latency": 1.0, "hangs": None}
 
 
 @pytest.mark.parametrize(

@@ -84,11 +84,17 @@ def _check_sampling(sampling: float, name: str) -> float:
 class FunctionScorer:
     """A scorer made from a function of a :class:`ScoreInput` (see :func:`scorer`)."""
 
-    def __init__(self, fn: Callable[[ScoreInput], Any], *, name: str | None = None, sampling: float = 1.0) -> None:
+    def __init__(
+        self, fn: Callable[[ScoreInput], Any], *, name: str | None = None, sampling: float = 1.0, timeout: Duration | None = None,
+    ) -> None:
         self.fn = fn
         self.name = name or getattr(fn, "__name__", None) or type(fn).__name__
         self.sampling = _check_sampling(sampling, self.name)
         self.is_async = inspect.iscoroutinefunction(fn)
+        try:
+            self.timeout = parse_duration(timeout, field=f"scorer {self.name!r} timeout")  # None: the default (600 s)
+        except ValueError as err:
+            raise RenderError(str(err)) from None
 
     def score(self, inp: ScoreInput) -> Any:
         return self.fn(inp)
@@ -100,16 +106,19 @@ class FunctionScorer:
         return f"scorer({self.name!r})"
 
 
-def scorer(fn: Callable[[ScoreInput], Any] | None = None, *, name: str | None = None, sampling: float = 1.0) -> Any:
-    """Make a scorer of a function of a :class:`ScoreInput`; bare or with arguments.
+def scorer(
+    fn: Callable[[ScoreInput], Any] | None = None, *, name: str | None = None, sampling: float = 1.0, timeout: Duration | None = None,
+) -> Any:
+    """Make a scorer of a function of a :class:`ScoreInput`; bare or with arguments. ``timeout``
+    (default 600 s): a slower score is recorded as a ``ScorerTimeout`` error.
 
     >>> @scorer(name="non-empty", sampling=0.5)
     ... async def non_empty(inp):
     ...     return Score(1.0 if inp.output.summary else 0.0)
     """
     if fn is None:
-        return lambda f: FunctionScorer(f, name=name, sampling=sampling)
-    return FunctionScorer(fn, name=name, sampling=sampling)
+        return lambda f: FunctionScorer(f, name=name, sampling=sampling, timeout=timeout)
+    return FunctionScorer(fn, name=name, sampling=sampling, timeout=timeout)
 
 
 def as_scorer(obj: Any, *, owner: str) -> Scorer:

@@ -36,21 +36,32 @@ from .state import RunState
 from .tree import TaskDescriptor
 
 log = logging.getLogger("smithers.scores")
+DEFAULT_SCORER_TIMEOUT = 600.0  # seconds; a scorer's own ``timeout`` attribute overrides it
+
+
+async def _call(scorer: Scorer, inp: ScoreInput) -> Any:
+    fn = scorer.fn if isinstance(scorer, FunctionScorer) else scorer.score
+    result: Any
+    if inspect.iscoroutinefunction(fn):
+        result = await scorer.score(inp)  # type: ignore[misc]  # an async scorer returns an awaitable
+    else:  # a sync scorer runs in a thread: it cannot stall the loop
+        result = await asyncio.to_thread(scorer.score, inp)
+    if inspect.isawaitable(result):
+        result = await result
+    return result
 
 
 async def compute_score(scorer: Scorer, inp: ScoreInput) -> tuple[Score | None, dict[str, Any] | None, int]:
-    """Run one scorer: ``(score, None, latency_ms)`` or ``(None, error, latency_ms)``."""
+    """Run one scorer: ``(score, None, latency_ms)`` or ``(None, error, latency_ms)``. A scorer
+    that takes longer than its ``timeout`` (default 600 s) is recorded as a ``ScorerTimeout`` error:
+    a hung scorer must not hold the run's end forever."""
     started = time.perf_counter()
+    timeout = getattr(scorer, "timeout", None) or DEFAULT_SCORER_TIMEOUT
     try:
-        fn = scorer.fn if isinstance(scorer, FunctionScorer) else scorer.score
-        result: Any
-        if inspect.iscoroutinefunction(fn):
-            result = await scorer.score(inp)  # type: ignore[misc]  # an async scorer returns an awaitable
-        else:  # a sync scorer runs in a thread: it cannot stall the loop
-            result = await asyncio.to_thread(scorer.score, inp)
-        if inspect.isawaitable(result):
-            result = await result
+        result = await asyncio.wait_for(_call(scorer, inp), timeout)
         score, error = to_score(result, name=scorer.name), None
+    except TimeoutError:
+        score, error = None, {"type": "ScorerTimeout", "message": f"scorer {scorer.name!r} took longer than {timeout:g}s"}
     except Exception as err:  # a scorer is user code: its failure is recorded on the score, never the run's
         import traceback
 
