@@ -21,7 +21,6 @@ score did computes the score on resume; a score is recorded at most once (the ro
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import inspect
 import logging
 import time
@@ -73,23 +72,34 @@ async def compute_score(scorer: Scorer, inp: ScoreInput) -> tuple[Score | None, 
     return score, error, int((time.perf_counter() - started) * 1000)
 
 
-def record_score(
-    store: Store, run_id: str, owner_id: str | None, inp: ScoreInput, scorer_name: str, score: Score | None,
-    error: dict[str, Any] | None, latency_ms: int,
-) -> bool:
-    """One score row and its ``ScoreRecorded`` event, in one transaction (fenced by ``owner_id``
-    when given). Returns False when the attempt already had that score."""
+Outcome = tuple[ScoreInput, str, Score | None, dict[str, Any] | None, int]  # (input, scorer name, score, error, latency_ms)
+
+
+def record_scores(store: Store, run_id: str, owner_id: str | None, outcomes: list[Outcome]) -> int:
+    """Score rows, each with its ``ScoreRecorded`` event, in one transaction (fenced by
+    ``owner_id`` when given). A score the attempt already has is skipped. Returns how many were new."""
+    inserted = 0
     with store.tx(run_id, owner_id=owner_id) as tx:
-        inserted = tx.record_score(
-            inp.node, inp.iteration, inp.attempt, scorer_name, value=score.value if score else None,
-            reason=score.reason if score else None, meta=score.meta if score else None, error=error, latency_ms=latency_ms,
-        )
-        if inserted:
-            payload: dict[str, Any] = {"scorer": scorer_name, "value": score.value if score else None, "latency_ms": latency_ms}
+        for inp, name, score, error, latency_ms in outcomes:
+            if not tx.record_score(
+                inp.node, inp.iteration, inp.attempt, name, value=score.value if score else None,
+                reason=score.reason if score else None, meta=score.meta if score else None, error=error, latency_ms=latency_ms,
+            ):
+                continue
+            inserted += 1
+            payload: dict[str, Any] = {"scorer": name, "value": score.value if score else None, "latency_ms": latency_ms}
             if error is not None:
                 payload["error"] = {"type": error["type"], "message": error["message"][:500]}
             tx.event(EventType.SCORE_RECORDED, node_id=inp.node, iteration=inp.iteration, attempt=inp.attempt, **payload)
     return inserted
+
+
+def record_score(
+    store: Store, run_id: str, owner_id: str | None, inp: ScoreInput, scorer_name: str, score: Score | None,
+    error: dict[str, Any] | None, latency_ms: int,
+) -> bool:
+    """One score row and its event (see :func:`record_scores`). False when it already existed."""
+    return record_scores(store, run_id, owner_id, [(inp, scorer_name, score, error, latency_ms)]) == 1
 
 
 def attempt_input(
@@ -103,7 +113,9 @@ def attempt_input(
     return ScoreInput(
         run_id=run_id, node=node_id, iteration=record["iteration"], attempt=record["attempt"], input=input_value, output=output,
         model=model or (desc.model if desc is not None else None), prompt=desc.task.prompt if same_iteration and desc else None,
-        duration=max(duration, 0.0), usage=store.usage_of(run_id, node_id, record["iteration"], record["attempt"]),
+        duration=max(duration, 0.0),
+        # only agents report usage; a compute or static task skips the lookup
+        usage=store.usage_of(run_id, node_id, record["iteration"], record["attempt"]) if desc is None or desc.mode == "agent" else {},
         expected=expected, meta=dict(record.get("meta") or {}),
     )
 
@@ -122,10 +134,13 @@ class ScoreJobs:
         self.started: set[tuple[str, int, int, str]] = set()  # (node, iteration, attempt, scorer) started by this process
         self.checked: set[str] = set()  # node ids whose missing scores were looked for
         self._expected: tuple[Any] | None = None
+        self._inputs: dict[tuple[str, int, int], ScoreInput] = {}  # per attempt, shared by its scorers
+        self._pending: list[Outcome] = []  # computed, not yet written: written together, one commit per burst
+        self._flush_due = False
 
     @property
     def outstanding(self) -> bool:
-        return bool(self.jobs)
+        return bool(self.jobs or self._pending)
 
     @property
     def expected(self) -> Any:
@@ -165,15 +180,39 @@ class ScoreJobs:
         self.jobs.add(job)
         job.add_done_callback(self._done)
 
+    def _input(self, desc: TaskDescriptor, node_id: str, iteration: int, attempt: int, value: Any) -> ScoreInput:
+        inp = self._inputs.get((node_id, iteration, attempt))
+        if inp is None:
+            records = [r for r in self.store.finished_attempts(self.run_id, node_id, iteration) if r["attempt"] == attempt]
+            record = records[0] if records else {"iteration": iteration, "attempt": attempt}
+            inp = self._inputs[(node_id, iteration, attempt)] = attempt_input(
+                self.store, self.run_id, desc, record, node_id=node_id, input_value=self.input_value, output=value, expected=self.expected,
+            )
+        return inp
+
     async def _score(self, desc: TaskDescriptor, node_id: str, iteration: int, attempt: int, value: Any, scorer: Scorer) -> None:
-        records = [r for r in self.store.finished_attempts(self.run_id, node_id, iteration) if r["attempt"] == attempt]
-        record = records[0] if records else {"iteration": iteration, "attempt": attempt}
-        inp = attempt_input(
-            self.store, self.run_id, desc, record, node_id=node_id, input_value=self.input_value, output=value, expected=self.expected,
-        )
+        inp = self._input(desc, node_id, iteration, attempt, value)
         score, error, latency_ms = await compute_score(scorer, inp)
-        with contextlib.suppress(LeaseLostError):  # another process owns the run now: its resume computes the score
-            record_score(self.store, self.run_id, self.owner_id, inp, scorer.name, score, error, latency_ms)
+        self._pending.append((inp, scorer.name, score, error, latency_ms))
+        if not self._flush_due:  # the scores that land in this turn of the event loop share one commit
+            self._flush_due = True
+            asyncio.get_running_loop().call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._flush_due = False
+        outcomes, self._pending = self._pending, []
+        if not outcomes:
+            return
+        try:
+            record_scores(self.store, self.run_id, self.owner_id, outcomes)
+        except LeaseLostError:
+            pass  # another process owns the run now: its resume computes these scores
+        except Exception as err:  # a broken store fails the run elsewhere; scoring only reports it
+            log.warning("could not record %d score(s) in run %s: %s", len(outcomes), self.run_id, err)
+        finally:
+            for inp, *_ in outcomes:
+                self._inputs.pop((inp.node, inp.iteration, inp.attempt), None)
+            self.wake()
 
     def _done(self, job: asyncio.Task[None]) -> None:
         self.jobs.discard(job)
@@ -182,9 +221,11 @@ class ScoreJobs:
         self.wake()
 
     def cancel(self) -> None:
-        """Drop the outstanding jobs (a cancel or a lost lease): they are recomputed on resume."""
+        """Drop the outstanding jobs and unwritten scores (a cancel or a lost lease): they are
+        recomputed on resume."""
         for job in list(self.jobs):
             job.cancel()
+        self._pending.clear()
 
 
-__all__ = ["ScoreJobs", "attempt_input", "compute_score", "record_score"]
+__all__ = ["ScoreJobs", "attempt_input", "compute_score", "record_score", "record_scores"]
