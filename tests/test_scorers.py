@@ -396,3 +396,34 @@ def bad(ctx):
     up = project.cli("up", "wf.py", "-q")
     assert up.returncode == 4, up.stdout + up.stderr
     assert message in up.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+def test_the_dashboard_node_view_shows_the_scores(tmp_path) -> None:
+    from playwright.sync_api import expect, sync_playwright
+    from test_dashboard import CHROMIUM, CHROMIUM_ARGS, TIMEOUT_MS, _start_server, _stop
+
+    server = _start_server(tmp_path, "scores", None)
+    try:
+        (server.root / "wf.py").write_text(BASIC, encoding="utf-8")
+        up = server.smithers("up", "wf.py", "--run-id", "r1", "-q")
+        assert up.returncode == 0, up.stdout + up.stderr
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+            try:
+                page = browser.new_page()
+                page.set_default_timeout(TIMEOUT_MS)
+                errors: list[str] = []
+                page.on("pageerror", lambda err: errors.append(str(err)))
+                page.goto(server.url + "/#/runs/r1")
+                page.locator('.tree-row[data-node="first"]').click()
+                table = page.locator("#node-detail #scores")
+                expect(table.locator("tbody tr")).to_have_count(4)
+                expect(table.locator('tr[data-scorer="ratio"]')).to_contain_text("0.400")
+                expect(table.locator('tr[data-scorer="broken"]')).to_contain_text("RuntimeError: the scorer itself is broken")
+                assert not errors, errors
+            finally:
+                browser.close()
+    finally:
+        _stop(server.proc)
