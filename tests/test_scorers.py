@@ -138,9 +138,13 @@ def test_a_scorer_runs_off_the_critical_path_and_the_run_waits_for_it_to_land(pr
     up = project.cli("up", "wf.py", "--run-id", "s", "-q")
     assert up.returncode == 0, up.stdout + up.stderr
     assert scores_of(project, "s")[("first", "waits_for_second")][0] == 1.0
-    order = [t for (t,) in project.query("SELECT type FROM _smithers_events WHERE run_id = 's' AND type IN "
-                                         "('NodeFinished', 'ScoreRecorded', 'RunFinished') ORDER BY seq")]
-    assert order == ["NodeFinished", "NodeFinished", "ScoreRecorded", "RunFinished"]
+    seq = {
+        (t, n): q for q, t, n in project.query("SELECT seq, type, node_id FROM _smithers_events WHERE run_id = 's' AND type IN "
+                                               "('NodeFinished', 'NodeStarted', 'ScoreRecorded', 'RunFinished')")
+    }
+    # the next task started after the first finished and before its score was recorded; the run ended last
+    assert seq[("NodeFinished", "first")] < seq[("NodeStarted", "second")] < seq[("ScoreRecorded", "first")] < seq[("RunFinished", None)]
+    assert seq[("NodeFinished", "second")] < seq[("RunFinished", None)]
 
 
 SAMPLED = """

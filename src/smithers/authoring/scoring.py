@@ -122,10 +122,14 @@ def scorer(
 
 
 def as_scorer(obj: Any, *, owner: str) -> Scorer:
-    """A scorer object as is; a plain function becomes a :class:`FunctionScorer`."""
-    if isinstance(obj, Scorer) and isinstance(getattr(obj, "name", None), str):
-        _check_sampling(obj.sampling, obj.name)
+    """A scorer object as is; a plain function becomes a :class:`FunctionScorer`. (Duck-typed,
+    not ``isinstance(obj, Scorer)``: a render builds every Task again, and a protocol check is slow.)"""
+    if isinstance(obj, FunctionScorer):
         return obj
+    name = getattr(obj, "name", None)
+    if isinstance(name, str) and callable(getattr(obj, "score", None)) and hasattr(obj, "sampling"):
+        _check_sampling(obj.sampling, name)
+        return obj  # type: ignore[no-any-return]
     if callable(obj):
         return FunctionScorer(obj)
     raise RenderError(

@@ -162,6 +162,8 @@ class ScoreJobs:
             if not desc.task.scorers or desc.node_id in self.checked:
                 continue
             self.checked.add(desc.node_id)
+            if not self.state.finished_iters.get(desc.node_id):
+                continue  # nothing of it finished before this process: task_finished scores what finishes now
             have = self.store.score_keys(self.run_id, desc.node_id)
             for record in self.store.finished_attempts(self.run_id, desc.node_id):
                 for scorer in desc.task.scorers:
