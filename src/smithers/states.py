@@ -106,6 +106,8 @@ class EventType(StrEnum):
     # memory (smithers.memory)
     MEMORY_RECALLED = "MemoryRecalled"
     MEMORY_REMEMBERED = "MemoryRemembered"
+    # measuring
+    SCORE_RECORDED = "ScoreRecorded"
 
 
 WAITING_RUN_STATUSES = frozenset({RunStatus.WAITING_APPROVAL, RunStatus.WAITING_EVENT, RunStatus.WAITING_TIMER})

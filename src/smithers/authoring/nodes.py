@@ -18,6 +18,7 @@ from pydantic import BaseModel
 from ..errors import RenderError
 from .cache import Cache, as_cache
 from .policies import Duration, Retry, parse_duration
+from .scoring import scorers_of
 
 if TYPE_CHECKING:
     from .memory import Memory
@@ -73,7 +74,7 @@ class Task(Node):
 
     __slots__ = (
         "agent", "cache", "continue_on_fail", "heartbeat_timeout", "id", "label", "memory", "meta", "mode", "needs_approval", "output",
-        "prompt", "retries", "retry", "run", "skip_if", "timeout", "value", "wait", "wait_async",
+        "prompt", "retries", "retry", "run", "scorers", "skip_if", "timeout", "value", "wait", "wait_async",
     )
     kind = "task"
 
@@ -97,6 +98,7 @@ class Task(Node):
         meta: dict[str, Any] | None = None,
         memory: Memory | None = None,
         cache: bool | Cache | None = None,
+        scorers: Any = None,
     ) -> None:
         self.needs_approval = bool(needs_approval)
         self.wait_async = False
@@ -148,6 +150,7 @@ class Task(Node):
 
             self.memory = check_task_memory(id, self.mode, memory)
         self.cache = as_cache(cache, id)  # reuse the output across runs (smithers.authoring.cache)
+        self.scorers = scorers_of(scorers, owner=f"task {id!r}")  # run after the task finished (engine/scoring.py)
 
     def __repr__(self) -> str:
         return f"Task({self.id!r}, {self.mode})"

@@ -29,6 +29,7 @@ COMMAND_MODULES: dict[str, str] = {
     "skill": "commands_agent_drive", "ask": "commands_agent_drive",
     "memory": "commands_memory",
     "cache": "commands_cache",
+    "scores": "commands_scores", "eval": "commands_eval",
 }
 """Every top-level command and the module that registers it; the modules' order is the help order."""
 

@@ -49,6 +49,7 @@ from .persist import Persister, error_info
 from .plan import Plan
 from .render import Rendered, render
 from .schedule import take_startable
+from .scoring import ScoreJobs
 from .state import RunState
 from .subflow import ChildRunWaiting, child_outcome, open_child
 from .tree import TaskDescriptor
@@ -133,6 +134,7 @@ class RunLoop:
         self.next_run_id: str | None = None  # set when a ContinueAsNew handed the work to a fresh run
         self.reloader: Reloader | None = None  # `--hot`: picks up edits to the workflow (engine/hot.py)
         self.cache = TaskCache(store, run_id, workflow.name)  # tasks with cache=: lookups at start, stores at finish
+        self.scores = ScoreJobs(store, run_id, owner.id, state, input_value, self.wake.set)  # scorers, off the critical path
 
     # -- the loop ------------------------------------------------------------------------
 
@@ -150,6 +152,7 @@ class RunLoop:
             self._abandon_running()
             return "lease-lost"
         finally:
+            self.scores.cancel()  # only jobs a cancel or a lost lease left behind: recomputed on resume
             if self.handle_signals:
                 for sig in EXIT_SIGNALS:
                     loop.remove_signal_handler(sig)
@@ -206,6 +209,8 @@ class RunLoop:
         render must confirm that nothing new mounts (REPLAN)."""
         assert self.plan is not None
         if self.failure is not None or self.plan.blocked_failures:
+            if self.scores.outstanding:
+                return Step.NEXT  # the run ends (or stops to wait) once its scores have landed; nothing else waits for them
             error = self.failure or self._blocked_error()
             self.persist.run_status(RunStatus.FAILED, EventType.RUN_FAILED, error=error, finished=True)
             return RunStatus.FAILED
@@ -213,11 +218,13 @@ class RunLoop:
             if self.changed_since_render:  # confirm with one fresh render that nothing new mounts
                 self.needs_render = True
                 return Step.REPLAN
+            if self.scores.outstanding:
+                return Step.NEXT
             self.persist.run_status(RunStatus.FINISHED, EventType.RUN_FINISHED, finished=True)
             return RunStatus.FINISHED
         if self.waits.waiting and wake_at_ms is None and not self.plan.ready and not self.plan.ready_loops:
-            return self._settle_waiting() or Step.NEXT
-        if wake_at_ms is None and not self.plan.ready and not self.plan.ready_loops:
+            return Step.NEXT if self.scores.outstanding else self._settle_waiting() or Step.NEXT
+        if wake_at_ms is None and not self.plan.ready and not self.plan.ready_loops and not self.scores.outstanding:
             error = {"type": "Stalled", "code": "TASK_FAILED", "message": "nothing can run and nothing is running; the plan is stuck"}
             self.persist.run_status(RunStatus.FAILED, EventType.RUN_FAILED, error=error, finished=True)
             return RunStatus.FAILED
@@ -281,6 +288,7 @@ class RunLoop:
         self.rendered = rendered
         self.cache.note_render(rendered, self.state)
         self.plan = Plan(rendered.root, self.state.status_of)
+        self.scores.check_missing(rendered.tasks)  # scores a previous process died before recording
         self.needs_render = False
         self.changed_since_render = False
         for desc in self.plan.waiting:
@@ -378,6 +386,7 @@ class RunLoop:
             with self.persist.tx() as tx:  # the cache entry commits with the finish
                 self.persist.finish_static(desc, value)
                 self.cache.remember(tx, desc, value)
+        self.scores.task_finished(desc, self.state.nodes[desc.key].attempts, value)
         self._finished(desc)
 
     def _take_from_cache(self, desc: TaskDescriptor) -> bool:
@@ -613,6 +622,7 @@ class RunLoop:
                     self.persist.finish_success(desc, running.attempt, task.result(), running.info)
                     if desc.task.cache is not None:
                         self.cache.remember(tx, desc, task.result())
+            self.scores.task_finished(desc, running.attempt, task.result())
             self._finished(desc)
         else:
             self._failed(desc, running.attempt, err, heartbeat_json=running.tc._heartbeat_json, meta=running.info)
@@ -705,6 +715,7 @@ class RunLoop:
         self.wake.set()
 
     async def _cancel(self, reason: str) -> str:
+        self.scores.cancel()
         running = list(self.running.values())
         for r in running:
             r.task.cancel()

@@ -39,6 +39,7 @@ if TYPE_CHECKING:
 
 DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600, 7200)
 TRANSACTION_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)
+SCORE_BUCKETS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
 TOKEN_KINDS = ("input", "output", "cache_read", "cache_write")
 BATCH = 5000  # events read per query while catching up
 MAX_OPEN_STARTS = 100_000  # per map: attempts, nodes and tool calls started whose end has not been seen
@@ -201,12 +202,14 @@ class MetricsCollector:
         self.approvals_pending = _Gauge("smithers_approvals_pending", "Approvals waiting for a decision")
         self.queue_depth = _Gauge("smithers_scheduler_queue_depth", "Tasks pending in running runs")
         self.events = _Counter("smithers_events", "Events recorded, by type", ("type",))
+        self.scores = _Histogram("smithers_score", "Scores recorded by task scorers (0 to 1), by scorer", ("scorer",), SCORE_BUCKETS)
+        self.score_errors = _Counter("smithers_score_errors", "Scorers that raised instead of scoring, by scorer", ("scorer",))
         self.metrics: list[Any] = [
             self.runs_started, self.runs_resumed, *self.runs_ended.values(), self.runs_active, self.runs_waiting,
             self.attempts_started, self.attempts_ended, self.node_duration, self.attempt_duration, self.retries,
             self.nodes_skipped, self.cache_hits, self.agent_turns, self.tokens, self.cost, self.tool_calls, self.tool_duration,
             self.approvals_requested, self.approvals_decided, self.approvals_pending, self.queue_depth, self.events,
-            _transactions,
+            self.scores, self.score_errors, _transactions,
         ]
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(self)
@@ -308,6 +311,8 @@ class MetricsCollector:
             self.approvals_requested.inc()
         elif kind == EventType.APPROVAL_DECIDED:  # the decision itself (ApprovalGranted/Denied: the run consuming it)
             self.approvals_decided.inc("approved" if payload.get("approved") else "denied")
+        elif kind == EventType.SCORE_RECORDED:
+            self._score(payload)
 
     def _attempt_ended(
         self, run_id: str, node_id: str, iteration: int, attempt: int, ts_ms: int, status: str, payload: dict[str, Any]
@@ -322,6 +327,14 @@ class MetricsCollector:
             first = self._node_started.pop((run_id, node_id, iteration), None)
             if first is not None:
                 self.node_duration.observe(max(ts_ms - first, 0) / 1000, status)
+
+    def _score(self, payload: dict[str, Any]) -> None:
+        name = str(payload.get("scorer") or "unknown")
+        value = payload.get("value")
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            self.scores.observe(float(value), name)
+        elif payload.get("error"):
+            self.score_errors.inc(name)
 
     def _usage(self, payload: dict[str, Any]) -> None:
         agent = str(payload.get("agent") or "unknown")

@@ -19,6 +19,7 @@ from pydantic import BaseModel, Field
 
 from .. import decisions, ops, queries
 from ..errors import ErrorCode, UserError
+from ..queries.scores import score_row
 from ..states import (
     ENDED_ATTEMPT_STATUSES,
     ENDED_RUN_STATUSES,
@@ -318,13 +319,15 @@ async def run_events(
 
 @router.get("/v1/runs/{run_id}/nodes/{node_id}", tags=["runs"])
 def get_node(run_id: str, node_id: str, service: Svc) -> dict[str, Any]:
-    """One node with every iteration, full attempts, output (``smithers node --json``) and its
-    agent ``transcript`` (AgentTurn, AgentReply, AgentEvent, ToolCall*, TokenUsageReported events)."""
+    """One node with every iteration, full attempts, output (``smithers node --json``), its
+    agent ``transcript`` (AgentTurn, AgentReply, AgentEvent, ToolCall*, TokenUsageReported events)
+    and its ``scores`` (``smithers scores --node``)."""
     store = service.store()
     detail = queries.node_detail(store, run_id, node_id)
     detail["transcript"] = [
         e for e in store.events(run_id, node_id=node_id) if e["type"] in TRANSCRIPT_TYPES or e["type"].startswith("ToolCall")
     ]
+    detail["scores"] = [score_row(row) for row in store.scores(run_id, node_id)]  # what its scorers said (smithers scores)
     return detail
 
 

@@ -1,4 +1,4 @@
-"""The store's statements for the task cache (``_smithers_cache``, migration 20 in
+"""The store's statements for the task cache (``_smithers_cache``, migration 8 in
 :mod:`~smithers.storage.schema`) and a run's ``no_cache`` choice. Every SQL statement about
 the cache lives here, once.
 

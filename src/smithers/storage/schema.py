@@ -185,7 +185,35 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
         ],
     ),
     (
-        20,
+        5,
+        "scores and eval runs",
+        [
+            """CREATE TABLE _smithers_scores (
+                run_id TEXT NOT NULL,
+                node_id TEXT NOT NULL,
+                iteration INTEGER NOT NULL,
+                attempt INTEGER NOT NULL,
+                scorer TEXT NOT NULL,
+                value REAL,
+                reason TEXT,
+                meta_json TEXT,
+                error_json TEXT,
+                latency_ms INTEGER NOT NULL,
+                created_at_ms INTEGER NOT NULL,
+                PRIMARY KEY (run_id, node_id, iteration, attempt, scorer)
+            )""",
+            """CREATE TABLE _smithers_eval_runs (
+                run_id TEXT PRIMARY KEY,
+                eval_id TEXT NOT NULL,
+                case_id TEXT NOT NULL,
+                expected_json TEXT,
+                created_at_ms INTEGER NOT NULL
+            )""",
+            "CREATE INDEX _smithers_eval_runs_eval ON _smithers_eval_runs (eval_id, case_id)",
+        ],
+    ),
+    (
+        8,
         "task cache: _smithers_cache and a run's no_cache choice",
         [
             """CREATE TABLE _smithers_cache (

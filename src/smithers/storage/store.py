@@ -35,6 +35,7 @@ from .output_tables import OutputTable
 from .queries import QueryStoreMixin
 from .reads import StoreReads, event_from_row
 from .schema import MIGRATIONS
+from .scores import ScoreStoreMixin
 from .sqlite import SYNCHRONOUS_MODES, begin_write, connect
 from .tx import Tx, dumps, now_ms
 from .waits import WaitStoreMixin
@@ -87,7 +88,7 @@ def default_db_path(start: Path | None = None) -> Path:
     return here / DB_FILENAME
 
 
-class Store(StoreReads, QueryStoreMixin, WaitStoreMixin, CronStoreMixin, MemoryStoreMixin, CacheStoreMixin):
+class Store(StoreReads, QueryStoreMixin, WaitStoreMixin, CronStoreMixin, MemoryStoreMixin, CacheStoreMixin, ScoreStoreMixin):
     """A smithers database. Open with :meth:`open`; close with :meth:`close`.
 
     >>> store = Store.open(Path("/tmp/x/smithers.db"))  # doctest: +SKIP

@@ -18,6 +18,7 @@ from .cache import CacheTxMixin
 from .cron import CronTxMixin
 from .memory import MemoryTxMixin
 from .output_tables import KEY_COLUMNS, OutputTable
+from .scores import ScoreTxMixin
 from .waits import WaitTxMixin
 
 if TYPE_CHECKING:  # only annotations: a read command does not import pydantic
@@ -50,7 +51,7 @@ class OwnerLike(Protocol):
     def pid(self) -> int: ...
 
 
-class Tx(WaitTxMixin, CronTxMixin, MemoryTxMixin, CacheTxMixin):
+class Tx(WaitTxMixin, CronTxMixin, MemoryTxMixin, CacheTxMixin, ScoreTxMixin):
     """One open write transaction. Events appended here are committed with the state change."""
 
     __slots__ = ("_conn", "_seq", "events", "run_id", "ts")

@@ -1,5 +1,5 @@
 /* The node detail panel of a run page: every iteration and attempt with errors, the output,
- * token usage and the agent transcript (GET /v1/runs/{id}/nodes/{node}). */
+ * token usage, the scores and the agent transcript (GET /v1/runs/{id}/nodes/{node}). */
 import { api, describeError, enc } from "./api.js";
 import { add, fill, h } from "./dom.js";
 import { badge, errorMessage, fmtDur, fmtFull, fmtTime, json } from "./format.js";
@@ -26,6 +26,18 @@ function attemptsTable(attempts) {
       h("td", { title: fmtFull(a.started_at_ms) }, fmtTime(a.started_at_ms)),
       h("td", null, took(a)),
       h("td", null, a.error ? errorBlock(a.error, true) : ""))))));
+}
+
+/** What the node's scorers said (one row per iteration, attempt and scorer; an error instead of a value). */
+function scoresTable(scores) {
+  return h("div", { class: "table-wrap" }, h("table", { class: "attempts scores", id: "scores" },
+    h("thead", null, h("tr", null, ["iteration", "attempt", "scorer", "value", "reason"].map((t) => h("th", null, t)))),
+    h("tbody", null, scores.map((s) => h("tr", { dataset: { scorer: s.scorer } },
+      h("td", null, s.iteration),
+      h("td", null, s.attempt),
+      h("td", { class: "mono" }, s.scorer),
+      h("td", null, s.value == null ? badge("failed") : s.value.toFixed(3)),
+      h("td", { class: s.error ? "error-text" : "" }, s.error || s.reason || ""))))));
 }
 
 function iterationBox(model, node, it, several) {
@@ -75,6 +87,8 @@ export function createNodeDetail(model, { onClose, afterDecision }) {
     const transcript = Array.isArray(node.transcript) ? node.transcript : [];
     const usage = usageOf(transcript);
     if (usage) add(el, [h("h3", null, "token usage"), usageBox(usage)]);
+    const scores = Array.isArray(node.scores) ? node.scores : [];
+    if (scores.length) add(el, [h("h3", null, "scores"), scoresTable(scores)]);
     if (transcript.length) add(el, [h("h3", null, "agent transcript"), h("ol", { class: "transcript", id: "transcript" }, transcript.map(transcriptItem))]);
   }
 
