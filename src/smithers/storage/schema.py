@@ -155,5 +155,14 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
             )""",
         ],
     ),
+    (
+        7,
+        "time travel: fork lineage (parent run and frame) on runs",
+        [
+            "ALTER TABLE _smithers_runs ADD COLUMN forked_from TEXT",
+            "ALTER TABLE _smithers_runs ADD COLUMN fork_frame INTEGER",
+            "ALTER TABLE _smithers_runs ADD COLUMN fork_label TEXT",
+            "CREATE INDEX _smithers_runs_forked_from ON _smithers_runs (forked_from)",
+        ],
+    ),
 ]
-
