@@ -64,6 +64,10 @@ class EventType(StrEnum):
     RUN_AUTO_RESUMED = "RunAutoResumed"
     RUN_AUTO_RESUME_FAILED = "RunAutoResumeFailed"
     RUN_AUTO_RESUME_SKIPPED = "RunAutoResumeSkipped"
+    # time travel over frames: a fork's first event, a rewind, a run put back in the queue (retry-task)
+    RUN_FORKED = "RunForked"
+    RUN_REWOUND = "RunRewound"
+    RUN_QUEUED = "RunQueued"
     # nodes and attempts
     NODE_PENDING = "NodePending"
     NODE_STARTED = "NodeStarted"

@@ -27,6 +27,8 @@ COMMAND_MODULES: dict[str, str] = {
     "serve": "commands_serve",
     "mcp": "commands_mcp",
     "skill": "commands_agent_drive", "ask": "commands_agent_drive",
+    "timeline": "commands_history", "fork": "commands_history", "replay": "commands_history", "retry-task": "commands_history",
+    "rewind": "commands_history",
 }
 """Every top-level command and the module that registers it; the modules' order is the help order."""
 

@@ -21,6 +21,7 @@ _STATUS = {
     ErrorCode.RUN_OWNED: 409,
     ErrorCode.INPUT_CHANGED: 409,
     ErrorCode.SOURCE_CHANGED: 409,
+    ErrorCode.UNKNOWN_FRAME: 404,
 }
 
 _HTTP_CODES = {

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import LeaseLostError, StorageError, UserError
+from .history import HistoryStoreMixin
 from .output_tables import OutputTable
 from .queries import QueryStoreMixin
 from .reads import StoreReads, event_from_row
@@ -84,7 +85,7 @@ def default_db_path(start: Path | None = None) -> Path:
     return here / DB_FILENAME
 
 
-class Store(StoreReads, QueryStoreMixin, WaitStoreMixin):
+class Store(StoreReads, QueryStoreMixin, WaitStoreMixin, HistoryStoreMixin):
     """A smithers database. Open with :meth:`open`; close with :meth:`close`.
 
     >>> store = Store.open(Path("/tmp/x/smithers.db"))  # doctest: +SKIP

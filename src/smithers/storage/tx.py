@@ -14,6 +14,7 @@ import time
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ..states import AttemptStatus, NodeStatus, RunStatus
+from .history import HistoryTxMixin
 from .output_tables import KEY_COLUMNS, OutputTable
 from .waits import WaitTxMixin
 
@@ -47,7 +48,7 @@ class OwnerLike(Protocol):
     def pid(self) -> int: ...
 
 
-class Tx(WaitTxMixin):
+class Tx(WaitTxMixin, HistoryTxMixin):
     """One open write transaction. Events appended here are committed with the state change."""
 
     __slots__ = ("_conn", "_seq", "events", "run_id", "ts")
