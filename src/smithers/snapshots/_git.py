@@ -117,9 +117,10 @@ def snapshot_folder(workdir: str | Path) -> Path:
     return path
 
 
-def find_repo(workdir: str | Path) -> Repo:
+def find_repo(workdir: str | Path, *, create: bool = True) -> Repo:
     """The :class:`Repo` for ``workdir``: the git repository it is in, else its private one
-    (created on first use with ``git init --bare``)."""
+    (created on first use with ``git init --bare``; with ``create=False`` a missing private
+    repository is a :class:`SnapshotError`)."""
     folder = snapshot_folder(workdir)
     with _repos_guard:
         known = _repos.get(folder)
@@ -135,6 +136,8 @@ def find_repo(workdir: str | Path) -> Repo:
     else:
         git_dir = folder / PRIVATE_DIR
         if not (git_dir / "HEAD").is_file():
+            if not create:
+                raise SnapshotError(f"{folder} has no snapshots: it is not in a git repository and has no {PRIVATE_DIR}")
             git(["init", "--quiet", "--bare", str(git_dir)], cwd=folder)
         repo = Repo(top=folder, git_dir=git_dir, state=git_dir / "smithers", private=True)
     with _repos_guard:

@@ -372,7 +372,10 @@ def unsaved_files(workdir: str | Path, run_id: str) -> list[str]:
 def prune(workdir: str | Path, run_id: str) -> list[str]:
     """Delete the run's snapshot refs and index files in ``workdir``'s repository (the commits
     become garbage for ``git gc``). Returns the refs deleted."""
-    repo = find_repo(workdir)
+    try:
+        repo = find_repo(workdir, create=False)
+    except SnapshotError:
+        return []  # the folder is gone, or never had snapshots
     prefix = run_ref(repo, run_id).rsplit("/", 1)[0] + "/"
     refs = repo.out(["for-each-ref", "--format=%(refname)", prefix]).splitlines()
     if refs:
