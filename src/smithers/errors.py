@@ -41,6 +41,9 @@ class ErrorCode(StrEnum):
     STORAGE = "STORAGE"
     AGENT_ERROR = "AGENT_ERROR"
     AGENT_CONFIG = "AGENT_CONFIG"
+    SNAPSHOT = "SNAPSHOT"
+    UNSAVED_CHANGES = "UNSAVED_CHANGES"
+    NO_SNAPSHOT = "NO_SNAPSHOT"
     UNKNOWN_FRAME = "UNKNOWN_FRAME"
     CONFIRMATION_REQUIRED = "CONFIRMATION_REQUIRED"
 
@@ -130,6 +133,18 @@ class UnknownNodeError(UserError):
 
 class RunOwnedError(UserError):
     code = ErrorCode.RUN_OWNED
+
+
+class UnsavedChangesError(UserError):
+    """The working tree has changes that no snapshot of the run holds; a restore would lose them."""
+
+    code = ErrorCode.UNSAVED_CHANGES
+
+
+class NoSnapshotError(UserError):
+    """The attempt, run or commit asked for has no snapshot (snapshots off, pruned, or never taken)."""
+
+    code = ErrorCode.NO_SNAPSHOT
 
 
 class SchemaConflictError(RenderError):

@@ -103,6 +103,9 @@ class EventType(StrEnum):
     SIGNAL_RECEIVED = "SignalReceived"
     TIMER_CREATED = "TimerCreated"
     TIMER_FIRED = "TimerFired"
+    # time travel: files
+    SNAPSHOT_FAILED = "SnapshotFailed"
+    REVERT_FINISHED = "RevertFinished"
 
 
 WAITING_RUN_STATUSES = frozenset({RunStatus.WAITING_APPROVAL, RunStatus.WAITING_EVENT, RunStatus.WAITING_TIMER})

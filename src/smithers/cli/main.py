@@ -27,6 +27,7 @@ COMMAND_MODULES: dict[str, str] = {
     "serve": "commands_serve",
     "mcp": "commands_mcp",
     "skill": "commands_agent_drive", "ask": "commands_agent_drive",
+    "diff": "commands_timetravel", "revert": "commands_timetravel", "gc": "commands_timetravel",
     "timeline": "commands_history", "fork": "commands_history", "replay": "commands_history", "retry-task": "commands_history",
     "rewind": "commands_history",
 }

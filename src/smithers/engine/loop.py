@@ -42,6 +42,7 @@ from ..storage.store import Store, now_ms
 from .agent_events import EventBuffer
 from .agent_task import AgentChain, run_agent_attempt
 from .execute import run_compute, run_static
+from .file_snapshots import RunSnapshots, open_snapshots
 from .lineage import continue_as_new
 from .persist import Persister, error_info
 from .plan import Plan
@@ -117,6 +118,7 @@ class RunLoop:
         self.carried: Any = None  # what a ContinueAsNew handed this run
         self.continued_from: str | None = None
         self.next_run_id: str | None = None  # set when a ContinueAsNew handed the work to a fresh run
+        self.snapshots: RunSnapshots | None = None  # the working tree at start and after attempts (file_snapshots.py)
 
     # -- the loop ------------------------------------------------------------------------
 
@@ -127,6 +129,7 @@ class RunLoop:
             for sig, name in EXIT_SIGNALS.items():
                 loop.add_signal_handler(sig, self._on_signal, sig, name)
         try:
+            self.snapshots = await open_snapshots(self.store, self.run_id, self.persist, self.cwd)
             return await self._drive()
         except LeaseLostError:
             self._abandon_running()
@@ -410,6 +413,8 @@ class RunLoop:
 
     def _spawn(self, desc: TaskDescriptor) -> None:
         attempt = self.persist.start_attempt(desc)
+        if self.snapshots is not None:
+            self.snapshots.record_before(desc, attempt)
         # a worktree is created (git, in a thread) by the attempt itself, not here inside the batch
         cwd = self.cwd
         if desc.worktree:  # the worktree code is imported by a run that has a Worktree node
@@ -431,6 +436,8 @@ class RunLoop:
         if desc.worktree:
             from .worktrees import in_worktree
 
+            if self.snapshots is not None:
+                coro = self.snapshots.in_worktree(desc, attempt, Path(cwd), coro)
             coro = in_worktree(Path(self.cwd), desc.worktree, coro, alive=tc.heartbeat)
         task = asyncio.ensure_future(coro)
         task.add_done_callback(lambda _t: self.wake.set())
@@ -504,10 +511,14 @@ class RunLoop:
         self._enforce_deadlines()
         done = [(key, running) for key, running in self.running.items() if running.task.done()]
         if done:
+            ended = [(r.desc, r.attempt, r.tc.cwd) for _, r in done if not r.task.cancelled() or r.failed_as is not None]
+            taken = await self.snapshots.after(ended) if self.snapshots is not None else []
             with self.store.batch(self.run_id, owner_id=self.owner.id):
                 for key, running in done:
                     del self.running[key]
                     self._collect(running)
+                if self.snapshots is not None:
+                    self.snapshots.record_after(taken)
 
     def _heartbeat_deadline(self, running: Running) -> float | None:
         limit = running.desc.task.heartbeat_timeout

@@ -131,6 +131,8 @@ def _attempt(row: dict[str, Any], *, traceback: bool) -> dict[str, Any]:
         out["heartbeat_at_ms"] = row["heartbeat_at_ms"]
         out["heartbeat"] = json_or_none(row["heartbeat_json"])
         out["meta"] = json_or_none(row["meta_json"])
+        out["snapshot_before"] = row.get("snapshot_before")  # commit ids of the working tree (DESIGN 10.3), or None
+        out["snapshot_after"] = row.get("snapshot_after")
     return out
 
 

@@ -33,6 +33,7 @@ from .output_tables import OutputTable
 from .queries import QueryStoreMixin
 from .reads import StoreReads, event_from_row
 from .schema import MIGRATIONS
+from .snapshots import SnapshotStoreMixin
 from .sqlite import SYNCHRONOUS_MODES, begin_write, connect
 from .tx import Tx, dumps, now_ms
 from .waits import WaitStoreMixin
@@ -85,7 +86,7 @@ def default_db_path(start: Path | None = None) -> Path:
     return here / DB_FILENAME
 
 
-class Store(StoreReads, QueryStoreMixin, WaitStoreMixin, HistoryStoreMixin):
+class Store(StoreReads, QueryStoreMixin, WaitStoreMixin, SnapshotStoreMixin, HistoryStoreMixin):
     """A smithers database. Open with :meth:`open`; close with :meth:`close`.
 
     >>> store = Store.open(Path("/tmp/x/smithers.db"))  # doctest: +SKIP

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from ..states import AttemptStatus, NodeStatus, RunStatus
 from .history import HistoryTxMixin
 from .output_tables import KEY_COLUMNS, OutputTable
+from .snapshots import SnapshotTxMixin
 from .waits import WaitTxMixin
 
 if TYPE_CHECKING:  # only annotations: a read command does not import pydantic
@@ -48,7 +49,7 @@ class OwnerLike(Protocol):
     def pid(self) -> int: ...
 
 
-class Tx(WaitTxMixin, HistoryTxMixin):
+class Tx(WaitTxMixin, SnapshotTxMixin, HistoryTxMixin):
     """One open write transaction. Events appended here are committed with the state change."""
 
     __slots__ = ("_conn", "_seq", "events", "run_id", "ts")
