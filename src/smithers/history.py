@@ -243,7 +243,9 @@ def timeline(store: Store, run_id: str, *, tree: bool = False) -> dict[str, Any]
 
 def _attempt_snapshots(store: Store, run_id: str) -> dict[tuple[str, int, int], str]:
     """The snapshot commit taken after each attempt: ``{(node_id, iteration, attempt): commit}``."""
-    return {}
+    return {
+        (a["node_id"], a["iteration"], a["attempt"]): a["snapshot_after"] for a in store.attempts(run_id) if a.get("snapshot_after")
+    }
 
 
 def _forks(store: Store, run_id: str, tree: bool, seen: set[str]) -> list[dict[str, Any]]:
@@ -436,17 +438,102 @@ def rewind(store: Store, run_id: str, frame_no: int, *, yes: bool, audit: Any = 
     return summary
 
 
+# -- files: the working tree as of a frame ---------------------------------------------------
+
+
+def frame_snapshots(store: Store, run: dict[str, Any], frame_no: int) -> dict[str, str]:
+    """The working tree(s) of ``run`` as of frame ``frame_no``: ``{folder: snapshot commit}`` —
+    for each folder the run's snapshots record, the snapshot after the last attempt that ended
+    by that frame, else (for the run's own folder) the snapshot taken when the run started.
+    Empty when the run took no snapshots."""
+    from .errors import NoSnapshotError
+
+    run_id = run["run_id"]
+    if run.get("snapshots_pruned_at_ms"):
+        raise NoSnapshotError(f"the snapshots of run {run_id} were pruned by smithers gc", hint="there are no files to restore")
+    attempts = {(a["node_id"], a["iteration"], a["attempt"]): a for a in store.attempts(run_id)}
+    main = run.get("snapshot_dir")
+    found: dict[str, str] = {}
+    for row in store.frame_deltas(run_id, upto=frame_no):
+        data = json.loads(row["data_json"]) if row["data_json"] else {}
+        for step in steps_of(data):
+            attempt = attempts.get((step[0], step[1], step[3])) if step[3] is not None else None
+            folder = attempt and (attempt.get("snapshot_dir") or main)  # an attempt outside a worktree: the run's folder
+            if attempt is not None and attempt.get("snapshot_after") and folder:
+                found[folder] = attempt["snapshot_after"]
+    if main and main not in found and run.get("snapshot_start"):
+        found[main] = run["snapshot_start"]
+    return found
+
+
+def restore_files(store: Store, run: dict[str, Any], targets: dict[str, str], *, force: bool, action: str) -> dict[str, Any]:
+    """Put each folder back to its snapshot. Refuses (:class:`UnsavedChangesError`, exit 4) when
+    a folder has changes that no snapshot of the run holds, unless ``force`` — which first saves
+    the tree as one more snapshot of the run, so nothing is lost either way. Returns ``{commit,
+    files, folders: [{folder, commit, files, saved}]}`` (``commit``/``files``: the run's own
+    folder's, or the first one's)."""
+    from .errors import UnsavedChangesError
+    from .snapshots import restore, snapshot, unsaved_files
+
+    run_id = run["run_id"]
+    dirty = {folder: files for folder in targets if (files := unsaved_files(folder, run_id))}
+    if dirty and not force:
+        folder, files = next(iter(dirty.items()))
+        shown = ", ".join(files[:10]) + (", ..." if len(files) > 10 else "")
+        raise UnsavedChangesError(
+            f"{folder} has changes that no snapshot of run {run_id} holds ({shown}); {action} would lose them",
+            hint="commit or copy them first, or pass --force (the tree as it is is then saved as one more snapshot of the run)",
+            details={"files": files, "folder": folder},
+        )
+    folders = []
+    for folder, commit in targets.items():
+        saved = snapshot(folder, run_id, f"before {action}", exclude=[store.path]) if folder in dirty else None
+        folders.append({"folder": folder, "commit": commit, "files": restore(folder, commit, run_id=run_id), "saved": saved})
+    main = next((f for f in folders if f["folder"] == run.get("snapshot_dir")), folders[0] if folders else None)
+    return {
+        "commit": main["commit"] if main else None, "files": main["files"] if main else [], "folders": folders, "forced": force,
+    }
+
+
 def restore_frame_files(store: Store, run_id: str, frame_no: int, *, force: bool = False) -> dict[str, Any]:
-    """Put the working tree back to frame ``frame_no``'s snapshot (not available yet)."""
-    raise UserError("restoring files needs working-tree snapshots, which this build does not have")
+    """``replay --restore-files``: put the working tree back to frame ``frame_no``'s snapshot
+    (refusing over unsaved changes unless ``force``), with an audit row."""
+    from .errors import NoSnapshotError
+    from .undo import default_actor
+
+    run = get_run(store, run_id)
+    check_frame(store, run_id, frame_no)
+    targets = frame_snapshots(store, run, frame_no)
+    if not targets:
+        why = "snapshots were off for it (--no-snapshots)" if run.get("snapshots_off") else "it took no snapshot"
+        raise NoSnapshotError(f"run {run_id} has no snapshot to restore: {why}", hint="replay without --restore-files")
+    restored = restore_files(store, run, targets, force=force, action="replay --restore-files")
+    with store.tx(run_id) as tx:
+        tx.record_audit("replay-restore-files", actor=default_actor(), detail={"frame_no": frame_no, **restored})
+    return restored
 
 
-def rewind_run(store: Store, run_id: str, frame_no: int, *, yes: bool, force: bool = False) -> dict[str, Any]:
-    """``smithers rewind``: the files (when the run has snapshots), then the database."""
-    return rewind(store, run_id, frame_no, yes=yes)
+def rewind_run(store: Store, run_id: str, frame_no: int, *, yes: bool, force: bool = False, actor: str | None = None) -> dict[str, Any]:
+    """``smithers rewind``: check (``--yes``, no live owner, the frame), restore the files to
+    the frame's snapshot (refusing over unsaved changes unless ``force``), then rewind the
+    database in one transaction with its audit row and ``RunRewound``. A run without snapshots
+    is rewound in the database only (``restored`` is None)."""
+    from .undo import default_actor
+
+    rewind_plan(store, run_id, frame_no, yes=yes)  # refusals first: nothing is touched
+    run = get_run(store, run_id)
+    targets = {} if run.get("snapshots_off") else frame_snapshots(store, run, frame_no)
+    restored = restore_files(store, run, targets, force=force, action="rewind") if targets else None
+    who = actor or default_actor()
+
+    def audit(tx: Any, summary: dict[str, Any]) -> None:
+        summary["restored"] = restored
+        summary["audit_id"] = tx.record_audit("rewind", actor=who, detail={**summary, "forced": force})
+
+    return rewind(store, run_id, frame_no, yes=yes, audit=audit)
 
 
 __all__ = [
-    "Dependents", "FrameState", "ResetSet", "check_frame", "dependents_of", "fork_run", "reset_set", "retry_task", "rewind",
-    "rewind_plan", "state_at", "timeline",
+    "Dependents", "FrameState", "ResetSet", "check_frame", "dependents_of", "fork_run", "frame_snapshots", "reset_set",
+    "restore_files", "restore_frame_files", "retry_task", "rewind", "rewind_plan", "rewind_run", "state_at", "timeline",
 ]
