@@ -122,7 +122,12 @@ def ps(
         [r["run_id"], r["workflow"], status_text(r["status"]), when(r["created_at_ms"]), took(r["created_at_ms"], r["updated_at_ms"])]
         for r in runs
     ]
-    lines = table(["RUN ID", "WORKFLOW", "STATUS", "CREATED", "ELAPSED"], rows, right=["ELAPSED"])
+    headers = ["RUN ID", "WORKFLOW", "STATUS", "CREATED", "ELAPSED"]
+    if any("forked_from" in r for r in runs):  # lineage: which run (and frame) a fork came from
+        headers.append("FORKED FROM")
+        for row, r in zip(rows, runs, strict=True):
+            row.append(f"{r['forked_from']}@{r['fork_frame']}" if "forked_from" in r else "")
+    lines = table(headers, rows, right=["ELAPSED"])
     if more:
         lines.append("(the 20 newest; --all shows every run)")
     _lines(lines)

@@ -29,14 +29,17 @@ def get_run(store: Store, run_id: str) -> dict[str, Any]:
 
 
 def run_summary(run: dict[str, Any]) -> dict[str, Any]:
-    """One entry of ``ps --json``."""
-    return {
+    """One entry of ``ps --json``; a fork also has ``forked_from`` and ``fork_frame``."""
+    summary = {
         "run_id": run["run_id"],
         "workflow": run["workflow"],
         "status": run["status"],
         "created_at_ms": run["created_at_ms"],
         "updated_at_ms": run["updated_at_ms"],
     }
+    if run.get("forked_from"):
+        summary.update(forked_from=run["forked_from"], fork_frame=run.get("fork_frame"))
+    return summary
 
 
 def check_run_status(status: str | None) -> None:
