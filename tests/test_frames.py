@@ -144,7 +144,8 @@ def test_keyframe_policy_and_fold() -> None:
     plan = {f"k{i}": {"k": f"k{i}"} for i in range(10)}
     assert not needs_keyframe(0, {"put": [{}] * 3, "del": []}, plan)
     assert needs_keyframe(8, {"put": [{}] * 3, "del": []}, plan)
-    folded = fold_steps([{"n": [["a", 0, "retrying", 1]]}, {"put": [], "del": []}, {"n": [["a", 0, "finished", 2], ["b", 0, "skipped", None]]}])
+    deltas = [{"n": [["a", 0, "retrying", 1]]}, {"put": [], "del": []}, {"n": [["a", 0, "finished", 2], ["b", 0, "skipped", None]]}]
+    folded = fold_steps(deltas)
     assert folded == {("a", 0): ["a", 0, "finished", 2], ("b", 0): ["b", 0, "skipped", None]}
 
 
