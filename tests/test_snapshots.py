@@ -34,7 +34,7 @@ ENV = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": 
 
 
 def git(cwd: Path, *args: str, input: str | None = None) -> str:
-    done = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, env={**os.environ, **ENV}, input=input)
+    done = subprocess.run(["git", "--no-optional-locks", *args], cwd=cwd, capture_output=True, text=True, env={**os.environ, **ENV}, input=input)
     assert done.returncode == 0, f"git {args}: {done.stderr}"
     return done.stdout
 
@@ -63,7 +63,9 @@ def make_repo(root: Path) -> Path:
 
 
 def repo_state(root: Path) -> dict[str, str]:
-    """What the user's git state is, byte for byte where it can be."""
+    """What the user's git state is, byte for byte where it can be (read with --no-optional-locks:
+    a plain `git status` may refresh the index itself)."""
+    index = hashlib.sha256((root / ".git" / "index").read_bytes()).hexdigest()
     return {
         "head": git(root, "rev-parse", "HEAD"),
         "branch": git(root, "symbolic-ref", "HEAD"),
@@ -71,7 +73,7 @@ def repo_state(root: Path) -> dict[str, str]:
         "stash": git(root, "stash", "list"),
         "staged": git(root, "diff", "--cached"),
         "branches": git(root, "for-each-ref", "refs/heads", "refs/stash"),
-        "index": hashlib.sha256((root / ".git" / "index").read_bytes()).hexdigest(),
+        "index": index,
     }
 
 
@@ -131,6 +133,30 @@ def test_snapshots_chain_diff_and_restore(tmp_path):
     assert restore(root, second) == ["app.py", "notes.txt", "src/deep/new.py"]
     assert (root / "src" / "deep" / "new.py").read_text() == "NEW = True\n"
     assert restore(root, second) == []
+
+
+def test_restore_brings_back_modes_symlinks_and_file_or_folder_swaps(tmp_path):
+    root = tmp_path / "f"
+    root.mkdir()
+    (root / "run.sh").write_text("echo hi\n")
+    (root / "run.sh").chmod(0o755)
+    (root / "link").symlink_to("run.sh")
+    (root / "thing").write_text("a file\n")
+    (root / "name with space.txt").write_text("spaced\n")
+    first = snapshot(root, "run-1", "start")
+    (root / "run.sh").chmod(0o644)
+    (root / "link").unlink()
+    (root / "link").symlink_to("elsewhere")
+    (root / "thing").unlink()
+    (root / "thing").mkdir()
+    (root / "thing" / "inside.txt").write_text("now a folder\n")
+    (root / "name with space.txt").unlink()
+    assert restore(root, first) == ["link", "name with space.txt", "run.sh", "thing", "thing/inside.txt"]
+    assert os.access(root / "run.sh", os.X_OK)
+    assert os.readlink(root / "link") == "run.sh"
+    assert (root / "thing").read_text() == "a file\n"
+    assert (root / "name with space.txt").read_text() == "spaced\n"
+    assert not list(root.glob(".*smithers-*")), "no scratch files are left"
 
 
 def test_unsaved_changes_are_those_no_snapshot_holds(tmp_path):

@@ -1,14 +1,15 @@
 """The engine's side of snapshots: the working tree when a run starts (or resumes) and after
 every compute, agent or subflow attempt (DESIGN §10.3; the git side is :mod:`smithers.snapshots`).
 
-- **When.** At the start of each drive of the run (recorded once as the run's
-  ``snapshot_start``), and when attempts end: the loop awaits one snapshot per folder for all the
-  attempts that ended together, before it records them and before it starts anything new, so a
-  task that starts after another finished sees (and its ``snapshot_before`` is) exactly the tree
-  that task left. Static tasks and waits write no files and take no snapshot.
+- **When.** When the run starts (or resumes) — lazily, inside its first attempt that can change
+  files, before that attempt's code runs (recorded once as the run's ``snapshot_start``; a run of
+  static tasks and waits runs no git at all) — and when attempts end: the loop awaits one
+  snapshot per folder for all the attempts that ended together, before it records them and
+  before it starts anything new, so a task that starts after another finished sees (and its
+  ``snapshot_before`` is) exactly the tree that task left. Static tasks and waits write no files
+  and take no snapshot.
 - **Where.** The run's folder (the workflow's folder, or the project holding ``.smithers/``), or a
-  ``Worktree`` task's worktree; its ``before`` is then taken inside the attempt, once the worktree
-  exists.
+  ``Worktree`` task's worktree (its first snapshot is taken once the worktree exists).
 - **Off the event loop.** git runs in a worker thread (``asyncio.to_thread``).
 - **Off.** ``smithers up --no-snapshots`` (kept on the run for every resume) or
   ``SMITHERS_SNAPSHOTS=off`` in the environment of the process that drives the run.
@@ -49,7 +50,8 @@ class RunSnapshots:
         self.persist = persist
         self.folder = folder
         self.tips: dict[Path, str] = {}  # folder -> the newest snapshot this process took of it
-        self.worktree_before: dict[tuple[str, int, int], str] = {}
+        self.first: dict[Path, asyncio.Task[str | None]] = {}  # folder -> its first snapshot in this process, once asked for
+        self.before: dict[tuple[str, int, int], str] = {}  # attempts whose before is recorded with their after
         self.disabled = False
 
     async def take(self, folder: Path, label: str) -> str | None:
@@ -67,39 +69,47 @@ class RunSnapshots:
         self.tips[folder] = commit
         return commit
 
-    async def at_start(self, resumed: bool) -> None:
-        commit = await self.take(self.folder, "resume" if resumed else "run start")
-        if commit is not None:
-            top = (await asyncio.to_thread(find_repo, self.folder)).top
+    async def _first_snapshot(self, folder: Path) -> str | None:
+        """The folder's first snapshot in this process (the run's start, or its resume): taken once,
+        however many attempts ask for it together; the run's own folder is recorded on the run."""
+        resumed = bool((self.store.get_run(self.run_id) or {}).get("snapshot_start"))
+        commit = await self.take(folder, "resume" if resumed else "run start")
+        if commit is not None and folder == self.folder:
+            top = (await asyncio.to_thread(find_repo, folder)).top
             with self.persist.tx() as tx:
                 tx.set_run_snapshot(start=commit, folder=str(top))
+        return commit
 
     # -- attempts ------------------------------------------------------------------------------
 
-    def record_before(self, desc: TaskDescriptor, attempt: int) -> None:
-        """Record the attempt's ``snapshot_before`` (joins the caller's batch). A worktree task's is
-        taken inside the attempt (:meth:`in_worktree`) and recorded with its ``after``."""
-        if desc.worktree or self.disabled:
-            return
-        before = self.tips.get(self.folder)
-        with self.persist.tx() as tx:
-            tx.set_attempt_snapshot(desc.node_id, desc.iteration, attempt, before=before)
+    def around(self, desc: TaskDescriptor, attempt: int, cwd: Path, work: Coroutine[Any, Any, T]) -> Coroutine[Any, Any, T]:
+        """``work`` with its ``snapshot_before``: the folder's newest snapshot, recorded now (joins
+        the caller's batch); or, for the first attempt in a folder (the run starting or resuming,
+        a new worktree), a snapshot taken inside the attempt before ``work`` runs — inside
+        ``in_worktree``, so the worktree exists by then — and recorded with its ``after``."""
+        folder = cwd if desc.worktree else self.folder
+        tip = self.tips.get(folder)
+        if self.disabled or (tip is not None and not desc.worktree):
+            if tip is not None:
+                with self.persist.tx() as tx:
+                    tx.set_attempt_snapshot(desc.node_id, desc.iteration, attempt, before=tip)
+            return work
 
-    def in_worktree(self, desc: TaskDescriptor, attempt: int, folder: Path, work: Coroutine[Any, Any, T]) -> Coroutine[Any, Any, T]:
-        """``work`` preceded by the worktree's ``before`` snapshot (run inside ``in_worktree``, so
-        the worktree exists by then)."""
-
-        async def first_snapshot() -> T:
+        async def snapshot_first() -> T:
             try:
-                commit = self.tips.get(folder) or await self.take(folder, f"before {_name(desc, attempt)}")
+                commit = self.tips.get(folder)
+                if commit is None:
+                    if folder not in self.first:
+                        self.first[folder] = asyncio.ensure_future(self._first_snapshot(folder))
+                    commit = await asyncio.shield(self.first[folder])  # a cancelled attempt leaves the shared snapshot alone
             except BaseException:
                 work.close()
                 raise
             if commit is not None:
-                self.worktree_before[(desc.node_id, desc.iteration, attempt)] = commit
+                self.before[(desc.node_id, desc.iteration, attempt)] = commit
             return await work
 
-        return first_snapshot()
+        return snapshot_first()
 
     async def after(self, ended: list[tuple[TaskDescriptor, int, str]]) -> list[tuple[TaskDescriptor, int, str, str]]:
         """Snapshot each folder once for the attempts that just ended (``(desc, attempt, cwd)``);
@@ -119,16 +129,15 @@ class RunSnapshots:
         return taken
 
     def record_after(self, taken: list[tuple[TaskDescriptor, int, str, str]]) -> None:
-        """Write the ``snapshot_after`` of each attempt (joins the caller's batch)."""
+        """Write each attempt's ``snapshot_after`` (and a ``before`` taken inside it; a worktree's
+        folder) — joins the caller's batch."""
         if not taken:
             return
         with self.persist.tx() as tx:
             for desc, attempt, folder, commit in taken:
-                key = (desc.node_id, desc.iteration, attempt)
-                worktree = bool(desc.worktree)
                 tx.set_attempt_snapshot(
-                    desc.node_id, desc.iteration, attempt, after=commit, before=self.worktree_before.pop(key, None) if worktree else None,
-                    folder=folder if worktree else None,
+                    desc.node_id, desc.iteration, attempt, after=commit, before=self.before.pop((desc.node_id, desc.iteration, attempt), None),
+                    folder=folder if desc.worktree else None,
                 )
 
 
@@ -136,16 +145,14 @@ def _name(desc: TaskDescriptor, attempt: int) -> str:
     return f"{desc.node_id}[{desc.iteration}]#{attempt}"
 
 
-async def open_snapshots(store: Store, run_id: str, persist: Persister, cwd: str) -> RunSnapshots | None:
-    """The run's snapshots, after its start snapshot; None when snapshots are off for it."""
+def open_snapshots(store: Store, run_id: str, persist: Persister, cwd: str) -> RunSnapshots | None:
+    """The run's snapshots (none taken yet); None when snapshots are off for it."""
     if snapshots_off_by_env():
         return None
     run = store.get_run(run_id) or {}
     if run.get("snapshots_off"):
         return None
-    snapshots = RunSnapshots(store, run_id, persist, snapshot_folder(cwd))
-    await snapshots.at_start(resumed=bool(run.get("snapshot_start")))
-    return snapshots
+    return RunSnapshots(store, run_id, persist, snapshot_folder(cwd))
 
 
 __all__ = ["SNAPSHOTS_ENV", "RunSnapshots", "open_snapshots", "snapshots_off_by_env"]

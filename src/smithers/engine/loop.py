@@ -129,7 +129,7 @@ class RunLoop:
             for sig, name in EXIT_SIGNALS.items():
                 loop.add_signal_handler(sig, self._on_signal, sig, name)
         try:
-            self.snapshots = await open_snapshots(self.store, self.run_id, self.persist, self.cwd)
+            self.snapshots = open_snapshots(self.store, self.run_id, self.persist, self.cwd)
             return await self._drive()
         except LeaseLostError:
             self._abandon_running()
@@ -413,8 +413,6 @@ class RunLoop:
 
     def _spawn(self, desc: TaskDescriptor) -> None:
         attempt = self.persist.start_attempt(desc)
-        if self.snapshots is not None:
-            self.snapshots.record_before(desc, attempt)
         # a worktree is created (git, in a thread) by the attempt itself, not here inside the batch
         cwd = self.cwd
         if desc.worktree:  # the worktree code is imported by a run that has a Worktree node
@@ -433,11 +431,11 @@ class RunLoop:
             coro = self._subflow_attempt(desc, tc)
         else:
             coro = run_compute(desc, tc)
+        if self.snapshots is not None:  # its snapshot_before (taken inside the attempt when it is the first)
+            coro = self.snapshots.around(desc, attempt, Path(cwd), coro)
         if desc.worktree:
             from .worktrees import in_worktree
 
-            if self.snapshots is not None:
-                coro = self.snapshots.in_worktree(desc, attempt, Path(cwd), coro)
             coro = in_worktree(Path(self.cwd), desc.worktree, coro, alive=tc.heartbeat)
         task = asyncio.ensure_future(coro)
         task.add_done_callback(lambda _t: self.wake.set())

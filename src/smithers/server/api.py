@@ -337,6 +337,23 @@ def get_node(run_id: str, node_id: str, service: Svc) -> dict[str, Any]:
     return detail
 
 
+@router.get("/v1/runs/{run_id}/nodes/{node_id}/diff", tags=["runs"])
+def get_node_diff(
+    run_id: str, node_id: str, service: Svc,
+    iteration: Annotated[int | None, Query(ge=0, description="The node's iteration (default: its newest).")] = None,
+    attempt: Annotated[int | None, Query(ge=1, description="The attempt (default: the newest).")] = None,
+    stat: Annotated[bool, Query(description="Leave the patch out (files and +/- counts only).")] = False,
+) -> dict[str, Any]:
+    """What one attempt changed in the working tree (``smithers diff --json``): ``{run_id, node_id,
+    iteration, attempt, before, after, folder, files: [{path, status, additions, deletions}], patch}``."""
+    from .. import undo
+
+    result = undo.diff(service.store(), run_id, node_id, iteration, attempt)
+    if stat:
+        result.pop("patch")
+    return result
+
+
 @router.get("/v1/runs/{run_id}/frames", tags=["runs"])
 def get_frames(
     run_id: str, service: Svc, frame: Annotated[int | None, Query(ge=0, description="Rebuild this frame's plan tree.")] = None,

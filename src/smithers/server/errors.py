@@ -17,6 +17,8 @@ log = logging.getLogger("smithers.server")
 _STATUS = {
     ErrorCode.UNKNOWN_RUN: 404,
     ErrorCode.UNKNOWN_NODE: 404,
+    ErrorCode.NO_SNAPSHOT: 404,
+    ErrorCode.UNSAVED_CHANGES: 409,
     ErrorCode.RUN_EXISTS: 409,
     ErrorCode.RUN_OWNED: 409,
     ErrorCode.INPUT_CHANGED: 409,

@@ -246,8 +246,8 @@ def _side(repo: Repo, commit: str | None) -> str:
     return _empty_tree(repo) if commit is None else tree_of(repo, commit)
 
 
-def _raw_changes(repo: Repo, a: str, b: str) -> list[tuple[str, str, str]]:
-    """(status letter, new mode, path) for every file that differs between trees ``a`` and ``b``."""
+def _raw_changes(repo: Repo, a: str, b: str) -> list[tuple[str, str, str, str]]:
+    """(status letter, new mode, new blob id, path) for every file that differs between trees ``a`` and ``b``."""
     out = repo.run(["diff-tree", "-r", "-z", "--no-renames", "--raw", a, b]).stdout.decode("utf-8", "surrogateescape")
     parts = out.split("\0")
     changes = []
@@ -256,7 +256,7 @@ def _raw_changes(repo: Repo, a: str, b: str) -> list[tuple[str, str, str]]:
         if not meta.startswith(":"):
             continue
         fields = meta[1:].split()
-        changes.append((fields[4][0], fields[1], path))
+        changes.append((fields[4][0], fields[1], fields[3], path))
     return changes
 
 
@@ -264,7 +264,8 @@ def restore(workdir: str | Path, commit: str, *, run_id: str = "restore") -> lis
     """Put the working tree of ``workdir`` back to snapshot ``commit``: files modified or deleted
     since are written back, files added since are removed (and folders left empty by that).
     Ignored files and smithers' own files are never touched. Returns the changed paths (relative
-    to the working tree's top), sorted. Blocking.
+    to the working tree's top), sorted. Blocking. ``run_id``: whose kept index to use as the stat
+    cache (any run's will do; the run's own is the cheapest).
 
     >>> restore("/path/to/project", "3f2a…")  # doctest: +SKIP
     ['src/app.py', 'notes.txt']
@@ -275,23 +276,51 @@ def restore(workdir: str | Path, commit: str, *, run_id: str = "restore") -> lis
     with _lock(index):
         now = current_tree(repo, index)
         changes = _raw_changes(repo, now, target)
-        if not changes:
-            return []
-        removed = [path for status, _mode, path in changes if status == "D"]
-        written = [path for status, mode, path in changes if status != "D" and mode != "160000"]
-        for path in removed:
-            _remove_file(repo.top, path)
-        if written:
-            scratch = index.with_name(f"{index.name}.tmp-{os.getpid()}-{next(_names)}")
-            try:
-                repo.run(["read-tree", target], index=scratch)
-                repo.run(["checkout-index", "--force", "-z", "--stdin"], index=scratch, input="\0".join(written).encode("utf-8", "surrogateescape"))
-            finally:
-                for leftover in (scratch, scratch.with_name(scratch.name + ".lock")):
-                    with contextlib.suppress(FileNotFoundError):
-                        leftover.unlink()
-        current_tree(repo, index)  # refresh the stat cache so the next snapshot stays cheap
-    return sorted(path for _status, _mode, path in changes)
+        for status, _mode, _blob, path in changes:
+            if status == "D":
+                _remove_file(repo.top, path)
+        _write_files(repo, [(mode, blob, path) for status, mode, blob, path in changes if status != "D" and mode != "160000"])
+    return sorted(path for _status, _mode, _blob, path in changes)
+
+
+def _write_files(repo: Repo, files: list[tuple[str, str, str]]) -> None:
+    """Write blobs to their paths (git's filters applied, as a checkout would), each file
+    replaced atomically (written beside it, then renamed over it)."""
+    if not files:
+        return
+    if any("\n" in path for _mode, _blob, path in files):  # cat-file's batch input is line based
+        raise SnapshotError(f"cannot restore a file whose name has a newline: {next(p for _m, _b, p in files if chr(10) in p)!r}")
+    request = "".join(f"{blob} {path}\n" for _mode, blob, path in files).encode("utf-8", "surrogateescape")
+    out = repo.run(["cat-file", "--batch", "--filters"], input=request).stdout
+    umask = _umask()
+    offset = 0
+    for mode, _blob, path in files:
+        header_end = out.index(b"\n", offset)
+        size = int(out[offset:header_end].split()[2])
+        content = out[header_end + 1: header_end + 1 + size]
+        offset = header_end + 1 + size + 1
+        target = repo.top / path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        scratch = target.with_name(f".{target.name}.smithers-{os.getpid()}")
+        if mode == "120000":
+            os.symlink(os.fsdecode(content), scratch)
+        else:
+            scratch.write_bytes(content)
+            scratch.chmod((0o777 if mode == "100755" else 0o666) & ~umask)
+        if target.is_dir() and not target.is_symlink():
+            target.rmdir()  # an emptied folder where a file must go (its files were removed above)
+        os.replace(scratch, target)
+
+
+def _umask() -> int:
+    """This process's umask, read without changing it (``os.umask`` sets it, racing other threads)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except OSError:
+        pass
+    return 0o022
 
 
 def _remove_file(top: Path, relative: str) -> None:
@@ -312,7 +341,7 @@ def changed_files(workdir: str | Path, a: str | None, b: str | None) -> list[Fil
     """
     repo = find_repo(workdir)
     left, right = _side(repo, a), _side(repo, b)
-    statuses = {path: status for status, _mode, path in _raw_changes(repo, left, right)}
+    statuses = {path: status for status, _mode, _blob, path in _raw_changes(repo, left, right)}
     counts: dict[str, tuple[int | None, int | None]] = {}
     numstat = repo.run(["diff-tree", "-r", "-z", "--no-renames", "--numstat", left, right]).stdout.decode("utf-8", "surrogateescape")
     for entry in numstat.split("\0"):
@@ -366,7 +395,7 @@ def unsaved_files(workdir: str | Path, run_id: str) -> list[str]:
     if now in trees.values():
         return []
     newest = next(iter(trees.values()), None) or _empty_tree(repo)
-    return sorted(path for _status, _mode, path in _raw_changes(repo, newest, now)) or ["(the tree differs)"]
+    return sorted(path for _status, _mode, _blob, path in _raw_changes(repo, newest, now)) or ["(the tree differs)"]
 
 
 def prune(workdir: str | Path, run_id: str) -> list[str]:
