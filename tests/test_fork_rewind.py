@@ -293,7 +293,7 @@ def _git(root: Path, *args: str) -> str:
 def test_rewind_restores_the_files_in_a_git_repository(project) -> None:
     root = project.root
     _git(root, "init", "-q")
-    (root / ".gitignore").write_text("smithers.db*\n.smithers/\n")
+    (root / ".gitignore").write_text("__pycache__/\n")
     project.write("steps.py", STEPS)
     _git(root, "add", ".")
     _git(root, "-c", "user.email=t@example.com", "-c", "user.name=t", "commit", "-qm", "start")
