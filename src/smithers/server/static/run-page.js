@@ -110,7 +110,7 @@ export function RunPage(app, runId, nodeId) {
 
   async function loadTree() {
     try {
-      const frame = await latestFrame(model);
+      const frame = await latestFrame(model, true); // fresh: step frames (one per finished task) come without a FrameCommitted event
       if (!alive || !frame) return;
       model.tree = frame.tree ?? null;
       if (typeof frame.frames === "number") model.frames = Math.max(model.frames, frame.frames);
