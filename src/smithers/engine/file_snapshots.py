@@ -120,7 +120,7 @@ class RunSnapshots:
         for desc, attempt, cwd in ended:
             folder = Path(cwd) if desc.worktree else self.folder
             by_folder.setdefault(folder, []).append((desc, attempt))
-        taken = []
+        taken: list[tuple[TaskDescriptor, int, str, str]] = []
         for folder, attempts in by_folder.items():
             names = ", ".join(_name(d, a) for d, a in attempts[:5]) + (", …" if len(attempts) > 5 else "")
             commit = await self.take(folder, f"after {names}")
@@ -135,9 +135,9 @@ class RunSnapshots:
             return
         with self.persist.tx() as tx:
             for desc, attempt, folder, commit in taken:
+                before = self.before.pop((desc.node_id, desc.iteration, attempt), None)
                 tx.set_attempt_snapshot(
-                    desc.node_id, desc.iteration, attempt, after=commit, before=self.before.pop((desc.node_id, desc.iteration, attempt), None),
-                    folder=folder if desc.worktree else None,
+                    desc.node_id, desc.iteration, attempt, after=commit, before=before, folder=folder if desc.worktree else None,
                 )
 
 
