@@ -35,7 +35,9 @@ def write_b():
 
 @workflow
 def wf(ctx):
-    return Sequence(Task("hello", output=Done, value={"ok": True}), Task("a", output=Done, run=write_a), Task("b", output=Done, run=write_b))
+    return Sequence(
+        Task("hello", output=Done, value={"ok": True}), Task("a", output=Done, run=write_a), Task("b", output=Done, run=write_b),
+    )
 """
 
 
@@ -75,7 +77,7 @@ def test_the_diff_endpoint(diff_server: Server, run_id: str) -> None:
         assert json.loads(caught.value.read())["error"]["code"] == code, path
 
 
-def test_the_node_view_shows_each_attempts_changes(diff_server: Server, run_id: str, page: Page, tmp_path: Path) -> None:
+def test_the_node_view_shows_each_attempts_changes(diff_server: Server, run_id: str, page: Page, tmp_path: Path) -> None:  # noqa: F811
     page.goto(f"{diff_server.url}/#/runs/{run_id}")
     page.locator('.tree-row[data-node="b"]').click()
     detail = page.locator("#node-detail")
@@ -87,7 +89,7 @@ def test_the_node_view_shows_each_attempts_changes(diff_server: Server, run_id: 
     expect(added.locator(".diff-add")).to_have_text("+1")
     modified = section.locator('.diff-file[data-path="a.txt"]')
     expect(modified).to_have_attribute("data-status", "modified")
-    expect(modified.locator(".diff-del")).to_have_text("−1")
+    expect(modified.locator(".diff-del")).to_have_text("\u22121")  # a real minus sign
     expect(section.locator(".diff-summary")).to_contain_text("2 files changed")
     section.locator(".diff-patch-box > summary").click()
     expect(section.locator("pre.diff-patch .diff-add").filter(has_text="+bee")).to_have_count(1)

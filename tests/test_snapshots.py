@@ -34,7 +34,8 @@ ENV = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": 
 
 
 def git(cwd: Path, *args: str, input: str | None = None) -> str:
-    done = subprocess.run(["git", "--no-optional-locks", *args], cwd=cwd, capture_output=True, text=True, env={**os.environ, **ENV}, input=input)
+    env = {**os.environ, **ENV}
+    done = subprocess.run(["git", "--no-optional-locks", *args], cwd=cwd, capture_output=True, text=True, env=env, input=input)
     assert done.returncode == 0, f"git {args}: {done.stderr}"
     return done.stdout
 

@@ -41,7 +41,8 @@ def find_attempt(store: Store, run_id: str, node_id: str, iteration: int | None 
     _run(store, run_id)
     if not store.nodes(run_id, node_id):
         known = store.node_ids(run_id)
-        raise UnknownNodeError(f"run {run_id} has no node {node_id!r}", hint=f"nodes of this run: {', '.join(known[:20])}" if known else None)
+        hint = f"nodes of this run: {', '.join(known[:20])}" if known else "this run has no nodes yet"
+        raise UnknownNodeError(f"run {run_id} has no node {node_id!r}", hint=hint)
     rows = store.attempts(run_id, node_id)
     if iteration is None and rows:
         iteration = max(r["iteration"] for r in rows)

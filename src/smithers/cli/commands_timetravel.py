@@ -50,7 +50,8 @@ def diff(
             result = {k: v for k, v in result.items() if k != "patch"}
         typer.echo(json.dumps(result))
         return 0
-    head = f"{result['node_id']}[{result['iteration']}] attempt {result['attempt']}: {(result['before'] or 'empty')[:12]}..{result['after'][:12]}"
+    span = f"{(result['before'] or 'empty')[:12]}..{result['after'][:12]}"
+    head = f"{result['node_id']}[{result['iteration']}] attempt {result['attempt']}: {span}"
     if not result["files"]:
         typer.echo(f"{head}: no changes")
         return 0
@@ -128,5 +129,6 @@ def gc(
     for run in result["pruned"]:
         refs = f"{len(run['refs'])} ref{'s' if len(run['refs']) != 1 else ''}" if not dry_run else ", ".join(run["folders"]) or "no folders"
         typer.echo(f"{verb} {run['run_id']} ({run['status']}): {refs}")
-    typer.echo(f"{verb} the snapshots of {len(result['pruned'])} run{'s' if len(result['pruned']) != 1 else ''} that ended over {older_than} ago")
+    runs = len(result["pruned"])
+    typer.echo(f"{verb} the snapshots of {runs} run{'s' if runs != 1 else ''} that ended over {older_than} ago")
     return 0

@@ -1,8 +1,8 @@
 """The engine's side of snapshots: the working tree when a run starts (or resumes) and after
 every compute, agent or subflow attempt (DESIGN §10.3; the git side is :mod:`smithers.snapshots`).
 
-- **When.** When the run starts (or resumes) — lazily, inside its first attempt that can change
-  files, before that attempt's code runs (recorded once as the run's ``snapshot_start``; a run of
+- **When.** When the run starts (or resumes) — lazily, once its first task that can change files
+  is ready, awaited before anything starts (recorded once as the run's ``snapshot_start``; a run of
   static tasks and waits runs no git at all) — and when attempts end: the loop awaits one
   snapshot per folder for all the attempts that ended together, before it records them and
   before it starts anything new, so a task that starts after another finished sees (and its
@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -32,6 +32,7 @@ from .persist import Persister
 from .tree import TaskDescriptor
 
 SNAPSHOTS_ENV = "SMITHERS_SNAPSHOTS"
+ALIVE_EVERY = 1.0  # seconds between an attempt's liveness signals while its first snapshot runs
 OFF_VALUES = frozenset({"0", "off", "false", "no"})
 T = TypeVar("T")
 
@@ -80,17 +81,31 @@ class RunSnapshots:
                 tx.set_run_snapshot(start=commit, folder=str(top))
         return commit
 
+    def first_needed(self, starting: list[TaskDescriptor]) -> asyncio.Task[str | None] | None:
+        """The run folder's first snapshot in this process, started when a task that can change
+        its files is about to start (the loop awaits it first); None when not needed (any more)."""
+        if self.disabled or self.folder in self.tips:
+            return None
+        started = self.first.get(self.folder)
+        if started is None and any(_changes_files(desc) and not desc.worktree for desc in starting):
+            started = self.first[self.folder] = asyncio.ensure_future(self._first_snapshot(self.folder))
+        return started if started is not None and not started.done() else None
+
     # -- attempts ------------------------------------------------------------------------------
 
-    def around(self, desc: TaskDescriptor, attempt: int, cwd: Path, work: Coroutine[Any, Any, T]) -> Coroutine[Any, Any, T]:
+    def around(
+        self, desc: TaskDescriptor, attempt: int, cwd: Path, work: Coroutine[Any, Any, T], *, alive: Callable[[], None] | None = None,
+    ) -> Coroutine[Any, Any, T]:
         """``work`` with its ``snapshot_before``: the folder's newest snapshot, recorded now (joins
-        the caller's batch); or, for the first attempt in a folder (the run starting or resuming,
-        a new worktree), a snapshot taken inside the attempt before ``work`` runs — inside
-        ``in_worktree``, so the worktree exists by then — and recorded with its ``after``."""
+        the caller's batch; the run folder's first one was taken by :meth:`first_needed`); or, for
+        a worktree's first attempt, a snapshot taken inside the attempt before ``work`` runs —
+        inside ``in_worktree``, so the worktree exists by then — and recorded with its ``after``.
+        ``alive`` is called every second while that snapshot runs (git's time is not the task's,
+        for its ``heartbeat_timeout``)."""
         folder = cwd if desc.worktree else self.folder
         tip = self.tips.get(folder)
-        if self.disabled or (tip is not None and not desc.worktree):
-            if tip is not None:
+        if self.disabled or tip is not None or not desc.worktree:
+            if tip is not None and not self.disabled:
                 with self.persist.tx() as tx:
                     tx.set_attempt_snapshot(desc.node_id, desc.iteration, attempt, before=tip)
             return work
@@ -101,7 +116,12 @@ class RunSnapshots:
                 if commit is None:
                     if folder not in self.first:
                         self.first[folder] = asyncio.ensure_future(self._first_snapshot(folder))
-                    commit = await asyncio.shield(self.first[folder])  # a cancelled attempt leaves the shared snapshot alone
+                    first = self.first[folder]
+                    while not first.done():  # asyncio.wait never cancels it: a cancelled attempt leaves the shared snapshot alone
+                        await asyncio.wait({first}, timeout=ALIVE_EVERY)
+                        if alive is not None:
+                            alive()
+                    commit = first.result()
             except BaseException:
                 work.close()
                 raise
@@ -120,7 +140,7 @@ class RunSnapshots:
         for desc, attempt, cwd in ended:
             folder = Path(cwd) if desc.worktree else self.folder
             by_folder.setdefault(folder, []).append((desc, attempt))
-        taken = []
+        taken: list[tuple[TaskDescriptor, int, str, str]] = []
         for folder, attempts in by_folder.items():
             names = ", ".join(_name(d, a) for d, a in attempts[:5]) + (", …" if len(attempts) > 5 else "")
             commit = await self.take(folder, f"after {names}")
@@ -135,10 +155,15 @@ class RunSnapshots:
             return
         with self.persist.tx() as tx:
             for desc, attempt, folder, commit in taken:
+                before = self.before.pop((desc.node_id, desc.iteration, attempt), None)
                 tx.set_attempt_snapshot(
-                    desc.node_id, desc.iteration, attempt, after=commit, before=self.before.pop((desc.node_id, desc.iteration, attempt), None),
-                    folder=folder if desc.worktree else None,
+                    desc.node_id, desc.iteration, attempt, after=commit, before=before, folder=folder if desc.worktree else None,
                 )
+
+
+def _changes_files(desc: TaskDescriptor) -> bool:
+    """Whether the task's attempt can write files (compute, agent and subflow tasks can)."""
+    return desc.mode in ("compute", "agent", "subflow") and desc.task.wait is None and not desc.task.skip_if
 
 
 def _name(desc: TaskDescriptor, attempt: int) -> str:

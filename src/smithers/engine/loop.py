@@ -181,6 +181,16 @@ class RunLoop:
             return Started(Step.REPLAN, wake_at_ms)
         return Started(Step.NEXT, wake_at_ms)
 
+    async def _first_snapshot(self, first: asyncio.Task[Any] | None) -> None:
+        """Wait for the run's first snapshot (file_snapshots.py) before starting tasks that can
+        change files, keeping the lease and the waits alive meanwhile."""
+        if first is None:
+            return
+        while not first.done():
+            await asyncio.wait({first}, timeout=MAINTENANCE_EVERY)
+            self._maintenance()
+        first.result()  # a lost lease while recording it stops the run like anywhere else
+
     def _settle(self, wake_at_ms: int | None) -> str | Step:
         """Nothing is running: the run failed or finished (its status), only waits are left (the
         waiting status, or NEXT with ``stay_alive``), a retry is due later (NEXT), or one more
@@ -314,6 +324,8 @@ class RunLoop:
             )
             if not batch:
                 return wake
+            if self.snapshots is not None:  # the run's first snapshot, before its first task that can change files
+                await self._first_snapshot(self.snapshots.first_needed(batch))
             with self.store.batch(self.run_id, owner_id=self.owner.id):
                 for desc in batch:
                     if desc.task.skip_if:
@@ -432,7 +444,7 @@ class RunLoop:
         else:
             coro = run_compute(desc, tc)
         if self.snapshots is not None:  # its snapshot_before (taken inside the attempt when it is the first)
-            coro = self.snapshots.around(desc, attempt, Path(cwd), coro)
+            coro = self.snapshots.around(desc, attempt, Path(cwd), coro, alive=tc.heartbeat)
         if desc.worktree:
             from .worktrees import in_worktree
 

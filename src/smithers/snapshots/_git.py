@@ -69,7 +69,9 @@ def git(
     except FileNotFoundError:
         raise SnapshotError("git is not installed (snapshots need it)", hint="install git, or run with --no-snapshots") from None
     except subprocess.TimeoutExpired:
-        raise SnapshotError(f"git {args[0]} took over {GIT_TIMEOUT:g}s in {cwd}", hint="is the folder very large? see docs/time-travel.md") from None
+        raise SnapshotError(
+            f"git {args[0]} took over {GIT_TIMEOUT:g}s in {cwd}", hint="is the folder very large? see docs/time-travel.md"
+        ) from None
     if check and done.returncode != 0:
         words = done.stderr.decode(errors="replace").strip() or done.stdout.decode(errors="replace").strip()
         raise SnapshotError(f"git {' '.join(args[:2])} failed in {cwd}: {words}", hint="see docs/time-travel.md (snapshots)")
@@ -90,7 +92,9 @@ class Repo:
     state: Path
     private: bool
 
-    def run(self, args: list[str], *, index: Path | None = None, input: bytes | None = None, check: bool = True) -> subprocess.CompletedProcess[bytes]:
+    def run(
+        self, args: list[str], *, index: Path | None = None, input: bytes | None = None, check: bool = True
+    ) -> subprocess.CompletedProcess[bytes]:
         return git(args, cwd=self.top, git_dir=self.git_dir, work_tree=self.top, index=index, input=input, check=check)
 
     def out(self, args: list[str], *, index: Path | None = None, input: bytes | None = None) -> str:

@@ -130,9 +130,9 @@ def _pathspec(repo: Repo) -> list[str]:
 
 def _fault_due() -> bool:
     global _snapshots_taken
-    raw = os.environ.get(FAULT_ENV)
+    raw = os.environ.get(FAULT_ENV, "")
     _snapshots_taken += 1
-    return bool(raw) and raw.isdigit() and int(raw) == _snapshots_taken
+    return raw.isdigit() and int(raw) == _snapshots_taken
 
 
 def _die_inside_git_add(repo: Repo, work: Path) -> None:
@@ -371,7 +371,8 @@ def snapshot_trees(workdir: str | Path, run_id: str) -> dict[str, str]:
     if _tip(repo, ref) is None:
         return {}
     out = repo.out(["log", "--format=%H %T", ref])
-    return dict(line.split()[:2] for line in out.splitlines() if line)  # type: ignore[misc]
+    pairs = (line.split() for line in out.splitlines() if line)
+    return {commit: tree for commit, tree, *_rest in pairs}
 
 
 def unsaved_changes(workdir: str | Path, run_id: str) -> bool:

@@ -54,10 +54,8 @@ class SnapshotStoreMixin:
 
     def audit_rows(self, run_id: str | None = None) -> list[dict[str, Any]]:
         """Audit rows (of one run, or all), oldest first, ``detail`` decoded."""
-        sql, params = "SELECT * FROM _smithers_audit", ()
-        if run_id is not None:
-            sql, params = sql + " WHERE run_id = ?", (run_id,)
-        rows = _dicts(self._conn.execute(sql + " ORDER BY id", params))
+        where, params = ("WHERE run_id = ?", [run_id]) if run_id is not None else ("", [])
+        rows = _dicts(self._conn.execute(f"SELECT * FROM _smithers_audit {where} ORDER BY id", params))
         for row in rows:
             row["detail"] = json.loads(row.pop("detail_json"))
         return rows
@@ -84,7 +82,8 @@ class SnapshotTxMixin:
     def set_run_snapshot(self, *, start: str | None = None, folder: str | None = None) -> None:
         """Record the run's start snapshot (kept once set) and the folder its snapshots record."""
         self._conn.execute(
-            "UPDATE _smithers_runs SET snapshot_start = COALESCE(snapshot_start, ?), snapshot_dir = COALESCE(?, snapshot_dir) WHERE run_id = ?",
+            "UPDATE _smithers_runs SET snapshot_start = COALESCE(snapshot_start, ?), snapshot_dir = COALESCE(?, snapshot_dir) "
+            "WHERE run_id = ?",
             (start, folder, self.run_id),
         )
 
