@@ -31,7 +31,7 @@ LAYERS = next(name for name in CONTRACT_NAMES if name.startswith("layers"))
 DESIGN_LAYERS = [
     ["cli"],
     ["mcp", "server"],
-    ["background", "cron", "decisions", "evals", "memory", "ops", "queries", "scorers", "supervisor"],
+    ["background", "cron", "decisions", "evals", "history", "memory", "ops", "queries", "scorers", "supervisor", "undo"],
     ["engine"],
     ["agents", "authoring", "events", "observability"],
     ["tools"],

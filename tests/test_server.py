@@ -394,6 +394,9 @@ def test_start_a_run_and_read_it(api: Api) -> None:
     assert frames["frames"][0]["frame"] == 0 and set(frames["frames"][0]) == {"frame", "keyframe", "event_seq", "created_at_ms"}
     frame = c.get(f"/v1/runs/{run_id}/frames", params={"frame": 0}).json()
     assert frame["frame"] == 0 and frame["tree"]["t"] == "workflow"
+    assert ("greet", "finished") not in {(s["node_id"], s["status"]) for s in frame["statuses"]}  # frame 0: before any step
+    last = len(frames["frames"]) - 1  # a frame per step: the last one has every task finished
+    frame = c.get(f"/v1/runs/{run_id}/frames", params={"frame": last}).json()
     assert {(s["node_id"], s["status"]) for s in frame["statuses"]} == {("greet", "finished"), ("shout", "finished")}
     assert error_of(c.get(f"/v1/runs/{run_id}/frames", params={"frame": 99}), 404)["code"] == "UNKNOWN_FRAME"
     assert c.get(f"/v1/runs/{run_id}/why").json()["status"] == "finished"

@@ -47,6 +47,11 @@ class ErrorCode(StrEnum):
     CASSETTE_FILE = "CASSETTE_FILE"
     MEMORY_NAMESPACE = "MEMORY_NAMESPACE"
     UNKNOWN_MEMORY_KEY = "UNKNOWN_MEMORY_KEY"
+    SNAPSHOT = "SNAPSHOT"
+    UNSAVED_CHANGES = "UNSAVED_CHANGES"
+    NO_SNAPSHOT = "NO_SNAPSHOT"
+    UNKNOWN_FRAME = "UNKNOWN_FRAME"
+    CONFIRMATION_REQUIRED = "CONFIRMATION_REQUIRED"
 
 
 class SmithersError(Exception):
@@ -146,6 +151,8 @@ class ScheduleError(UserError):
     """A cron pattern or time zone that cannot be used."""
 
     code = ErrorCode.INVALID_SCHEDULE
+
+
 class MemoryNamespaceError(UserError):
     """A memory namespace is not one of ``workflow:ID``, ``agent:NAME``, ``user:ID``, ``global``."""
 
@@ -156,6 +163,18 @@ class UnknownMemoryKeyError(UserError):
     """No live fact has that key in that namespace."""
 
     code = ErrorCode.UNKNOWN_MEMORY_KEY
+
+
+class UnsavedChangesError(UserError):
+    """The working tree has changes that no snapshot of the run holds; a restore would lose them."""
+
+    code = ErrorCode.UNSAVED_CHANGES
+
+
+class NoSnapshotError(UserError):
+    """The attempt, run or commit asked for has no snapshot (snapshots off, pruned, or never taken)."""
+
+    code = ErrorCode.NO_SNAPSHOT
 
 
 class SchemaConflictError(RenderError):

@@ -19,6 +19,7 @@ from typing import Any
 from .authoring.context import Ctx
 from .authoring.loader import LoadedWorkflow, load_workflow, source_fingerprint
 from .decisions import waiting_for as waiting_for  # defined here before; it lives with the verbs that answer waits
+from .engine.file_snapshots import snapshots_off_by_env
 from .engine.loop import RunLoop
 from .engine.recovery import recover
 from .engine.render import render
@@ -147,6 +148,8 @@ def start_run(
         if no_cache:
             tx.set_no_cache()
         tx.event(EventType.RUN_STARTED, workflow=loaded.workflow.name, resumed=False, owner_pid=owner.pid)
+        if snapshots_off_by_env():  # `up --no-snapshots` / SMITHERS_SNAPSHOTS=off: kept on the run for every resume
+            tx.set_snapshots_off()
     return _drive(store, run_id, loaded, input_value, owner, concurrency, on_events, on_started, handle_signals, 0, stay_alive, hot)
 
 

@@ -66,7 +66,10 @@ class EventType(StrEnum):
     RUN_AUTO_RESUME_SKIPPED = "RunAutoResumeSkipped"
     WORKFLOW_RELOADED = "WorkflowReloaded"  # `--hot`: the run goes on with the edited workflow
     WORKFLOW_RELOAD_FAILED = "WorkflowReloadFailed"  # `--hot`: the edit did not import or render; the old code goes on
-    RUN_QUEUED = "RunQueued"  # created, not driven yet (a cron schedule fired; see smithers.cron)
+    # time travel over frames: a fork's first event, a rewind, a run put back in the queue (retry-task)
+    RUN_FORKED = "RunForked"
+    RUN_REWOUND = "RunRewound"
+    RUN_QUEUED = "RunQueued"  # created or put back, not driven yet (a cron schedule fired, a retry-task)
     # nodes and attempts
     NODE_PENDING = "NodePending"
     NODE_STARTED = "NodeStarted"
@@ -108,6 +111,9 @@ class EventType(StrEnum):
     MEMORY_REMEMBERED = "MemoryRemembered"
     # measuring
     SCORE_RECORDED = "ScoreRecorded"
+    # time travel: files
+    SNAPSHOT_FAILED = "SnapshotFailed"
+    REVERT_FINISHED = "RevertFinished"
 
 
 WAITING_RUN_STATUSES = frozenset({RunStatus.WAITING_APPROVAL, RunStatus.WAITING_EVENT, RunStatus.WAITING_TIMER})

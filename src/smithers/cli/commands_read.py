@@ -126,6 +126,10 @@ def ps(
     if any(r["triggered_by"] for r in runs):  # the column shows once a schedule started a listed run
         headers.append("TRIGGER")
         rows = [[*row, r["triggered_by"] or ""] for row, r in zip(rows, runs, strict=True)]
+    if any("forked_from" in r for r in runs):  # lineage: which run (and frame) a fork came from
+        headers.append("FORKED FROM")
+        for row, r in zip(rows, runs, strict=True):
+            row.append(f"{r['forked_from']}@{r['fork_frame']}" if "forked_from" in r else "")
     lines = table(headers, rows, right=["ELAPSED"])
     if more:
         lines.append("(the 20 newest; --all shows every run)")

@@ -62,6 +62,9 @@ def up(
     hot: HotOption = False,
     json_out: JsonOption = False,
     serve: Annotated[bool, typer.Option("--serve", help="Serve the HTTP API while the run goes (implies --wait).")] = False,
+    no_snapshots: Annotated[
+        bool, typer.Option("--no-snapshots", help="Take no snapshots of the working tree for this run (revert/diff then have none).")
+    ] = False,
     port: Annotated[int, typer.Option("--port", help="Port for --serve (0 picks a free one).")] = 7331,
     host: Annotated[str, typer.Option("--host", help="Address for --serve; beyond loopback needs a token.")] = "127.0.0.1",
     auth_token: Annotated[
@@ -81,6 +84,8 @@ def up(
 
     raw_input = ops.parse_input(input)
     store = ops.open_store(db)
+    if no_snapshots:  # read by the engine; a new run records it, so its resumes take none either
+        os.environ["SMITHERS_SNAPSHOTS"] = "off"
     if detach and serve:
         raise UserError("--serve cannot be combined with --detach", hint="serve the database instead: smithers serve")
     cassette = open_cassette(record, replay, append=resume, background=detach)  # a bad cassette exits 4 before anything starts

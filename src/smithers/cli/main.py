@@ -30,6 +30,9 @@ COMMAND_MODULES: dict[str, str] = {
     "memory": "commands_memory",
     "cache": "commands_cache",
     "scores": "commands_scores", "eval": "commands_eval",
+    "diff": "commands_timetravel", "revert": "commands_timetravel", "gc": "commands_timetravel",
+    "timeline": "commands_history", "fork": "commands_history", "replay": "commands_history", "retry-task": "commands_history",
+    "rewind": "commands_history",
 }
 """Every top-level command and the module that registers it; the modules' order is the help order."""
 

@@ -121,7 +121,7 @@ class LiveView:
 
         from ..storage.frames import as_tree, rebuild
 
-        tree = as_tree(rebuild(self.store.frames(self.run_id, upto=frame_no), frame_no, json.loads))
+        tree = as_tree(rebuild(self.store.frames_from_keyframe(self.run_id, frame_no), frame_no, json.loads))
         layout: list[tuple[int, dict[str, Any]]] = []
         stack = [(0, tree)] if tree else []
         while stack:

@@ -44,6 +44,7 @@ from .agent_events import EventBuffer
 from .agent_task import AgentChain, run_agent_attempt
 from .cache import TaskCache
 from .execute import run_compute, run_static
+from .file_snapshots import RunSnapshots, open_snapshots
 from .lineage import continue_as_new
 from .persist import Persister, error_info
 from .plan import Plan
@@ -135,6 +136,7 @@ class RunLoop:
         self.reloader: Reloader | None = None  # `--hot`: picks up edits to the workflow (engine/hot.py)
         self.cache = TaskCache(store, run_id, workflow.name)  # tasks with cache=: lookups at start, stores at finish
         self.scores = ScoreJobs(store, run_id, owner.id, state, input_value, self.wake.set)  # scorers, off the critical path
+        self.snapshots: RunSnapshots | None = None  # the working tree at start and after attempts (file_snapshots.py)
 
     # -- the loop ------------------------------------------------------------------------
 
@@ -147,6 +149,7 @@ class RunLoop:
         try:
             if self.reloader is not None:
                 self.reloader.start(functools.partial(loop.call_soon_threadsafe, self.wake.set))
+            self.snapshots = open_snapshots(self.store, self.run_id, self.persist, self.cwd)
             return await self._drive()
         except LeaseLostError:
             self._abandon_running()
@@ -202,6 +205,16 @@ class RunLoop:
         if self.next_run_id is not None or (self.needs_render and self.failure is None):
             return Started(Step.REPLAN, wake_at_ms)
         return Started(Step.NEXT, wake_at_ms)
+
+    async def _first_snapshot(self, first: asyncio.Task[Any] | None) -> None:
+        """Wait for the run's first snapshot (file_snapshots.py) before starting tasks that can
+        change files, keeping the lease and the waits alive meanwhile."""
+        if first is None:
+            return
+        while not first.done():
+            await asyncio.wait({first}, timeout=MAINTENANCE_EVERY)
+            self._maintenance()
+        first.result()  # a lost lease while recording it stops the run like anywhere else
 
     def _settle(self, wake_at_ms: int | None) -> str | Step:
         """Nothing is running: the run failed or finished (its status), only waits are left (the
@@ -342,6 +355,8 @@ class RunLoop:
             )
             if not batch:
                 return wake
+            if self.snapshots is not None:  # the run's first snapshot, before its first task that can change files
+                await self._first_snapshot(self.snapshots.first_needed(batch))
             with self.store.batch(self.run_id, owner_id=self.owner.id):
                 for desc in batch:
                     if desc.task.skip_if:
@@ -484,6 +499,8 @@ class RunLoop:
             coro = self._subflow_attempt(desc, tc)
         else:
             coro = run_compute(desc, tc)
+        if self.snapshots is not None:  # its snapshot_before (taken inside the attempt when it is the first)
+            coro = self.snapshots.around(desc, attempt, Path(cwd), coro, alive=tc.heartbeat)
         if desc.worktree:
             from .worktrees import in_worktree
 
@@ -571,10 +588,14 @@ class RunLoop:
         self._enforce_deadlines()
         done = [(key, running) for key, running in self.running.items() if running.task.done()]
         if done:
+            ended = [(r.desc, r.attempt, r.tc.cwd) for _, r in done if not r.task.cancelled() or r.failed_as is not None]
+            taken = await self.snapshots.after(ended) if self.snapshots is not None else []
             with self.store.batch(self.run_id, owner_id=self.owner.id):
                 for key, running in done:
                     del self.running[key]
                     self._collect(running)
+                if self.snapshots is not None:
+                    self.snapshots.record_after(taken)
 
     def _heartbeat_deadline(self, running: Running) -> float | None:
         limit = running.desc.task.heartbeat_timeout

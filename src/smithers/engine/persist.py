@@ -14,7 +14,16 @@ from pydantic import BaseModel
 from ..authoring.waits import SignalWait
 from ..errors import RunError, error_record
 from ..states import AttemptStatus, EventType, NodeStatus, RunStatus
-from ..storage.frames import KEYFRAME_EVERY, Entries, diff
+from ..storage.frames import (
+    STEP_FAILED,
+    STEP_FINISHED,
+    STEP_RETRYING,
+    STEP_SKIPPED,
+    Entries,
+    delta_size,
+    diff,
+    needs_keyframe,
+)
 from ..storage.store import Store
 from .state import NodeState, RunState
 from .tree import PlanNode, TaskDescriptor
@@ -33,6 +42,7 @@ class Persister:
         self.state = state
         self.frame_no = store.frame_count(run_id)
         self._last_entries: Entries | None = None
+        self._since_keyframe = 0  # plan entries written as deltas since the last keyframe
 
     def tx(self) -> Any:
         return self.store.tx(self.run_id, owner_id=self.owner_id)
@@ -51,15 +61,23 @@ class Persister:
                 if tx.insert_pending_node(desc.node_id, desc.iteration, desc.mode, desc.table, desc.task.label, _wait_meta(desc)):
                     tx.event(EventType.NODE_PENDING, node_id=desc.node_id, iteration=desc.iteration)
             if changed:
-                keyframe = self._last_entries is None or self.frame_no % KEYFRAME_EVERY == 0
-                data = {"put": list(entries.values()), "del": []} if keyframe else diff(self._last_entries or {}, entries)
+                delta = diff(self._last_entries, entries) if self._last_entries is not None else None
+                keyframe = delta is None or needs_keyframe(self._since_keyframe, delta, entries)
+                data = {"put": list(entries.values()), "del": []} if keyframe or delta is None else delta
                 tx.event(EventType.FRAME_COMMITTED, frame=self.frame_no, tasks=len(tasks))
                 tx.add_frame(self.frame_no, keyframe, data)
         for desc in new_nodes:
             self.state.nodes[desc.key] = NodeState(status=NodeStatus.PENDING, table=desc.table, kind=desc.mode)
         if changed:
             self.frame_no += 1
+            self._since_keyframe = 0 if keyframe else self._since_keyframe + delta_size(data)
             self._last_entries = entries
+
+    def _step_frame(self, tx: Any, desc: TaskDescriptor, step: str, attempt: int | None) -> None:
+        """A step frame (a delta naming the node and what happened to it) inside the caller's
+        transaction, so that ``--frame`` can point between any two steps (storage/frames.py)."""
+        tx.add_frame(self.frame_no, False, {"n": [[desc.node_id, desc.iteration, step, attempt]]})
+        self.frame_no += 1
 
     # -- attempts ------------------------------------------------------------------------
 
@@ -85,6 +103,7 @@ class Persister:
             tx.finish_attempt(desc.node_id, desc.iteration, attempt, AttemptStatus.FINISHED)
             tx.set_node(desc.node_id, desc.iteration, NodeStatus.FINISHED, attempts=attempt)
             tx.event(EventType.NODE_FINISHED, node_id=desc.node_id, iteration=desc.iteration, attempt=attempt)
+            self._step_frame(tx, desc, STEP_FINISHED, attempt)
         node.attempts = attempt
         self.state.mark_finished(desc.key, value)
 
@@ -97,6 +116,7 @@ class Persister:
                 self._set_meta(tx, desc, attempt, meta)
             tx.set_node(desc.node_id, desc.iteration, NodeStatus.FINISHED)
             tx.event(EventType.NODE_FINISHED, node_id=desc.node_id, iteration=desc.iteration, attempt=attempt)
+            self._step_frame(tx, desc, STEP_FINISHED, attempt)
         self.state.mark_finished(desc.key, value)
 
     def finish_failure(
@@ -125,6 +145,7 @@ class Persister:
                 tx.event(
                     EventType.NODE_RETRYING, node_id=desc.node_id, iteration=desc.iteration, attempt=attempt + 1, retry_at_ms=retry_at_ms,
                 )
+            self._step_frame(tx, desc, STEP_RETRYING if will_retry else STEP_FAILED, attempt)
         node.status, node.attempts, node.failures, node.retry_at_ms = status, attempt, failures, retry_at_ms
         return will_retry
 
@@ -147,6 +168,7 @@ class Persister:
         with self.tx() as tx:
             tx.set_node(desc.node_id, desc.iteration, NodeStatus.SKIPPED)
             tx.event(EventType.NODE_SKIPPED, node_id=desc.node_id, iteration=desc.iteration, reason=reason)
+            self._step_frame(tx, desc, STEP_SKIPPED, None)
         self.state.nodes[desc.key].status = NodeStatus.SKIPPED
 
     def finish_wait(self, desc: TaskDescriptor, value: BaseModel, event: str, payload: dict[str, Any]) -> None:
@@ -157,6 +179,7 @@ class Persister:
             tx.set_node(desc.node_id, desc.iteration, NodeStatus.FINISHED)
             tx.event(event, node_id=desc.node_id, iteration=desc.iteration, **payload)
             tx.event(EventType.NODE_FINISHED, node_id=desc.node_id, iteration=desc.iteration)
+            self._step_frame(tx, desc, STEP_FINISHED, None)
         self.state.mark_finished(desc.key, value)
 
     def reopen(self, desc: TaskDescriptor, event: str, payload: dict[str, Any]) -> None:

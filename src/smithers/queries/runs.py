@@ -29,8 +29,8 @@ def get_run(store: Store, run_id: str) -> dict[str, Any]:
 
 
 def run_summary(run: dict[str, Any]) -> dict[str, Any]:
-    """One entry of ``ps --json``."""
-    return {
+    """One entry of ``ps --json``; a fork also has ``forked_from`` and ``fork_frame``."""
+    summary = {
         "run_id": run["run_id"],
         "workflow": run["workflow"],
         "status": run["status"],
@@ -38,6 +38,9 @@ def run_summary(run: dict[str, Any]) -> dict[str, Any]:
         "updated_at_ms": run["updated_at_ms"],
         "triggered_by": run.get("triggered_by"),  # "cron:ID" for a run a schedule started, else None
     }
+    if run.get("forked_from"):
+        summary.update(forked_from=run["forked_from"], fork_frame=run.get("fork_frame"))
+    return summary
 
 
 def check_run_status(status: str | None) -> None:
@@ -133,6 +136,8 @@ def _attempt(row: dict[str, Any], *, traceback: bool) -> dict[str, Any]:
         out["heartbeat_at_ms"] = row["heartbeat_at_ms"]
         out["heartbeat"] = json_or_none(row["heartbeat_json"])
         out["meta"] = json_or_none(row["meta_json"])
+        out["snapshot_before"] = row.get("snapshot_before")  # commit ids of the working tree (DESIGN 10.3), or None
+        out["snapshot_after"] = row.get("snapshot_after")
     return out
 
 

@@ -61,6 +61,14 @@ class ResumeBody(BaseModel):
     max_concurrency: int | None = Field(default=None, ge=1)
 
 
+class ForkBody(BaseModel):
+    frame_no: int = Field(ge=0, description="The frame to fork at (see GET /v1/runs/{id}/timeline).")
+    reset_nodes: list[str] = Field(default_factory=list, description="Nodes to run again, with what depends on them.")
+    input: dict[str, Any] | None = Field(default=None, description="New input for the fork (default: the run's).")
+    label: str | None = None
+    run: bool = Field(default=False, description="Run the fork now in a background `smithers resume` (else it stays queued).")
+
+
 class DecideBody(BaseModel):
     note: str | None = None
     by: str | None = None
@@ -242,6 +250,7 @@ def get_run(run_id: str, service: Svc) -> dict[str, Any]:
     detail.update(
         updated_at_ms=run.get("updated_at_ms"), finished_at_ms=run.get("finished_at_ms"), owner_alive=owner_alive(run),
         frames=store.frame_count(run_id), parent_run_id=run.get("parent_run_id"), continued_from=run.get("continued_from"),
+        forked_from=run.get("forked_from"), fork_frame=run.get("fork_frame"),
     )
     if detail["status"].startswith("waiting"):
         detail["waiting_for"] = decisions.waiting_for(store, run_id)
@@ -331,6 +340,23 @@ def get_node(run_id: str, node_id: str, service: Svc) -> dict[str, Any]:
     return detail
 
 
+@router.get("/v1/runs/{run_id}/nodes/{node_id}/diff", tags=["runs"])
+def get_node_diff(
+    run_id: str, node_id: str, service: Svc,
+    iteration: Annotated[int | None, Query(ge=0, description="The node's iteration (default: its newest).")] = None,
+    attempt: Annotated[int | None, Query(ge=1, description="The attempt (default: the newest).")] = None,
+    stat: Annotated[bool, Query(description="Leave the patch out (files and +/- counts only).")] = False,
+) -> dict[str, Any]:
+    """What one attempt changed in the working tree (``smithers diff --json``): ``{run_id, node_id,
+    iteration, attempt, before, after, folder, files: [{path, status, additions, deletions}], patch}``."""
+    from .. import undo
+
+    result = undo.diff(service.store(), run_id, node_id, iteration, attempt)
+    if stat:
+        result.pop("patch")
+    return result
+
+
 @router.get("/v1/runs/{run_id}/frames", tags=["runs"])
 def get_frames(
     run_id: str, service: Svc, frame: Annotated[int | None, Query(ge=0, description="Rebuild this frame's plan tree.")] = None,
@@ -356,6 +382,34 @@ def get_frames(
         "tree": queries.plan_tree(entries, statuses),
         "statuses": [{"node_id": n, "iteration": i, "status": s} for (n, i), s in statuses.items()],
     }
+
+
+@router.get("/v1/runs/{run_id}/timeline", tags=["runs"])
+def get_timeline(
+    run_id: str, service: Svc, tree: Annotated[bool, Query(description="Nest forks of forks.")] = False,
+) -> dict[str, Any]:
+    """The run's frames and forks (``smithers timeline --json``): ``{run_id, frames: [{frame_no,
+    created_at_ms, snapshot, kind, steps}], forks: [{run_id, frame_no, label, created_at_ms, status}]}``."""
+    from .. import history
+
+    return history.timeline(service.store(), run_id, tree=tree)
+
+
+@router.post("/v1/runs/{run_id}/fork", tags=["runs"], status_code=201)
+def fork_run(run_id: str, body: ForkBody, service: Svc) -> dict[str, Any]:
+    """A new run with this run's state as of ``frame_no`` (``smithers fork --json``): ``{run_id,
+    forked_from, frame_no, status}``; ``queued``, or started in the background with ``run``.
+    An unknown frame is 404, an unknown node to reset 404, bad input 400."""
+    from .. import history
+
+    store = service.store()
+    with service.load_lock:  # a new input is validated by importing the workflow
+        result = history.fork_run(store, run_id, body.frame_no, reset_nodes=body.reset_nodes, raw_input=body.input, label=body.label)
+    result["status"] = RunStatus.QUEUED
+    if body.run:
+        child, log_path = service.spawn(["resume", result["run_id"]], result["run_id"])
+        result["status"] = service.wait_started(child, log_path, result["run_id"])
+    return result
 
 
 # -- people in the loop ------------------------------------------------------------------------

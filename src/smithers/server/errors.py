@@ -17,10 +17,13 @@ log = logging.getLogger("smithers.server")
 _STATUS = {
     ErrorCode.UNKNOWN_RUN: 404,
     ErrorCode.UNKNOWN_NODE: 404,
+    ErrorCode.NO_SNAPSHOT: 404,
+    ErrorCode.UNSAVED_CHANGES: 409,
     ErrorCode.RUN_EXISTS: 409,
     ErrorCode.RUN_OWNED: 409,
     ErrorCode.INPUT_CHANGED: 409,
     ErrorCode.SOURCE_CHANGED: 409,
+    ErrorCode.UNKNOWN_FRAME: 404,
 }
 
 _HTTP_CODES = {

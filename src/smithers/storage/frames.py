@@ -1,20 +1,47 @@
-"""Frames as deltas: each render's plan is stored as the change from the previous one, with a
-full keyframe every ``KEYFRAME_EVERY`` frames, so storage grows with changes, not with
-(tasks x frames)."""
+"""Frames: the run's time axis, stored as deltas.
+
+Two kinds of frame share one numbering (from 0, per run):
+
+- a **plan frame** is written when a render's plan differs from the previous one: the change
+  (``put``/``del`` of plan entries), or a full keyframe;
+- a **step frame** is written whenever a task finishes, fails or is skipped (and when
+  ``retry-task`` puts nodes back to pending): ``{"n": [[node_id, iteration, step, attempt], ...]}``.
+
+So ``--frame N`` can point between any two steps, and the state at frame N (the plan, the
+node states, which outputs exist) is rebuilt by folding the deltas up to N
+(:func:`rebuild`, :func:`fold_steps`). A keyframe is written when the plan deltas since the
+last one would add up to more than a full copy of the plan, so storage stays within twice the
+changes: it grows with what happened, never with (tasks x frames).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
-KEYFRAME_EVERY = 50
-
 Entries = dict[str, dict[str, Any]]  # plan-node key -> description
+
+# what a step frame records for a node (``n`` entries); RETRYING: a failed attempt that will be
+# retried (the node row is back to pending); RESET: retry-task put the node back to pending
+STEP_FINISHED, STEP_FAILED, STEP_SKIPPED, STEP_RETRYING, STEP_RESET = "finished", "failed", "skipped", "retrying", "reset"
 
 
 def diff(previous: Entries, current: Entries) -> dict[str, Any]:
     put = [entry for key, entry in current.items() if previous.get(key) != entry]
     removed = [key for key in previous if key not in current]
     return {"put": put, "del": removed}
+
+
+def delta_size(delta: dict[str, Any]) -> int:
+    """How many plan entries a delta writes or removes."""
+    return len(delta.get("put", ())) + len(delta.get("del", ()))
+
+
+def needs_keyframe(since_keyframe: int, delta: dict[str, Any], entries: Entries) -> bool:
+    """Whether to store the plan whole: the deltas since the last keyframe (``since_keyframe``
+    entries) plus this one would outweigh a full copy. Keeps storage linear in the changes and
+    a rebuild within two plans' worth of entries."""
+    return since_keyframe + delta_size(delta) > len(entries)
 
 
 def apply(entries: Entries, delta: dict[str, Any]) -> Entries:
@@ -35,6 +62,22 @@ def rebuild(rows: list[dict[str, Any]], frame_no: int, decode: Any) -> Entries:
         data = decode(row["data_json"])
         entries = {entry["k"]: entry for entry in data["put"]} if row["is_keyframe"] else apply(entries, data)
     return entries
+
+
+def steps_of(data: dict[str, Any]) -> list[list[Any]]:
+    """The ``[node_id, iteration, step, attempt]`` entries of one frame's data (none for a plan frame)."""
+    steps: list[list[Any]] = data.get("n", [])
+    return steps
+
+
+def fold_steps(datas: Iterable[dict[str, Any]]) -> dict[tuple[str, int], list[Any]]:
+    """Each node's last step over the given frames' data (oldest first): ``{(node_id, iteration):
+    [node_id, iteration, step, attempt]}``."""
+    last: dict[tuple[str, int], list[Any]] = {}
+    for data in datas:
+        for step in steps_of(data):
+            last[(step[0], step[1])] = step
+    return last
 
 
 def as_tree(entries: Entries) -> dict[str, Any] | None:

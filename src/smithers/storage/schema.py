@@ -213,6 +213,38 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
         ],
     ),
     (
+        6,
+        "time travel: snapshots of the working tree per attempt, the audit of destructive actions",
+        [
+            "ALTER TABLE _smithers_attempts ADD COLUMN snapshot_before TEXT",
+            "ALTER TABLE _smithers_attempts ADD COLUMN snapshot_after TEXT",
+            "ALTER TABLE _smithers_attempts ADD COLUMN snapshot_dir TEXT",
+            "ALTER TABLE _smithers_runs ADD COLUMN snapshot_start TEXT",
+            "ALTER TABLE _smithers_runs ADD COLUMN snapshot_dir TEXT",
+            "ALTER TABLE _smithers_runs ADD COLUMN snapshots_off INTEGER NOT NULL DEFAULT 0",
+            "ALTER TABLE _smithers_runs ADD COLUMN snapshots_pruned_at_ms INTEGER",
+            """CREATE TABLE _smithers_audit (
+                id INTEGER NOT NULL PRIMARY KEY,
+                run_id TEXT NOT NULL,
+                action TEXT NOT NULL,
+                actor TEXT NOT NULL,
+                at_ms INTEGER NOT NULL,
+                detail_json TEXT NOT NULL
+            )""",
+            "CREATE INDEX _smithers_audit_run ON _smithers_audit (run_id, at_ms)",
+        ],
+    ),
+    (
+        7,
+        "time travel: fork lineage (parent run and frame) on runs",
+        [
+            "ALTER TABLE _smithers_runs ADD COLUMN forked_from TEXT",
+            "ALTER TABLE _smithers_runs ADD COLUMN fork_frame INTEGER",
+            "ALTER TABLE _smithers_runs ADD COLUMN fork_label TEXT",
+            "CREATE INDEX _smithers_runs_forked_from ON _smithers_runs (forked_from)",
+        ],
+    ),
+    (
         8,
         "task cache: _smithers_cache and a run's no_cache choice",
         [

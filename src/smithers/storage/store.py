@@ -30,12 +30,14 @@ from typing import TYPE_CHECKING, Any
 from ..errors import LeaseLostError, StorageError, UserError
 from .cache import CacheStoreMixin
 from .cron import CronStoreMixin
+from .history import HistoryStoreMixin
 from .memory import MemoryStoreMixin
 from .output_tables import OutputTable
 from .queries import QueryStoreMixin
 from .reads import StoreReads, event_from_row
 from .schema import MIGRATIONS
 from .scores import ScoreStoreMixin
+from .snapshots import SnapshotStoreMixin
 from .sqlite import SYNCHRONOUS_MODES, begin_write, connect
 from .tx import Tx, dumps, now_ms
 from .waits import WaitStoreMixin
@@ -88,7 +90,10 @@ def default_db_path(start: Path | None = None) -> Path:
     return here / DB_FILENAME
 
 
-class Store(StoreReads, QueryStoreMixin, WaitStoreMixin, CronStoreMixin, MemoryStoreMixin, CacheStoreMixin, ScoreStoreMixin):
+class Store(
+    StoreReads, QueryStoreMixin, WaitStoreMixin, CronStoreMixin, MemoryStoreMixin, CacheStoreMixin, ScoreStoreMixin,
+    SnapshotStoreMixin, HistoryStoreMixin,
+):
     """A smithers database. Open with :meth:`open`; close with :meth:`close`.
 
     >>> store = Store.open(Path("/tmp/x/smithers.db"))  # doctest: +SKIP

@@ -16,9 +16,11 @@ from typing import TYPE_CHECKING, Any, Protocol
 from ..states import AttemptStatus, NodeStatus, RunStatus
 from .cache import CacheTxMixin
 from .cron import CronTxMixin
+from .history import HistoryTxMixin
 from .memory import MemoryTxMixin
 from .output_tables import KEY_COLUMNS, OutputTable
 from .scores import ScoreTxMixin
+from .snapshots import SnapshotTxMixin
 from .waits import WaitTxMixin
 
 if TYPE_CHECKING:  # only annotations: a read command does not import pydantic
@@ -51,7 +53,7 @@ class OwnerLike(Protocol):
     def pid(self) -> int: ...
 
 
-class Tx(WaitTxMixin, CronTxMixin, MemoryTxMixin, CacheTxMixin, ScoreTxMixin):
+class Tx(WaitTxMixin, CronTxMixin, MemoryTxMixin, CacheTxMixin, ScoreTxMixin, SnapshotTxMixin, HistoryTxMixin):
     """One open write transaction. Events appended here are committed with the state change."""
 
     __slots__ = ("_conn", "_seq", "events", "run_id", "ts")

@@ -3,6 +3,7 @@
 import { api, describeError, enc } from "./api.js";
 import { add, fill, h } from "./dom.js";
 import { badge, errorMessage, fmtDur, fmtFull, fmtTime, json } from "./format.js";
+import { attemptDiffs } from "./attempt-diff.js";
 import { approvalCard } from "./forms.js";
 import { nodeState } from "./run-model.js";
 import { transcriptItem, usageBox, usageOf } from "./transcript.js";
@@ -56,6 +57,8 @@ function iterationBox(model, node, it, several) {
       box.append(h("details", null, h("summary", null, `last heartbeat (attempt ${beat.attempt}${when})`), json(beat.heartbeat)));
     }
   }
+  const diffs = attemptDiffs(model.runId, node.id, it.iteration, attempts);
+  if (diffs) box.append(diffs);
   if (it.output != null) box.append(h("h3", null, "output"), json(it.output));
   return box;
 }

@@ -13,11 +13,12 @@ import { createEventList } from "./run-events.js";
 import { createRunHead } from "./run-head.js";
 import { applyEvent, createRunModel, setRunDetail } from "./run-model.js";
 import { createPlan, latestFrame } from "./run-plan.js";
+import { createTimeline } from "./run-timeline.js";
 import { createNodeTree } from "./run-tree.js";
 import { followRun } from "./sse.js";
 
 const REFRESH_MS = 5000;
-const TABS = [["nodes", "Nodes"], ["plan", "Plan"], ["events", "Events"]];
+const TABS = [["nodes", "Nodes"], ["plan", "Plan"], ["timeline", "Timeline"], ["events", "Events"]];
 const WAIT_EVENT_PREFIXES = ["Approval", "Signal", "Human", "NodeWaiting", "RunWaiting"];
 
 export function RunPage(app, runId, nodeId) {
@@ -33,12 +34,13 @@ export function RunPage(app, runId, nodeId) {
   const detail = createNodeDetail(model, { onClose: () => select(null), afterDecision: afterAction });
   const plan = createPlan(model, { onSelect: select });
   const events = createEventList(model, { onSelect: select });
+  const timeline = createTimeline(model);
   const waiting = h("section", { class: "panel waiting", id: "waiting", hidden: true });
   const tabs = h("div", { class: "tabs", role: "tablist" });
   const nodesView = h("div", { class: "split", id: "nodes-view" }, h("section", { class: "panel" }, tree.el), detail.el);
   const drawTree = perFrame(() => { if (alive) tree.draw(); });
 
-  fill(app, h("div", { class: "crumbs" }, h("a", { href: "#/" }, "← Runs")), head.el, waiting, tabs, nodesView, plan.el, events.el);
+  fill(app, h("div", { class: "crumbs" }, h("a", { href: "#/" }, "← Runs")), head.el, waiting, tabs, nodesView, plan.el, timeline.el, events.el);
   setNav("runs");
 
   // tabs ---------------------------------------------------------------------------------
@@ -54,7 +56,9 @@ export function RunPage(app, runId, nodeId) {
     nodesView.hidden = key !== "nodes";
     plan.el.hidden = key !== "plan";
     events.el.hidden = key !== "events";
+    timeline.el.hidden = key !== "timeline";
     if (key === "plan") plan.show();
+    if (key === "timeline") timeline.show();
     if (key === "events") events.draw();
   }
 
@@ -91,6 +95,7 @@ export function RunPage(app, runId, nodeId) {
       if (!alive) return;
       setRunDetail(model, run);
       head.draw();
+      timeline.drawLineage();
       drawTree();
     } catch (e) {
       if (!alive || e.status === 401) return;
@@ -105,7 +110,7 @@ export function RunPage(app, runId, nodeId) {
 
   async function loadTree() {
     try {
-      const frame = await latestFrame(model);
+      const frame = await latestFrame(model, true); // fresh: step frames (one per finished task) come without a FrameCommitted event
       if (!alive || !frame) return;
       model.tree = frame.tree ?? null;
       if (typeof frame.frames === "number") model.frames = Math.max(model.frames, frame.frames);
@@ -125,6 +130,7 @@ export function RunPage(app, runId, nodeId) {
       drawTree();
       if (model.selected === e.node_id) soon.later("detail", () => detail.load(), 300);
       soon.later("plan", plan.redrawLive, 200);
+      soon.later("timeline", timeline.changed, 300);
     }
     if (e.type.startsWith("Run")) { head.draw(); soon.later("run", refresh, 150); }
     if (e.type === "FrameCommitted") {
