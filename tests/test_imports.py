@@ -33,7 +33,7 @@ DESIGN_LAYERS = [
     ["mcp", "server"],
     ["background", "cron", "decisions", "evals", "history", "memory", "ops", "queries", "scorers", "supervisor", "undo"],
     ["engine"],
-    ["agents", "authoring", "events", "observability"],
+    ["agents", "authoring", "events", "observability", "snapshots"],
     ["tools"],
     ["storage"],
     ["errors", "states"],
