@@ -148,8 +148,8 @@ def many(ctx):
     return Loop(Task("step", output=Step, value={"n": ctx.iteration("lp")}), id="lp", until=done, max_iterations=100)
 """
 
-RUN_KEYS = {"run_id", "workflow", "status", "created_at_ms", "updated_at_ms"}
-INSPECT_KEYS = {"run_id", "workflow", "status", "input", "created_at_ms", "error", "nodes"}
+RUN_KEYS = {"run_id", "workflow", "status", "created_at_ms", "updated_at_ms", "triggered_by"}
+INSPECT_KEYS = {"run_id", "workflow", "status", "input", "created_at_ms", "error", "triggered_by", "nodes"}
 NODE_KEYS = {"id", "iteration", "status", "attempts", "output"}
 ATTEMPT_KEYS = {"attempt", "status", "started_at_ms", "finished_at_ms", "error"}
 

@@ -567,3 +567,16 @@ def test_signal_and_answer_forms_in_the_inbox(server: Server, page: Page) -> Non
         assert time.monotonic() < deadline, f"the run did not finish: {server.status_in_db(run_id)}"
         time.sleep(0.1)
     assert server.get(f"/v1/runs/{run_id}/nodes/naming")["iterations"][0]["output"] == {"name": "v2"}
+
+
+def test_a_cron_run_shows_what_triggered_it(server: Server, page: Page) -> None:
+    write(server, "quick.py", QUICK)
+    added = server.smithers("cron", "add", "0 0 1 1 *", "quick.py", "--json")
+    assert added.returncode == 0, added.stdout + added.stderr
+    schedule_id = json.loads(added.stdout)["id"]
+    started = server.smithers("cron", "run-now", schedule_id, "--json")
+    assert started.returncode == 0, started.stdout + started.stderr
+    run_id = json.loads(started.stdout)["run_id"]
+    page.goto(server.url + f"/#/runs/{run_id}")
+    expect(page.locator("#run-status")).to_have_attribute("data-status", "finished")
+    expect(page.locator("#run-trigger")).to_have_text(f"triggered by cron:{schedule_id}")

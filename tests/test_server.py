@@ -382,7 +382,7 @@ def test_start_a_run_and_read_it(api: Api) -> None:
 
     listed = c.get("/v1/runs", params={"status": "finished", "limit": 100}).json()
     assert run_id in [r["run_id"] for r in listed["runs"]] and listed["total"] >= 1
-    assert set(listed["runs"][0]) == {"run_id", "workflow", "status", "created_at_ms", "updated_at_ms"}
+    assert set(listed["runs"][0]) == {"run_id", "workflow", "status", "created_at_ms", "updated_at_ms", "triggered_by"}
     assert c.get("/v1/runs", params={"limit": 1, "offset": 10_000}).json()["runs"] == []
     assert error_of(c.get("/v1/runs", params={"status": "bogus"}), 400)["code"] == "USAGE"
 

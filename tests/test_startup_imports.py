@@ -46,6 +46,8 @@ LAZY_PREFIXES = (
     "smithers.engine.worktrees",
     "smithers.server",
     "smithers.mcp",
+    "smithers.engine.hot",  # hot reload, and the file watcher it uses: only with --hot
+    "watchfiles",
 )
 
 

@@ -41,6 +41,10 @@ class ErrorCode(StrEnum):
     STORAGE = "STORAGE"
     AGENT_ERROR = "AGENT_ERROR"
     AGENT_CONFIG = "AGENT_CONFIG"
+    UNKNOWN_SCHEDULE = "UNKNOWN_SCHEDULE"
+    INVALID_SCHEDULE = "INVALID_SCHEDULE"
+    CASSETTE_MISMATCH = "CASSETTE_MISMATCH"
+    CASSETTE_FILE = "CASSETTE_FILE"
     SNAPSHOT = "SNAPSHOT"
     UNSAVED_CHANGES = "UNSAVED_CHANGES"
     NO_SNAPSHOT = "NO_SNAPSHOT"
@@ -133,6 +137,18 @@ class RunOwnedError(UserError):
     code = ErrorCode.RUN_OWNED
 
 
+class UnknownScheduleError(UserError):
+    """No cron schedule with that id (``smithers cron list`` shows them)."""
+
+    code = ErrorCode.UNKNOWN_SCHEDULE
+
+
+class ScheduleError(UserError):
+    """A cron pattern or time zone that cannot be used."""
+
+    code = ErrorCode.INVALID_SCHEDULE
+
+
 class UnsavedChangesError(UserError):
     """The working tree has changes that no snapshot of the run holds; a restore would lose them."""
 
@@ -190,6 +206,23 @@ class AgentConfigError(AgentError):
     def __init__(self, message: str, **kwargs: Any) -> None:
         kwargs["retryable"] = False
         super().__init__(message, **kwargs)
+
+
+class CassetteMismatchError(AgentError):
+    """A replayed agent call does not match the cassette (its prompt drifted from the
+    recording, or the cassette has no such call). Never retried: a retry asks the same."""
+
+    code = ErrorCode.CASSETTE_MISMATCH
+
+    def __init__(self, message: str, **kwargs: Any) -> None:
+        kwargs["retryable"] = False
+        super().__init__(message, **kwargs)
+
+
+class CassetteFileError(UserError):
+    """A cassette file that cannot be read, or ``--record`` together with ``--replay``."""
+
+    code = ErrorCode.CASSETTE_FILE
 
 
 class StorageError(SmithersError):

@@ -111,6 +111,7 @@ def start_run(
     on_started: Callable[[str], None] | None = None,
     handle_signals: bool = False,
     stay_alive: bool = False,
+    hot: bool = False,
 ) -> RunOutcome:
     """``smithers up``: validate, create the run, and drive it to the end (or until it waits,
     unless ``stay_alive``)."""
@@ -124,7 +125,7 @@ def start_run(
         return resume_run(
             run_id, store=store, raw_input=raw_input, loaded=loaded, max_concurrency=max_concurrency,
             allow_source_change=allow_source_change, on_events=on_events, on_started=on_started, handle_signals=handle_signals,
-            stay_alive=stay_alive,
+            stay_alive=stay_alive, hot=hot,
         )
     if resume and run_id is None:
         raise UserError("--resume needs --run-id RUN_ID", hint="or use: smithers resume RUN_ID")
@@ -145,7 +146,7 @@ def start_run(
         tx.event(EventType.RUN_STARTED, workflow=loaded.workflow.name, resumed=False, owner_pid=owner.pid)
         if snapshots_off_by_env():  # `up --no-snapshots` / SMITHERS_SNAPSHOTS=off: kept on the run for every resume
             tx.set_snapshots_off()
-    return _drive(store, run_id, loaded, input_value, owner, concurrency, on_events, on_started, handle_signals, 0, stay_alive)
+    return _drive(store, run_id, loaded, input_value, owner, concurrency, on_events, on_started, handle_signals, 0, stay_alive, hot)
 
 
 def resume_run(
@@ -161,6 +162,7 @@ def resume_run(
     handle_signals: bool = False,
     stay_alive: bool = False,
     lease_token: str | None = None,
+    hot: bool = False,
 ) -> RunOutcome:
     """``smithers resume``: check input and source are unchanged, take the lease, continue.
     ``lease_token``: the handoff lease ``smithers supervise`` took for this process."""
@@ -194,13 +196,13 @@ def resume_run(
     seen = store.last_event_seq(run_id)
     recover(store, run_id, owner, takeover_from=lease_token)
     concurrency = max_concurrency or run["max_concurrency"]
-    return _drive(store, run_id, loaded, input_value, owner, concurrency, on_events, on_started, handle_signals, seen, stay_alive)
+    return _drive(store, run_id, loaded, input_value, owner, concurrency, on_events, on_started, handle_signals, seen, stay_alive, hot)
 
 
 def _drive(
     store: Store, run_id: str, loaded: LoadedWorkflow, input_value: Any, owner: Owner, concurrency: int,
     on_events: EventCallback | None, on_started: Callable[[str], None] | None, handle_signals: bool, replay_after: int,
-    stay_alive: bool = False,
+    stay_alive: bool = False, hot: bool = False,
 ) -> RunOutcome:
     sink = NdjsonSink(run_dir(store.path, run_id) / "events.ndjson", run_id)
     tracer = None
@@ -221,6 +223,10 @@ def _drive(
         max_concurrency=concurrency, cwd=str(loaded.path.parent), handle_signals=handle_signals, stay_alive=stay_alive,
     )
     _lineage(store, run_id, engine)
+    if hot:  # `--hot`: watch the workflow's files and go on with each edit (imported only then)
+        from .engine.hot import HotReload
+
+        engine.reloader = HotReload(loaded)
     try:
         try:
             status = asyncio.run(engine.run())
@@ -254,6 +260,7 @@ def _lineage(store: Store, run_id: str, engine: RunLoop) -> None:
 def follow_chain(
     outcome: RunOutcome, *, store: Store, on_events: EventCallback | None = None, on_started: Callable[[str], None] | None = None,
     handle_signals: bool = False, stay_alive: bool = False, on_continue: Callable[[str, str], None] | None = None,
+    hot: bool = False,
 ) -> RunOutcome:
     """Continue-as-new chains run on in the same process: resume each next run until one ends
     otherwise. Returns the last run's outcome (``extra["chain"]`` lists every run id)."""
@@ -264,7 +271,7 @@ def follow_chain(
             on_continue(outcome.run_id, next_id)
         outcome = resume_run(
             next_id, store=store, on_events=on_events, on_started=on_started, handle_signals=handle_signals, stay_alive=stay_alive,
-            allow_source_change=True,
+            allow_source_change=True, hot=hot,
         )
         chain.append(outcome.run_id)
     outcome.extra["chain"] = chain

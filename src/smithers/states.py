@@ -64,6 +64,9 @@ class EventType(StrEnum):
     RUN_AUTO_RESUMED = "RunAutoResumed"
     RUN_AUTO_RESUME_FAILED = "RunAutoResumeFailed"
     RUN_AUTO_RESUME_SKIPPED = "RunAutoResumeSkipped"
+    WORKFLOW_RELOADED = "WorkflowReloaded"  # `--hot`: the run goes on with the edited workflow
+    WORKFLOW_RELOAD_FAILED = "WorkflowReloadFailed"  # `--hot`: the edit did not import or render; the old code goes on
+    RUN_QUEUED = "RunQueued"  # created, not driven yet (a cron schedule fired; see smithers.cron)
     # nodes and attempts
     NODE_PENDING = "NodePending"
     NODE_STARTED = "NodeStarted"

@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from . import cron
 from .errors import RunOwnedError
 from .events.ndjson import run_dir
 from .states import WAITING_RUN_STATUSES, EventType, RunStatus
@@ -78,7 +79,9 @@ class Decision:
     recorded: bool = False  # an event was written for it
 
     def line(self) -> str:
-        shown = ("pid", "exit_code", "would_resume", "log", "fires_at", "retry_at")
+        if self.action == "fired":  # a cron schedule's due time (smithers.cron): the reason is the whole line
+            return self.reason
+        shown = ("pid", "exit_code", "would_resume", "would_fire", "log", "fires_at", "retry_at")
         extra = ", ".join(f"{k}={v}" for k, v in self.detail.items() if k in shown)
         tail = f" ({extra})" if extra else ""
         verbs = {"resume": "resumed", "skip": "skipped", "failed": "auto-resume failed", "exited": "resume process exited"}
@@ -161,7 +164,8 @@ class Supervisor:
         self.reap()
         now = now_ms()
         decisions: list[Decision] = []
-        runs = self.store.runs_with_status(WAITING_RUN_STATUSES | {RunStatus.RUNNING})
+        decisions.extend(self._fire_schedules(now))
+        runs = self.store.runs_with_status(WAITING_RUN_STATUSES | {RunStatus.RUNNING, RunStatus.QUEUED})
         for run in runs:
             if run["run_id"] in self.children:
                 continue  # ours: a child of this supervisor is resuming it
@@ -181,7 +185,13 @@ class Supervisor:
         status = run["status"]
         alive = owner_alive(run, stale_ms=self.stale_ms, now=now)
         held = OTHER_SUPERVISOR if (run["owner_id"] or "").startswith(HANDOFF_PREFIX) else OWNER_ALIVE
-        if status == RunStatus.RUNNING:
+        if status == RunStatus.QUEUED:  # created by a cron schedule and not started yet (smithers.cron)
+            if not cron.drives(run):
+                return None  # other queued runs are started by `smithers resume` (or a worker)
+            if alive:
+                return "skip", held, {"owner_pid": run["owner_pid"], "triggered_by": run["triggered_by"]}
+            verdict = ("resume", "queued", {"triggered_by": run["triggered_by"]})
+        elif status == RunStatus.RUNNING:
             if alive:
                 return "skip", held, {"owner_pid": run["owner_pid"], "owner_host": run["owner_host"]}
             if not run["owner_id"]:
@@ -207,6 +217,24 @@ class Supervisor:
         if run.get("parent_run_id"):
             return "skip", SUBFLOW, {"parent_run_id": run["parent_run_id"]}
         return verdict
+
+    def _fire_schedules(self, now: int) -> list[Decision]:
+        """Create the runs of the cron schedules that are due (each claimed once, whatever the number
+        of supervisors); the scan that follows starts them. A dry run only says which are due."""
+        decisions = []
+        if self.dry_run:
+            for schedule in self.store.due_schedules(now):
+                decision = Decision(f"cron:{schedule['id']}", "skip", DRY_RUN, {"would_fire": schedule["name"]})
+                if self._said.get(decision.run_id) != DRY_RUN:
+                    self._said[decision.run_id] = DRY_RUN
+                    self.echo(decision.line())
+                decisions.append(decision)
+            return decisions
+        for fired in cron.fire_due(self.store, now):
+            decision = Decision(fired.run_id, "fired", fired.line(), {"schedule_id": fired.schedule_id}, recorded=True)
+            self.echo(decision.line())
+            decisions.append(decision)
+        return decisions
 
     def _next_timer(self, run: dict[str, Any]) -> int | None:
         """The run's next due time: its earliest waiting timer, or its ``wake_at_ms`` (a signal

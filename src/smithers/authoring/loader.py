@@ -56,7 +56,7 @@ def load_workflow(spec: str) -> LoadedWorkflow:
     except SyntaxError as err:
         sys.modules.pop(module_name, None)
         raise WorkflowLoadError(
-            f"{path}:{err.lineno}: syntax error: {err.msg}", hint="fix the syntax error and run again"
+            f"{err.filename or path}:{err.lineno}: syntax error: {err.msg}", hint="fix the syntax error and run again"
         ) from None
     except Exception as err:  # the user's module raised while importing: report it, with its traceback
         sys.modules.pop(module_name, None)

@@ -122,7 +122,11 @@ def ps(
         [r["run_id"], r["workflow"], status_text(r["status"]), when(r["created_at_ms"]), took(r["created_at_ms"], r["updated_at_ms"])]
         for r in runs
     ]
-    lines = table(["RUN ID", "WORKFLOW", "STATUS", "CREATED", "ELAPSED"], rows, right=["ELAPSED"])
+    headers = ["RUN ID", "WORKFLOW", "STATUS", "CREATED", "ELAPSED"]
+    if any(r["triggered_by"] for r in runs):  # the column shows once a schedule started a listed run
+        headers.append("TRIGGER")
+        rows = [[*row, r["triggered_by"] or ""] for row, r in zip(rows, runs, strict=True)]
+    lines = table(headers, rows, right=["ELAPSED"])
     if more:
         lines.append("(the 20 newest; --all shows every run)")
     _lines(lines)
@@ -151,6 +155,8 @@ def inspect_run(run_id: RunArg, db: DbOption = None, json_out: JsonOption = Fals
         f"  created   {when(detail['created_at_ms'])}",
         f"  input     {short(detail['input'], 100)}",
     ]
+    if detail["triggered_by"]:
+        lines.insert(3, f"  trigger   {detail['triggered_by']}")
     if detail["error"]:
         lines.append(f"  error     {error_text(detail['error'])}")
     if detail["nodes"]:

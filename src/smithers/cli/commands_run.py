@@ -13,9 +13,14 @@ from typing import Annotated, Any
 import typer
 
 from .app import EXIT_FAILED, EXIT_SIGINT, EXIT_SIGTERM, EXIT_USAGE, STATUS_EXIT, DbOption, JsonOption, app
+from .cassette_options import RecordOption, ReplayOption, open_cassette
 
 InputOption = Annotated[
     str | None, typer.Option("--input", "-i", help="Run input: a JSON object, or @file.json.", show_default=False)
+]
+
+HotOption = Annotated[
+    bool, typer.Option("--hot", help="Reload the workflow when its file or a local module it imports changes (new attempts use it).")
 ]
 
 
@@ -51,6 +56,7 @@ def up(
     allow_source_change: Annotated[bool, typer.Option("--allow-source-change", help="Resume even if the workflow source changed.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the outcome.")] = False,
     wait: Annotated[bool, typer.Option("--wait", help="When the run waits (approval, signal, timer), stay and continue it.")] = False,
+    hot: HotOption = False,
     json_out: JsonOption = False,
     serve: Annotated[bool, typer.Option("--serve", help="Serve the HTTP API while the run goes (implies --wait).")] = False,
     no_snapshots: Annotated[
@@ -62,6 +68,8 @@ def up(
         str | None,
         typer.Option("--auth-token", envvar="SMITHERS_API_KEY", show_envvar=True, help="Token --serve requires.", show_default=False),
     ] = None,
+    record: RecordOption = None,
+    replay: ReplayOption = None,
 ) -> int:
     """Run a workflow to the end (or until it fails, is cancelled or waits).
 
@@ -76,8 +84,9 @@ def up(
         os.environ["SMITHERS_SNAPSHOTS"] = "off"
     if detach and serve:
         raise UserError("--serve cannot be combined with --detach", hint="serve the database instead: smithers serve")
+    cassette = open_cassette(record, replay, append=resume, background=detach)  # a bad cassette exits 4 before anything starts
     if detach:
-        return _detach(file, raw_input, run_id, resume, max_concurrency, store.path, allow_source_change, json_out)
+        return _detach(file, raw_input, run_id, resume, max_concurrency, store.path, allow_source_change, json_out, hot)
     from .views import make_view
 
     server = None
@@ -91,14 +100,15 @@ def up(
         outcome = ops.start_run(
             file, store=store, raw_input=raw_input, run_id=run_id, resume=resume, max_concurrency=max_concurrency,
             allow_source_change=allow_source_change, on_events=view.on_events, on_started=view.started, handle_signals=True,
-            stay_alive=wait,
+            stay_alive=wait, hot=hot,
         )
         outcome = ops.follow_chain(
             outcome, store=store, on_events=view.on_events, on_started=view.started, handle_signals=True, stay_alive=wait,
-            on_continue=None if json_out else _print_continue,  # --json: the chain is in the one document
+            on_continue=None if json_out else _print_continue, hot=hot,  # --json: the chain is in the one document
         )
     finally:
         view.close()
+        cassette.close()
         if server is not None:
             server.stop()
     return _report_outcome(outcome, json_out)
@@ -112,8 +122,11 @@ def resume(
     allow_source_change: Annotated[bool, typer.Option("--allow-source-change", help="Resume even if the workflow source changed.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the outcome.")] = False,
     wait: Annotated[bool, typer.Option("--wait", help="When the run waits (approval, signal, timer), stay and continue it.")] = False,
+    hot: HotOption = False,
     json_out: JsonOption = False,
     lease_token: Annotated[str | None, typer.Option("--lease-token", hidden=True)] = None,  # a supervisor's handoff lease
+    record: RecordOption = None,
+    replay: ReplayOption = None,
 ) -> int:
     """Continue a run after a crash, a failure or a cancel; the workflow file is found from the run.
 
@@ -123,18 +136,21 @@ def resume(
     from .views import make_view
 
     store = ops.open_store(db)
+    cassette = open_cassette(record, replay, append=True)  # a resumed run adds its calls to the recording
     view = make_view(quiet=quiet or json_out, store=store)
     try:
         outcome = ops.resume_run(
             run_id, store=store, max_concurrency=max_concurrency, allow_source_change=allow_source_change,
             on_events=view.on_events, on_started=view.started, handle_signals=True, stay_alive=wait, lease_token=lease_token,
+            hot=hot,
         )
         outcome = ops.follow_chain(
             outcome, store=store, on_events=view.on_events, on_started=view.started, handle_signals=True, stay_alive=wait,
-            on_continue=None if json_out else _print_continue,  # --json: the chain is in the one document
+            on_continue=None if json_out else _print_continue, hot=hot,  # --json: the chain is in the one document
         )
     finally:
         view.close()
+        cassette.close()
     return _report_outcome(outcome, json_out)
 
 
@@ -201,7 +217,7 @@ def _report_outcome(outcome: object, json_out: bool) -> int:
 
 def _detach(
     file: str, raw_input: dict[str, Any] | None, run_id: str | None, resume: bool, max_concurrency: int | None, db_path: Path,
-    allow_source_change: bool, json_out: bool,
+    allow_source_change: bool, json_out: bool, hot: bool = False,
 ) -> int:
     """Validate here (so errors still exit 4), then run in a new session in the background."""
     from .. import ops
@@ -229,6 +245,8 @@ def _detach(
         argv += ["--max-concurrency", str(max_concurrency)]
     if allow_source_change:
         argv.append("--allow-source-change")
+    if hot:
+        argv.append("--hot")
     with open(log_path, "ab") as log, open(os.devnull, "rb") as devnull:
         child = subprocess.Popen(argv, stdin=devnull, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     deadline = time.monotonic() + 15

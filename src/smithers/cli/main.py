@@ -22,7 +22,7 @@ COMMAND_MODULES: dict[str, str] = {
     "approve": "commands_human", "deny": "commands_human", "signal": "commands_human", "inbox": "commands_human",
     "human": "commands_human",
     "agents": "commands_agents", "chat": "commands_agents",
-    "supervise": "commands_supervise",
+    "supervise": "commands_supervise", "cron": "commands_cron",
     "observability": "commands_observability",
     "serve": "commands_serve",
     "mcp": "commands_mcp",

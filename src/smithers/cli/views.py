@@ -39,6 +39,8 @@ def describe_event(event: dict[str, Any]) -> str:
         parts.append(f"frame {payload.get('frame')} ({payload.get('tasks')} tasks)")
     elif event["type"] == EventType.AGENT_EVENT:
         parts.append(f"{payload.get('kind')}")
+    elif event["type"] == EventType.WORKFLOW_RELOADED:
+        parts.append(", ".join(payload.get("files", [])))
     return "  ".join(parts)
 
 

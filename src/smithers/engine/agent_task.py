@@ -85,6 +85,18 @@ def _named(name: str) -> Any:
     return _NAMED[name]
 
 
+_SCHEMAS: dict[type[BaseModel], tuple[dict[str, Any], str]] = {}
+
+
+def _schema_of(model: type[BaseModel]) -> tuple[dict[str, Any], str]:
+    """The output model's JSON schema and the prompt's schema instruction, built once per model
+    class (pydantic builds a JSON schema anew on every call: ~2 ms each, twice per agent task)."""
+    cached = _SCHEMAS.get(model)
+    if cached is None:
+        cached = _SCHEMAS[model] = (model.model_json_schema(), schema_instruction(model))
+    return cached
+
+
 def _errors_text(err: InvalidOutputError) -> str:
     errors = err.details.get("errors") or []
     lines = [f"- {'.'.join(str(p) for p in e.get('loc', ())) or '(root)'}: {e.get('msg')}" for e in errors]
@@ -97,6 +109,7 @@ async def run_agent_attempt(
     """One attempt: returns the validated output. ``info`` (agent, turns, session, model) is
     filled in as the attempt goes, for the attempt's record whether it succeeds or not."""
     from ..agents.base import AgentRequest, agent_name  # only a run with agent tasks imports the agents
+    from ..agents.cassette import active_cassette
 
     index = chain.pick(tc.attempt)
     if index is None:
@@ -106,8 +119,9 @@ async def run_agent_attempt(
         )
     agent = chain.agents[index]
     name = agent_name(agent)
-    schema = desc.model.model_json_schema()
+    schema, instruction = _schema_of(desc.model)
     info.update(agent=name, agent_index=index, turns=0, session_id=None, model=None)
+    cassette = active_cassette()  # `--record`/`--replay`: every call goes through the cassette
 
     def on_event(event: AgentEvent) -> None:
         heartbeat()
@@ -118,7 +132,7 @@ async def run_agent_attempt(
         else:
             emit("AgentEvent", {"agent": name, "kind": event.kind, "data": event.data})
 
-    base_prompt = (desc.task.prompt or "") + schema_instruction(desc.model)
+    base_prompt = (desc.task.prompt or "") + instruction
     prompt, kind = base_prompt, "prompt"
     session: str | None = None
     transcript = ""  # for agents without sessions, follow-ups carry the exchange themselves
@@ -134,7 +148,7 @@ async def run_agent_attempt(
             run_id=tc.run_id, node_id=desc.node_id, iteration=desc.iteration, attempt=tc.attempt, turn=turn,
         )
         try:
-            result: AgentResult = await agent.run(request)
+            result: AgentResult = await (agent.run(request) if cassette is None else cassette.call(agent, name, request))
         except AgentConfigError as err:
             chain.disable(index)
             if chain.has_enabled:  # another agent in the chain takes the retry; this one is off for the run

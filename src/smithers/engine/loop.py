@@ -13,14 +13,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import random
 import signal
 import time
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from pydantic import BaseModel
 
@@ -73,6 +74,17 @@ class Started:
     wake_at_ms: int | None
 
 
+class Reloader(Protocol):
+    """Hot reload (``up --hot``, implemented in engine/hot.py): watches the workflow's files from
+    ``start`` to ``stop`` (calling ``wake``, thread-safe, on a change); the loop calls ``reload``
+    at a safe point, the top of a pass, when ``due``."""
+
+    def start(self, wake: Callable[[], object]) -> None: ...
+    def due(self) -> bool: ...
+    def reload(self, engine: RunLoop) -> None: ...
+    def stop(self) -> None: ...
+
+
 @dataclass(eq=False)
 class Running:
     desc: TaskDescriptor
@@ -118,6 +130,7 @@ class RunLoop:
         self.carried: Any = None  # what a ContinueAsNew handed this run
         self.continued_from: str | None = None
         self.next_run_id: str | None = None  # set when a ContinueAsNew handed the work to a fresh run
+        self.reloader: Reloader | None = None  # `--hot`: picks up edits to the workflow (engine/hot.py)
         self.snapshots: RunSnapshots | None = None  # the working tree at start and after attempts (file_snapshots.py)
 
     # -- the loop ------------------------------------------------------------------------
@@ -129,6 +142,8 @@ class RunLoop:
             for sig, name in EXIT_SIGNALS.items():
                 loop.add_signal_handler(sig, self._on_signal, sig, name)
         try:
+            if self.reloader is not None:
+                self.reloader.start(functools.partial(loop.call_soon_threadsafe, self.wake.set))
             self.snapshots = open_snapshots(self.store, self.run_id, self.persist, self.cwd)
             return await self._drive()
         except LeaseLostError:
@@ -138,6 +153,8 @@ class RunLoop:
             if self.handle_signals:
                 for sig in EXIT_SIGNALS:
                     loop.remove_signal_handler(sig)
+            if self.reloader is not None:
+                self.reloader.stop()
             release_run(self.store, self.run_id, self.owner)
 
     async def _drive(self) -> str:
@@ -149,6 +166,8 @@ class RunLoop:
             self._maintenance()
             if self.cancel_reason is not None:
                 return await self._cancel(self.cancel_reason)
+            if self.reloader is not None and self.reloader.due():      # hot reload: between passes, no commit open
+                self.reloader.reload(self)
             if self._plan_phase() is Step.REPLAN:                       # ① render + ② plan
                 continue
             started = await self._start_phase()                         # ③ schedule + ④ execute

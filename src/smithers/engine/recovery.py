@@ -6,7 +6,8 @@ run gives its failed tasks a fresh retry budget; resuming a cancelled run contin
 
 The first owner of a continue-as-new link is not resuming anything: its ``RunStarted`` says
 ``continuation: true`` (and ``resumed: true``, as every claim of an existing run does), so
-metrics do not count the links of a chain as resumed runs.
+metrics do not count the links of a chain as resumed runs. Likewise the first owner of a
+``queued`` run (one a cron schedule created) records ``resumed: false``: it starts the run.
 """
 
 from __future__ import annotations
@@ -32,7 +33,11 @@ def recover(
         # (continue_on_fail), and resuming must not re-run them and change finished results
         tx.requeue_nodes(fresh_budget_for_failed=run["status"] in (RunStatus.FAILED, RunStatus.CANCELLED))
         first_pickup = bool(run.get("continued_from")) and tx.count_events(EventType.RUN_STARTED) == 1
+        # a queued run (a cron schedule's) that nobody drove yet is started here, not resumed
+        never_started = run["status"] == RunStatus.QUEUED and tx.count_events(EventType.RUN_STARTED) == 0
         tx.set_run(RunStatus.RUNNING)
         extra: dict[str, Any] = {"continuation": True} if first_pickup else {}
-        tx.event(EventType.RUN_STARTED, resumed=True, previous_status=run["status"], owner_pid=owner.pid, **extra)
+        if run.get("triggered_by"):
+            extra["triggered_by"] = run["triggered_by"]
+        tx.event(EventType.RUN_STARTED, resumed=not never_started, previous_status=run["status"], owner_pid=owner.pid, **extra)
     return run

@@ -76,6 +76,9 @@ def why(store: Store, run_id: str) -> dict[str, Any]:
             return {**result(f"what the run waited for has arrived; {then}", waiting, commands), "waiting_for": items}
         what = "; ".join(_waiting_item(item) for item in items)
         return {**result(f"the run is waiting for {what}; {then}", waiting, commands), "waiting_for": items}
+    if status == RunStatus.QUEUED and not owner_alive(run):  # a cron schedule's run, not started yet
+        by = f" by {run['triggered_by']}" if run.get("triggered_by") else ""
+        return result(f"the run was queued{by} and has not started; `smithers supervise` starts it, or `{resume}`", [], [resume])
     # running (or a status written by a later version): is anyone actually running it?
     in_flight = [entry(r) for r in nodes if r["status"] == NodeStatus.RUNNING]
     backoff = [entry(r) for r in nodes if r["status"] == NodeStatus.PENDING and r["retry_at_ms"] is not None]

@@ -36,6 +36,7 @@ def run_summary(run: dict[str, Any]) -> dict[str, Any]:
         "status": run["status"],
         "created_at_ms": run["created_at_ms"],
         "updated_at_ms": run["updated_at_ms"],
+        "triggered_by": run.get("triggered_by"),  # "cron:ID" for a run a schedule started, else None
     }
 
 
@@ -73,6 +74,7 @@ def run_detail(store: Store, run_id: str) -> dict[str, Any]:
         "input": json.loads(run["input_json"]),
         "created_at_ms": run["created_at_ms"],
         "error": json_or_none(run["error_json"]),
+        "triggered_by": run.get("triggered_by"),
         "nodes": nodes,
     }
 

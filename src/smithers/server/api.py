@@ -183,7 +183,7 @@ def list_runs(
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> dict[str, Any]:
-    """Runs, newest first: ``{runs: [{run_id, workflow, status, created_at_ms, updated_at_ms}], total, limit, offset}``."""
+    """Runs, newest first: ``{runs: [{run_id, workflow, status, created_at_ms, updated_at_ms, triggered_by}], total, limit, offset}``."""
     store = service.store()
     runs = queries.list_runs(store, status=status, limit=offset + limit)[offset:]
     total = store.count_runs(status)

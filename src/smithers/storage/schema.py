@@ -156,6 +156,31 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
         ],
     ),
     (
+        4,
+        "cron schedules, and what triggered a run",
+        [
+            """CREATE TABLE _smithers_cron (
+                id TEXT PRIMARY KEY,
+                name TEXT NOT NULL,
+                pattern TEXT NOT NULL,
+                timezone TEXT NOT NULL,
+                workflow_spec TEXT NOT NULL,
+                workflow_name TEXT NOT NULL,
+                input_json TEXT NOT NULL,
+                cwd TEXT NOT NULL,
+                max_concurrency INTEGER NOT NULL,
+                enabled INTEGER NOT NULL,
+                next_run_at_ms INTEGER,
+                last_run_id TEXT,
+                last_fired_for_ms INTEGER,
+                created_at_ms INTEGER NOT NULL,
+                updated_at_ms INTEGER NOT NULL
+            )""",
+            "CREATE INDEX _smithers_cron_due ON _smithers_cron (enabled, next_run_at_ms)",
+            "ALTER TABLE _smithers_runs ADD COLUMN triggered_by TEXT",
+        ],
+    ),
+    (
         6,
         "time travel: snapshots of the working tree per attempt, the audit of destructive actions",
         [

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import LeaseLostError, StorageError, UserError
+from .cron import CronStoreMixin
 from .output_tables import OutputTable
 from .queries import QueryStoreMixin
 from .reads import StoreReads, event_from_row
@@ -85,7 +86,7 @@ def default_db_path(start: Path | None = None) -> Path:
     return here / DB_FILENAME
 
 
-class Store(StoreReads, QueryStoreMixin, WaitStoreMixin, SnapshotStoreMixin):
+class Store(StoreReads, QueryStoreMixin, WaitStoreMixin, CronStoreMixin, SnapshotStoreMixin):
     """A smithers database. Open with :meth:`open`; close with :meth:`close`.
 
     >>> store = Store.open(Path("/tmp/x/smithers.db"))  # doctest: +SKIP

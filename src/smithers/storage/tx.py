@@ -14,6 +14,7 @@ import time
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ..states import AttemptStatus, NodeStatus, RunStatus
+from .cron import CronTxMixin
 from .output_tables import KEY_COLUMNS, OutputTable
 from .snapshots import SnapshotTxMixin
 from .waits import WaitTxMixin
@@ -48,7 +49,7 @@ class OwnerLike(Protocol):
     def pid(self) -> int: ...
 
 
-class Tx(WaitTxMixin, SnapshotTxMixin):
+class Tx(WaitTxMixin, CronTxMixin, SnapshotTxMixin):
     """One open write transaction. Events appended here are committed with the state change."""
 
     __slots__ = ("_conn", "_seq", "events", "run_id", "ts")
@@ -150,6 +151,13 @@ class Tx(WaitTxMixin, SnapshotTxMixin):
             "UPDATE _smithers_runs SET status = ?, error_json = ?, updated_at_ms = ?, wake_at_ms = ?, "
             "finished_at_ms = CASE WHEN ? THEN ? ELSE NULL END WHERE run_id = ?",
             (str(status), dumps(error), self.ts, wake_at_ms, int(finished), self.ts, self.run_id),
+        )
+
+    def set_run_source(self, source_json: str) -> None:
+        """Record the source fingerprint a run now runs (a hot reload), so that a later resume
+        compares the files against the code that ran last."""
+        self._conn.execute(
+            "UPDATE _smithers_runs SET source_json = ?, updated_at_ms = ? WHERE run_id = ?", (source_json, self.ts, self.run_id)
         )
 
     def fence(self, owner_id: str) -> bool:

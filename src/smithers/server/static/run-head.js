@@ -81,7 +81,8 @@ export function createRunHead(model, { changed }) {
             h("span", { title: fmtFull(r.created_at_ms) }, "started ", h("b", null, fmtTime(r.created_at_ms))),
             r.created_at_ms ? h("span", null, over ? "took " : "elapsed ", elapsed) : null,
             link("continued as", r.continued_to),
-            link("continues", r.continued_from)),
+            link("continues", r.continued_from),
+            r.triggered_by ? h("span", { id: "run-trigger" }, "triggered by ", h("b", { class: "mono" }, r.triggered_by)) : null),
           h("div", { class: "meta small" }, progress())),
         h("div", { class: "actions" }, over ? null : cancelButton(), resumable(r) ? resumeButton() : null)),
       error ? h("div", { class: "run-error" }, error) : null);
