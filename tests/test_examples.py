@@ -48,6 +48,13 @@ def finish_order(project, run_id: str) -> list[str]:
     return [r[0] for r in rows]
 
 
+@pytest.fixture(autouse=True)
+def _no_snapshot_refs_in_this_repository(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The examples run where they are, inside smithers' own checkout: their runs must not leave
+    snapshot refs (refs/smithers/...) in it (snapshots are tested in tests/test_snapshots.py)."""
+    monkeypatch.setenv("SMITHERS_SNAPSHOTS", "off")
+
+
 # -- every example: documented, and runnable with and without --input -------------------
 
 

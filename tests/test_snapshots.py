@@ -367,6 +367,12 @@ def test_sigkill_inside_a_snapshot_leaves_no_lock_and_no_partial_ref(project, ru
     assert git(project.root, "--git-dir", str(repo.git_dir), "show", f"{b['snapshot_after']}:b.txt") == "bee\n"
     fsck = subprocess.run(["git", "--git-dir", str(repo.git_dir), "fsck", "--no-dangling"], capture_output=True, text=True)
     assert fsck.returncode == 0, fsck.stdout + fsck.stderr
+    # task a's first attempt died with the process before its snapshot after: diff picks the newest one that has it
+    attempts_a = node_attempts(project, "killed", "a")
+    assert [(x["status"], x["snapshot_after"] is not None) for x in attempts_a] == [("abandoned", False), ("finished", True)]
+    assert project.json("diff", "killed", "--node", "a")["attempt"] == 2
+    no_after = project.cli("diff", "killed", "--node", "a", "--attempt", "1")
+    assert no_after.returncode == 4 and "has no snapshot after it" in no_after.stderr
 
 
 def test_snapshot_failures_are_events_not_run_failures(project, run_id_of):

@@ -11,6 +11,7 @@ snapshot refs of old runs). Front ends (CLI, HTTP) call these; git work is in
 from __future__ import annotations
 
 import getpass
+from pathlib import Path
 from typing import Any
 
 from .errors import NoSnapshotError, RunOwnedError, UnknownNodeError, UnsavedChangesError, UserError
@@ -36,8 +37,12 @@ def _run(store: Store, run_id: str) -> dict[str, Any]:
     return get_run(store, run_id)
 
 
-def find_attempt(store: Store, run_id: str, node_id: str, iteration: int | None = None, attempt: int | None = None) -> dict[str, Any]:
-    """The attempt row asked for: by default the node's newest iteration and that iteration's newest attempt."""
+def find_attempt(
+    store: Store, run_id: str, node_id: str, iteration: int | None = None, attempt: int | None = None, *, having: str | None = None,
+) -> dict[str, Any]:
+    """The attempt row asked for: by default the node's newest iteration and that iteration's
+    newest attempt — the newest one whose ``having`` column (``snapshot_after``, ...) is set, when
+    there is one (an attempt cancelled or abandoned with its process has no snapshot after it)."""
     _run(store, run_id)
     if not store.nodes(run_id, node_id):
         known = store.node_ids(run_id)
@@ -53,7 +58,8 @@ def find_attempt(store: Store, run_id: str, node_id: str, iteration: int | None 
             hint="static tasks and waits change no files and take no snapshots; see: smithers node " + f"{run_id} {node_id}",
         )
     if attempt is None:
-        return rows[-1]
+        with_snapshot = [r for r in rows if having is None or r.get(having)]
+        return (with_snapshot or rows)[-1]
     for row in rows:
         if row["attempt"] == attempt:
             return row
@@ -70,6 +76,8 @@ def _folder(run: dict[str, Any], row: dict[str, Any]) -> str:
     if not folder:
         why = "snapshots were off for it (--no-snapshots)" if run.get("snapshots_off") else "it took no snapshot"
         raise NoSnapshotError(f"run {run['run_id']} has no snapshots: {why}")
+    if not Path(folder).is_dir():
+        raise NoSnapshotError(f"the folder whose snapshots run {run['run_id']} took is gone: {folder}")
     return str(folder)
 
 
@@ -81,7 +89,7 @@ def diff(store: Store, run_id: str, node_id: str, iteration: int | None = None, 
     """What one attempt changed: ``{run_id, node_id, iteration, attempt, before, after, folder,
     files: [{path, status, additions, deletions}], patch}`` (DESIGN §10.3's ``diff --json`` keys)."""
     run = _run(store, run_id)
-    row = find_attempt(store, run_id, node_id, iteration, attempt)
+    row = find_attempt(store, run_id, node_id, iteration, attempt, having="snapshot_after")
     folder = _folder(run, row)
     before, after = row.get("snapshot_before"), row.get("snapshot_after")
     if after is None:
@@ -109,7 +117,7 @@ def revert(
             f"run {run_id} is running (pid {run['owner_pid']}): its tasks may be writing files",
             hint=f"wait for it, or cancel it first: smithers cancel {run_id}",
         )
-    row = find_attempt(store, run_id, node_id, iteration, attempt)
+    row = find_attempt(store, run_id, node_id, iteration, attempt, having="snapshot_before" if before else "snapshot_after")
     folder = _folder(run, row)
     commit = row.get("snapshot_before" if before else "snapshot_after")
     if commit is None:

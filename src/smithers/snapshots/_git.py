@@ -143,6 +143,12 @@ def find_repo(workdir: str | Path, *, create: bool = True) -> Repo:
             if not create:
                 raise SnapshotError(f"{folder} has no snapshots: it is not in a git repository and has no {PRIVATE_DIR}")
             git(["init", "--quiet", "--bare", str(git_dir)], cwd=folder)
+        exclude = git_dir / "info" / "exclude"
+        if "/.smithers/" not in (exclude.read_text() if exclude.exists() else ""):
+            # ignored, not just left out by pathspec: git then never walks into the repository's own objects
+            exclude.parent.mkdir(exist_ok=True)
+            with exclude.open("a", encoding="utf-8") as out:
+                out.write("\n/.smithers/\n")
         repo = Repo(top=folder, git_dir=git_dir, state=git_dir / "smithers", private=True)
     with _repos_guard:
         _repos[folder] = repo
