@@ -292,6 +292,26 @@ def test_a_run_snapshots_at_start_and_after_each_attempt_without_touching_git_st
     assert "debug.log" not in files_of(root, b["snapshot_after"])
 
 
+def test_a_repository_that_ignores_the_run_data_still_gets_snapshots(project, run_id_of):
+    """The common set-up (and what `smithers init` writes): .gitignore lists smithers.db* and
+    .smithers/. git refuses a literal pathspec naming an ignored path, which once failed every
+    snapshot of such a repository."""
+    root = make_repo(project.root)
+    (root / ".gitignore").write_text("*.log\nbuild/\nsmithers.db*\n.smithers/\n")
+    project.write("wf.py", WRITER)
+
+    done = project.cli("up", "wf.py")
+    assert done.returncode == 0, done.stderr
+    run_id = run_id_of(done.stdout)
+
+    failed = project.cli("events", run_id, "--type", "SnapshotFailed", "--json")
+    assert failed.returncode == 0 and failed.stdout.strip() == "", failed.stdout
+    [b] = node_attempts(project, run_id, "b")
+    assert b["snapshot_after"] is not None
+    assert git(root, "show", f"{b['snapshot_after']}:b.txt") == "bee\n"
+    assert not any(name.startswith("smithers.db") for name in files_of(root, b["snapshot_after"]))
+
+
 def test_no_snapshots_flag_is_kept_on_the_run(project, run_id_of):
     project.write("wf.py", WRITER)
     done = project.cli("up", "wf.py", "--no-snapshots")

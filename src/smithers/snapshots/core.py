@@ -122,7 +122,18 @@ def _recorded_exclusions(repo: Repo) -> list[str]:
 
 
 def _pathspec(repo: Repo) -> list[str]:
-    return [":(top)", *ALWAYS_EXCLUDED, *(f":(exclude,top,literal){p}" for p in _recorded_exclusions(repo))]
+    return [":(top)", *ALWAYS_EXCLUDED, *(f":(exclude,top,glob){_as_pattern(p)}" for p in _recorded_exclusions(repo))]
+
+
+def _as_pattern(path: str) -> str:
+    """``path`` as a glob matching only itself that git still counts as a pattern: git refuses a
+    pathspec without wildcards that names a path its .gitignore ignores ("The following paths
+    are ignored"), and most repositories ignore ``smithers.db``. So the last character becomes a
+    one-character class: ``smithers.db`` → ``smithers.d[b]``."""
+    escaped = "".join("\\" + ch if ch in "*?[]\\" else ch for ch in path)
+    if path and path[-1] not in "*?[]\\":
+        escaped = f"{escaped[:-1]}[{escaped[-1]}]"
+    return escaped
 
 
 # -- the tree of the working directory now -----------------------------------------------------------
