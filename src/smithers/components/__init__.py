@@ -1,0 +1,13 @@
+"""Reusable workflow pieces built on the DSL (Loop, Parallel, Sequence, Task) — the building
+blocks of the seeded pack, for users' own workflows too. See docs/workflows.md.
+
+>>> from smithers.components import Review, ValidationLoop   # doctest: +SKIP
+>>> ValidationLoop(ctx, "impl", prompt="add --verbose", implement=smart, review=smart, test_command="pytest -q")  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from .review import Issue, Review, ReviewResult
+from .validation import ImplementResult, ValidationResult, ValidationLoop, ValidationVerdict, judge_round, run_check
+
+__all__ = ["ImplementResult", "Issue", "Review", "ReviewResult", "ValidationResult", "ValidationLoop", "ValidationVerdict", "judge_round", "run_check"]
