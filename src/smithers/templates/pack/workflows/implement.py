@@ -26,7 +26,7 @@ class ImplementInput(BaseModel):
     test_command: str | None = None
 
 
-@workflow(input=ImplementInput)
+@workflow(input=ImplementInput, cwd="../..")  # tasks work in the repository root
 def implement(ctx: Ctx) -> Loop:
     commands = project.commands()
     test_command = ctx.input.test_command or commands.get("test")

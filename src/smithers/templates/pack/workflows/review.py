@@ -21,6 +21,6 @@ class ReviewInput(BaseModel):
     prompt: str = "Review the current repository changes."
 
 
-@workflow(input=ReviewInput)
+@workflow(input=ReviewInput, cwd="../..")  # tasks work in the repository root
 def review(ctx: Ctx) -> Parallel:
     return Review("review", prompt=project.prompt("review", request=ctx.input.prompt), agents=project.tier("smart"))
