@@ -8,6 +8,9 @@ blocks of the seeded pack, for users' own workflows too. See docs/workflows.md.
 from __future__ import annotations
 
 from .review import Issue, Review, ReviewResult
-from .validation import ImplementResult, ValidationResult, ValidationLoop, ValidationVerdict, judge_round, run_check
+from .validation import ImplementResult, ValidationLoop, ValidationResult, ValidationVerdict, judge_round, run_check
 
-__all__ = ["ImplementResult", "Issue", "Review", "ReviewResult", "ValidationResult", "ValidationLoop", "ValidationVerdict", "judge_round", "run_check"]
+__all__ = [
+    "ImplementResult", "Issue", "Review", "ReviewResult", "ValidationLoop", "ValidationResult", "ValidationVerdict", "judge_round",
+    "run_check",
+]

@@ -37,7 +37,7 @@ class ReviewResult(BaseModel):
     issues: list[Issue] = Field(default_factory=list)
 
 
-def Review(  # noqa: N802 - a component reads like the nodes it returns
+def Review(
     id_prefix: str,
     *,
     prompt: str,

@@ -30,9 +30,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from ..authoring.context import Ctx, TaskContext
-from ..authoring.nodes import Loop
+from ..authoring.nodes import Loop, Task
 from ..authoring.nodes import Sequence as Steps
-from ..authoring.nodes import Task
 from ..authoring.policies import Duration
 from .review import Review, ReviewResult
 
@@ -121,7 +120,7 @@ def judge_round(round_: int, validation: ValidationResult | None, reviews: Seque
     )
 
 
-def ValidationLoop(  # noqa: N802 - a component reads like the nodes it returns
+def ValidationLoop(
     ctx: Ctx,
     id_prefix: str,
     *,

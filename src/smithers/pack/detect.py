@@ -188,5 +188,6 @@ def detect_agents(env: Mapping[str, str]) -> list[AgentAvailability]:
                                             f"{option.needs} not on PATH", keys[0] if keys else None))
         else:
             keys = [k for k in option.needs.split() if env.get(k)]
-            result.append(AgentAvailability(option, bool(keys), f"{keys[0]} is set" if keys else f"{' / '.join(option.needs.split())} not set"))
+            evidence = f"{keys[0]} is set" if keys else f"{' / '.join(option.needs.split())} not set"
+            result.append(AgentAvailability(option, bool(keys), evidence))
     return result

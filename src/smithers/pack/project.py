@@ -54,7 +54,9 @@ class Project:
             try:
                 spec.loader.exec_module(module)
             except Exception as err:  # the user's file: report it as theirs, with the cause
-                raise UserError(f"{path} failed to load: {type(err).__name__}: {err}", hint="fix the file, or delete it and run `smithers init`") from err
+                raise UserError(
+                    f"{path} failed to load: {type(err).__name__}: {err}", hint="fix the file, or delete it and run `smithers init`"
+                ) from err
             _AGENT_MODULES[key] = module
         return _AGENT_MODULES[key]
 

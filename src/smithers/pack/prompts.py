@@ -29,7 +29,8 @@ _HEADER_LINE = re.compile(r"^<!--\s*smithers-[a-z-]+\s*:.*?-->\s*\n", re.MULTILI
 def render_text(template: str, values: Mapping[str, Any], name: str) -> str:
     def lookup(var: str) -> Any:
         if var not in values:
-            raise RenderError(f"prompt {name}: unknown variable {var!r}", hint=f"the workflow passes: {', '.join(sorted(values)) or 'nothing'}")
+            passed = ", ".join(sorted(values)) or "nothing"
+            raise RenderError(f"prompt {name}: unknown variable {var!r}", hint=f"the workflow passes: {passed}")
         return values[var]
 
     def fill(match: re.Match[str]) -> str:

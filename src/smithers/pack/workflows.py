@@ -124,9 +124,10 @@ def doctor(smithers_dir: Path, env: Mapping[str, str] | None = None) -> dict[str
     if "test" not in configured:
         hint = f" (init found {detected.commands['test']!r} in {detected.sources['test']})" if "test" in detected.commands else ""
         problems.append(f"no test command in {smithers_dir / 'config.toml'}: validation has nothing to run{hint}")
+    found_commands = {k: {"command": v, "source": detected.sources[k]} for k, v in detected.commands.items()}
     return {
         "smithers_dir": str(smithers_dir), "tiers": tiers, "agents_error": agents_error, "available": available, "missing": missing,
-        "commands": configured, "detected_commands": {k: {"command": v, "source": detected.sources[k]} for k, v in detected.commands.items()},
+        "commands": configured, "detected_commands": found_commands,
         "workflows": [asdict(e) for e in list_workflows(smithers_dir)], "problems": problems,
     }
 
