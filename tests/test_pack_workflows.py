@@ -134,6 +134,7 @@ def test_ticket_workflows_write_ticket_files_for_kanban(repo) -> None:
 def test_ralph_is_bounded_by_its_input_and_feeds_the_last_summary_forward(repo) -> None:
     project, env = repo
     run_id, _ = run(project, env, "ralph", "--prompt", "keep going", "--input", '{"max_iterations": 3}')
+    assert project.query("select count(*) from ralph_pass where run_id = ?", (run_id,)) == [(3,)]
     log = [p for p in prompts(project) if p["node"] == "ralph"]
     assert [p["iteration"] for p in log] == [0, 1, 2]
     assert "previous pass" not in log[0]["prompt"]
