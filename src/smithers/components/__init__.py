@@ -7,10 +7,11 @@ blocks of the seeded pack, for users' own workflows too. See docs/workflows.md.
 
 from __future__ import annotations
 
+from .grill import GrillAnswer, GrillMe, GrillQuestion, transcript
 from .review import Issue, Review, ReviewResult
 from .validation import ImplementResult, ValidationLoop, ValidationResult, ValidationVerdict, judge_round, run_check
 
 __all__ = [
-    "ImplementResult", "Issue", "Review", "ReviewResult", "ValidationLoop", "ValidationResult", "ValidationVerdict", "judge_round",
-    "run_check",
+    "GrillAnswer", "GrillMe", "GrillQuestion", "ImplementResult", "Issue", "Review", "ReviewResult", "ValidationLoop",
+    "ValidationResult", "ValidationVerdict", "judge_round", "run_check", "transcript",
 ]
