@@ -201,3 +201,9 @@ def test_templates_ship_inside_the_package() -> None:
     assert {"workflows/hello.py", "workflows/implement.py", ".gitignore"} <= set(files)
     assert set(seeded_workflow_ids()) - {"hello"} <= set(PLANNED_WORKFLOWS)
     assert os.path.basename(next(iter(files))) != "__init__.py"
+
+
+def test_an_api_key_next_to_its_own_cli_adds_no_second_agent(project: Project, tmp_path: Path) -> None:
+    init(project, env_with(project, fake_bin(tmp_path, "claude"), ANTHROPIC_API_KEY="sk-test", OPENAI_API_KEY="sk-test"))
+    tiers = load_tiers(project.root / ".smithers" / "agents.py")
+    assert tiers["smart"] == ["ClaudeCode:None", "ModelAgent:openai:gpt-5"]  # claude covers the Anthropic key

@@ -13,10 +13,20 @@ from .detect import AGENT_OPTIONS, AgentAvailability
 
 TIERS = ("cheap_fast", "smart", "smart_tool")
 
+# an API agent is left out when the provider's own CLI is there (it already uses that key, and
+# `Review` would otherwise ask the same model twice)
+COVERED_BY_CLI = {"anthropic-api": "claude", "openai-api": "codex", "google-api": "gemini"}
+
+
+def usable_agents(found: list[AgentAvailability]) -> list[AgentAvailability]:
+    """The available options that go into the tiers, most capable first."""
+    present = {item.option.key for item in found if item.available}
+    return [item for item in found if item.available and COVERED_BY_CLI.get(item.option.key) not in present]
+
 
 def render_agents(found: list[AgentAvailability]) -> str:
     """The source of ``agents.py`` for what :func:`~smithers.pack.detect.detect_agents` found."""
-    usable = [item for item in found if item.available]
+    usable = usable_agents(found)
     lines = [
         "# smithers-source: seeded",
         "# smithers-display-name: Agents",
@@ -26,7 +36,7 @@ def render_agents(found: list[AgentAvailability]) -> str:
         "`smithers init` from what it found:",
     ]
     lines += [f"  - {item.option.key}: {item.evidence}" + (f" (logs in with {item.credentials})" if item.credentials else "")
-              for item in found if item.available] or ["  - nothing: no agent CLI on PATH and no API key in the environment"]
+              for item in usable] or ["  - nothing: no agent CLI on PATH and no API key in the environment"]
     lines += [
         "",
         "Edit freely (a changed file is never overwritten by `smithers init`): reorder, add a model=,",
