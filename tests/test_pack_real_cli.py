@@ -81,3 +81,32 @@ def test_init_then_workflow_run_implement_with_the_real_claude(project: Project,
     prompts = [json.dumps(r["messages"]) for r in requests]
     assert any("make add() add" in p and "You are implementing a change" in p for p in prompts)
     assert any("Validation FAILED" in p and "assert" in p for p in prompts)  # real pytest output reached the model
+
+
+@pytest.fixture
+def pi_bin() -> str:
+    path = AGENTS_BIN / "pi"
+    if not os.access(path, os.X_OK):
+        pytest.fail(f"the pi CLI is not installed at {path}: run scripts/install-agents")
+    return str(path)
+
+
+@pytest.mark.slow
+def test_a_second_cli_pi_runs_the_plan_workflow(project: Project, tmp_path: Path, pi_bin: str) -> None:
+    from smithers.testing.cli_env import pi_env
+
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "pi").symlink_to(pi_bin)
+    plan = {"summary": "two steps", "steps": ["write the test", "change add"]}
+    with FakeServer(anthropic_app([final(plan)])) as server:
+        env = env_with(project, Path(f"{bin_dir}{os.pathsep}{PINNED_NODE_BIN}{os.pathsep}/usr/bin{os.pathsep}/bin"))
+        env.update(pi_env(server.url, tmp_path / "home"))
+        made = project.cli("init", env=env)
+        assert made.returncode == 0 and "agents: pi" in made.stdout, made.stdout + made.stderr
+        result = project.cli("workflow", "run", "plan", "--prompt", "make add() add", env=env, timeout=300)
+        requests = server.requests
+    assert result.returncode == 0, result.stdout + result.stderr
+    run_id = [line for line in result.stdout.splitlines() if line.startswith("run ")][-1].split()[1]
+    assert project.query("select summary from plan_result where run_id = ?", (run_id,)) == [("two steps",)]
+    assert any("make add() add" in json.dumps(r["messages"]) for r in requests)
