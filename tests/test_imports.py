@@ -31,8 +31,9 @@ LAYERS = next(name for name in CONTRACT_NAMES if name.startswith("layers"))
 DESIGN_LAYERS = [
     ["cli"],
     ["mcp", "server"],
-    ["background", "cron", "decisions", "evals", "history", "memory", "ops", "queries", "scorers", "supervisor", "undo"],
+    ["background", "cron", "decisions", "evals", "history", "memory", "ops", "pack", "queries", "scorers", "supervisor", "undo"],
     ["engine"],
+    ["components"],
     ["agents", "authoring", "events", "observability", "snapshots"],
     ["tools"],
     ["storage"],

@@ -230,7 +230,8 @@ def _drive(
     state = RunState(store, run_id, loaded.models)
     engine = RunLoop(
         store=store, run_id=run_id, workflow=loaded.workflow, input_value=input_value, owner=owner, state=state,
-        max_concurrency=concurrency, cwd=str(loaded.path.parent), handle_signals=handle_signals, stay_alive=stay_alive,
+        max_concurrency=concurrency, cwd=str(loaded.workflow.working_dir(loaded.path)), handle_signals=handle_signals,
+        stay_alive=stay_alive,
     )
     _lineage(store, run_id, engine)
     if hot:  # `--hot`: watch the workflow's files and go on with each edit (imported only then)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, overload
 
 from pydantic import BaseModel, ValidationError
@@ -21,7 +23,10 @@ class Workflow:
         name: str | None = None,
         input: type[BaseModel] | None = None,
         max_concurrency: int = 4,
+        cwd: str | None = None,
     ) -> None:
+        if cwd is not None and (not isinstance(cwd, str) or not cwd):
+            raise RenderError(f"@workflow(cwd=...) must be a non-empty path string, got {cwd!r}")
         if input is not None and not (isinstance(input, type) and issubclass(input, BaseModel)):
             raise RenderError(f"@workflow(input=...) must be a pydantic BaseModel subclass, got {input!r}")
         if not isinstance(max_concurrency, int) or max_concurrency < 1:
@@ -30,6 +35,7 @@ class Workflow:
         self.name = name or fn.__name__
         self.input_model = input
         self.max_concurrency = max_concurrency
+        self.cwd = cwd  # the tasks' working directory, relative to the workflow file's folder (None: that folder)
         self.__doc__ = fn.__doc__
         self.__wrapped__ = fn
 
@@ -59,6 +65,15 @@ class Workflow:
             ) from None
         return model, model.model_dump(mode="json")
 
+    def working_dir(self, file: Path) -> Path:
+        """Where the tasks work: ``cwd`` taken from the folder of ``file`` (default: that folder).
+
+        >>> Workflow(lambda ctx: None, cwd="../..").working_dir(Path("/repo/.smithers/workflows/x.py"))
+        PosixPath('/repo')
+        """
+        folder = file.parent
+        return folder if self.cwd is None else Path(os.path.normpath(folder / self.cwd))
+
     def __repr__(self) -> str:
         return f"<Workflow {self.name}>"
 
@@ -75,7 +90,7 @@ def _format_validation(err: ValidationError) -> str:
 def workflow(fn: Callable[[Any], Any], /) -> Workflow: ...
 @overload
 def workflow(
-    *, name: str | None = None, input: type[BaseModel] | None = None, max_concurrency: int = 4
+    *, name: str | None = None, input: type[BaseModel] | None = None, max_concurrency: int = 4, cwd: str | None = None
 ) -> Callable[[Callable[[Any], Any]], Workflow]: ...
 
 
@@ -86,6 +101,7 @@ def workflow(
     name: str | None = None,
     input: type[BaseModel] | None = None,
     max_concurrency: int = 4,
+    cwd: str | None = None,
 ) -> Any:
     """Mark a function of ``ctx`` as a workflow. Works bare and with arguments.
 
@@ -97,6 +113,6 @@ def workflow(
     """
 
     def wrap(f: Callable[[Any], Any]) -> Workflow:
-        return Workflow(f, name=name, input=input, max_concurrency=max_concurrency)
+        return Workflow(f, name=name, input=input, max_concurrency=max_concurrency, cwd=cwd)
 
     return wrap(fn) if fn is not None else wrap

@@ -1,4 +1,4 @@
-"""Commands that start or change runs: init, up, resume, cancel."""
+"""Commands that start or change runs: up, resume, cancel (``init`` is in commands_workflow)."""
 
 from __future__ import annotations
 
@@ -25,26 +25,6 @@ NoCacheOption = Annotated[
 HotOption = Annotated[
     bool, typer.Option("--hot", help="Reload the workflow when its file or a local module it imports changes (new attempts use it).")
 ]
-
-
-@app.command()
-def init(force: Annotated[bool, typer.Option("--force", help="Overwrite files that already exist.")] = False) -> int:
-    """Scaffold .smithers/ with a working hello workflow in the current project.
-
-    Example: smithers init && smithers up .smithers/workflows/hello.py --input '{"name": "world"}'
-    """
-    from importlib.resources import files
-
-    target = Path.cwd() / ".smithers" / "workflows" / "hello.py"
-    target.parent.mkdir(parents=True, exist_ok=True)
-    source = files("smithers.templates").joinpath("hello.py").read_text(encoding="utf-8")
-    if target.exists() and not force:
-        typer.echo(f"kept {target.relative_to(Path.cwd())} (it exists; --force overwrites it)")
-    else:
-        target.write_text(source, encoding="utf-8")
-        typer.echo(f"wrote {target.relative_to(Path.cwd())}")
-    typer.echo("next: smithers up .smithers/workflows/hello.py --input '{\"name\": \"world\"}'")
-    return 0
 
 
 @app.command()

@@ -16,7 +16,7 @@ from typer.main import get_command
 from .app import EXIT_SIGINT, EXIT_USAGE, app
 
 COMMAND_MODULES: dict[str, str] = {
-    "init": "commands_run", "up": "commands_run", "resume": "commands_run", "cancel": "commands_run",
+    "init": "commands_workflow", "workflow": "commands_workflow", "up": "commands_run", "resume": "commands_run", "cancel": "commands_run",
     "ps": "commands_read", "inspect": "commands_read", "node": "commands_read", "events": "commands_read",
     "logs": "commands_read", "why": "commands_read", "graph": "commands_read",
     "approve": "commands_human", "deny": "commands_human", "signal": "commands_human", "inbox": "commands_human",

@@ -85,7 +85,7 @@ def open_child(store: Store, parent_run_id: str, desc: TaskDescriptor, base_dir:
     recover(store, run_id, owner)
     return ChildRun(
         run_id=run_id, workflow=workflow, input_value=input_value, owner=owner, state=RunState(store, run_id, ()),
-        cwd=str(path.parent), result_node=meta.get("result"),
+        cwd=str(workflow.working_dir(path)), result_node=meta.get("result"),
     )
 
 

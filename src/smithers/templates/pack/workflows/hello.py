@@ -1,6 +1,10 @@
+# smithers-source: seeded
+# smithers-display-name: Hello
 """The hello workflow that `smithers init` scaffolds.
 
-Run it with:  smithers up .smithers/workflows/hello.py --input '{"name": "world"}'
+Run it with:  smithers workflow run hello --input '{"name": "world"}'
+(or: smithers up .smithers/workflows/hello.py --input '{"name": "world"}')
+It needs no agent: a good first check that smithers works here.
 """
 
 from pydantic import BaseModel
