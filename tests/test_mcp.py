@@ -59,8 +59,10 @@ def second(ctx):
     return Task("noop", output=Out, value={"path": "."})
 """
 
-READ_TOOLS = {"list_workflows", "list_runs", "get_run", "explain_run", "get_run_events", "get_node", "get_chat_transcript", "list_pending"}
-ALL_TOOLS = READ_TOOLS | {"run_workflow", "approve", "deny", "send_signal", "answer_human", "cancel_run", "resume_run"}
+READ_TOOLS = {
+    "list_workflows", "list_runs", "get_run", "explain_run", "get_run_events", "get_node", "get_chat_transcript", "list_pending", "get_diff",
+}
+ALL_TOOLS = READ_TOOLS | {"run_workflow", "approve", "deny", "send_signal", "answer_human", "cancel_run", "resume_run", "fork_run", "revert_attempt"}
 
 
 @pytest.fixture
@@ -93,6 +95,7 @@ def test_tools_have_typed_schemas_and_annotations(proj):
                 assert tool.input_schema["type"] == "object"
                 assert tool.annotations.read_only_hint is (name in READ_TOOLS), name
             assert tools["deny"].annotations.destructive_hint and tools["cancel_run"].annotations.destructive_hint
+            assert tools["revert_attempt"].annotations.destructive_hint and not tools["fork_run"].annotations.destructive_hint
             assert not tools["approve"].annotations.destructive_hint and not tools["run_workflow"].annotations.destructive_hint
             assert tools["get_run_events"].input_schema["properties"]["limit"]["maximum"] == 1000
             assert "run_id" in tools["get_run"].input_schema["required"]
@@ -293,3 +296,58 @@ def test_an_unexpected_exception_is_an_internal_result():
     result = enveloped(broken)()
     assert result.is_error and result.structured_content["error"]["code"] == "INTERNAL"
     assert "KeyError" in result.structured_content["error"]["message"] and "bug" in result.structured_content["error"]["hint"]
+
+
+WRITER = """
+from pathlib import Path
+from pydantic import BaseModel
+from smithers import Sequence, Task, workflow
+
+class Out(BaseModel):
+    text: str
+
+def draft():
+    Path("notes.txt").write_text("draft\\n")
+    return {"text": "draft"}
+
+def final():
+    Path("notes.txt").write_text("final\\n")
+    return {"text": "final"}
+
+@workflow
+def writer(ctx):
+    return Sequence(Task("draft", output=Out, run=draft), Task("final", output=Out, run=final))
+"""
+
+
+def test_time_travel_tools_diff_revert_and_fork(proj):
+    """get_diff, revert_attempt and fork_run (DESIGN §10.5, once §10.3 exists) call the verbs behind
+    `smithers diff`, `revert` and `fork`: the same files, the same refusal, a queued or running fork."""
+    root, db = proj
+    (root / ".smithers" / "workflows" / "writer.py").write_text(textwrap.dedent(WRITER))
+
+    async def scenario():
+        async with connect(root, db) as client:
+            run_id = (await client.data("run_workflow", spec=".smithers/workflows/writer.py"))["run_id"]
+            await client.until("get_run", lambda d: d["status"] == "finished", run_id=run_id)
+
+            diff = await client.data("get_diff", run_id=run_id, node_id="final")
+            assert [(f["path"], f["status"], f["additions"], f["deletions"]) for f in diff["files"]] == [("notes.txt", "modified", 1, 1)]
+            assert "-draft" in diff["patch"] and "+final" in diff["patch"]
+            assert (await client.error("get_diff", run_id=run_id, node_id="nope"))["code"] == "UNKNOWN_NODE"
+
+            (root / "notes.txt").write_text("my own edit\n")  # held by no snapshot: a revert would lose it
+            refused = await client.error("revert_attempt", run_id=run_id, node_id="final", before=True)
+            assert refused["code"] == "UNSAVED_CHANGES" and "notes.txt" in refused["message"]
+            assert (root / "notes.txt").read_text() == "my own edit\n"
+            reverted = await client.data("revert_attempt", run_id=run_id, node_id="final", before=True, force=True)
+            assert reverted["files"] == ["notes.txt"] and (root / "notes.txt").read_text() == "draft\n"
+
+            queued = await client.data("fork_run", run_id=run_id, frame_no=1, label="again")
+            assert queued["forked_from"] == run_id and queued["status"] == "queued"
+            started = await client.data("fork_run", run_id=run_id, frame_no=1, run=True)
+            done = await client.until("get_run", lambda d: d["status"] == "finished", run_id=started["run_id"])
+            assert {n["id"]: n["output"]["text"] for n in done["nodes"]} == {"draft": "draft", "final": "final"}
+            assert (await client.error("fork_run", run_id=run_id, frame_no=999))["code"] == "UNKNOWN_FRAME"
+
+    run(scenario)

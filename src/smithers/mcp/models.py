@@ -141,3 +141,36 @@ class HumanAnswered(Open):
 class CancelResult(Open):
     run_id: str
     status: str = Field(description="cancelled, or cancelling while the owner is still stopping.")
+
+
+class ForkResult(Open):
+    run_id: str = Field(description="The new run.")
+    forked_from: str
+    frame_no: int
+    status: str = Field(description="queued, or the status once the background process picked it up (run=true).")
+    pid: int | None = None
+    log: str | None = None
+
+
+class FileChange(Open):
+    path: str
+    status: str = Field(description="added, modified or deleted.")
+    additions: int
+    deletions: int
+
+
+class DiffResult(Open):
+    run_id: str
+    node_id: str
+    iteration: int
+    attempt: int
+    files: list[FileChange]
+    patch: str
+
+
+class RevertResult(Open):
+    run_id: str
+    node_id: str
+    iteration: int
+    attempt: int
+    files: list[str] = Field(description="The paths the revert changed.")

@@ -34,7 +34,8 @@ INSTRUCTIONS = (
     "smithers runs durable AI-agent workflows. list_workflows finds workflow files; run_workflow starts one in "
     "the background and returns its run id at once; get_run, explain_run and get_run_events (paged with after_seq) "
     "watch it; list_pending shows approvals, human tasks and signals a run waits for, answered with approve, deny, "
-    "answer_human and send_signal; cancel_run and resume_run change a run. Every tool returns {ok, data} or "
+    "answer_human and send_signal; cancel_run and resume_run change a run; get_diff shows what an attempt changed "
+    "in the files, revert_attempt puts them back and fork_run starts again from an earlier frame. Every tool returns {ok, data} or "
     "{ok: false, error: {code, message, hint}}."
 )
 
@@ -56,6 +57,10 @@ TOOLS: tuple[tuple[str, ToolAnnotations], ...] = (
     ("answer_human", ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=True)),
     ("cancel_run", ToolAnnotations(read_only_hint=False, destructive_hint=True, idempotent_hint=True, open_world_hint=False)),
     ("resume_run", ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=True)),
+    # time travel (DESIGN §10.3): a fork leaves its parent alone; a revert overwrites working-tree files
+    ("fork_run", ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=True)),
+    ("revert_attempt", ToolAnnotations(read_only_hint=False, destructive_hint=True, idempotent_hint=True, open_world_hint=False)),
+    ("get_diff", READ),
 )
 
 

@@ -36,6 +36,7 @@ from .models import (
     WorkflowList,
     WorkflowProblem,
 )
+from .timetravel import TimeTravelTools
 
 if TYPE_CHECKING:
     from ..storage.store import Store
@@ -62,7 +63,7 @@ class Refusal(UserError):
         self.code = code  # type: ignore[assignment]  # the HTTP API's codes, not (yet) ErrorCode members
 
 
-class SmithersTools:
+class SmithersTools(TimeTravelTools):
     """The tools over one database; ``root`` is the project (where ``.smithers/workflows`` lives,
     and the working directory of the runs started here)."""
 
@@ -352,7 +353,6 @@ class SmithersTools:
     ) -> RunStarted:
         """Continue a failed, cancelled, crashed or waiting run in the background (`smithers resume`); returns at once."""
         from .. import ops
-        from ..background import spawn, wait_started
 
         with self.store() as store:
             run = ops.get_run(store, run_id)
@@ -360,15 +360,20 @@ class SmithersTools:
                 raise Refusal("RUN_NOT_RESUMABLE", f"run {run_id} is {run['status']}; there is nothing to resume",
                               hint="start a new run with run_workflow")
             ops.ensure_not_owned(store, run_id)
-        args = ["resume", run_id]
-        if allow_source_change:
-            args.append("--allow-source-change")
+        options = ["--allow-source-change"] if allow_source_change else []
         if max_concurrency:
-            args += ["--max-concurrency", str(max_concurrency)]
-        child, log = spawn(args, db_path=self.db_path, run_id=run_id, cwd=self.root)
+            options += ["--max-concurrency", str(max_concurrency)]
+        status, pid, log = self._spawn_resume(run_id, *options)
+        return RunStarted(run_id=run_id, status=status, pid=pid, log=log)
+
+    def _spawn_resume(self, run_id: str, *options: str) -> tuple[str, int, str]:
+        """`smithers resume RUN` in the background; (its status once it picked the run up, pid, log)."""
+        from ..background import spawn, wait_started
+
+        child, log = spawn(["resume", run_id, *options], db_path=self.db_path, run_id=run_id, cwd=self.root)
         with self.store() as store:
             status = wait_started(child, log, store, run_id)
-        return RunStarted(run_id=run_id, status=status, pid=child.pid, log=str(log))
+        return status, child.pid, str(log)
 
     # -- helpers ---------------------------------------------------------------------------
 
