@@ -48,6 +48,11 @@ LAZY_PREFIXES = (
     "smithers.mcp",
     "smithers.engine.hot",  # hot reload, and the file watcher it uses: only with --hot
     "watchfiles",
+    "smithers.authoring.waits",  # the wait specs: only a run with an Approval, HumanTask, Signal or Timer
+    "smithers.authoring.scoring",  # Task(scorers=...)
+    "smithers.authoring.cache",  # Task(cache=...)
+    "smithers.authoring.memory",  # Task(memory=...)
+    "smithers.decisions",  # what a waiting run waits for
 )
 
 
@@ -81,6 +86,12 @@ def test_the_lazy_modules_still_load_when_used(tmp_path: Path) -> None:
     code = (
         "from smithers import Approval, ApprovalDecision, HumanTask, Signal, Timer, TimerFired\n"
         "from smithers.engine.waits import Waits\n"
+        "from smithers import Cache, Task\n"
+        "from smithers.scorers import latency\n"
+        "from pydantic import BaseModel\n"
+        "class Out(BaseModel):\n    x: int\n"
+        "task = Task('t', output=Out, value={'x': 1}, cache=True, scorers=[latency('1s')])\n"
+        "assert isinstance(task.cache, Cache) and [s.name for s in task.scorers] == ['latency']\n"
         "from smithers.storage.lease import Owner, owner_alive\n"
         "owner = Owner.this_process()\n"
         "assert owner_alive({'owner_id': owner.id, 'owner_host': owner.host, 'owner_pid': owner.pid})\n"

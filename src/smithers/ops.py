@@ -18,7 +18,6 @@ from typing import Any
 
 from .authoring.context import Ctx
 from .authoring.loader import LoadedWorkflow, load_workflow, source_fingerprint
-from .decisions import waiting_for as waiting_for  # defined here before; it lives with the verbs that answer waits
 from .engine.file_snapshots import snapshots_off_by_env
 from .engine.loop import RunLoop
 from .engine.recovery import recover
@@ -250,6 +249,8 @@ def _drive(
         error = json.loads(row["error_json"]) if row.get("error_json") else None
         outcome = RunOutcome(run_id=run_id, status=status, error=error, exit_signal=engine.exit_signal)
         if status in WAITING_RUN_STATUSES:
+            from .decisions import waiting_for  # the verbs that answer waits; loaded only when the run waits
+
             outcome.extra["waiting"] = waiting_for(store, run_id)
         if status == RunStatus.CONTINUED:
             outcome.extra["next_run_id"] = engine.next_run_id

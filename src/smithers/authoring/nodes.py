@@ -16,12 +16,12 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import BaseModel
 
 from ..errors import RenderError
-from .cache import Cache, as_cache
 from .policies import Duration, Retry, parse_duration
-from .scoring import scorers_of
 
 if TYPE_CHECKING:
+    from .cache import Cache
     from .memory import Memory
+    from .scoring import Scorer
     from .waits import WaitSpec
 
 Child = Any  # Node | list | tuple | None | False
@@ -149,8 +149,17 @@ class Task(Node):
             from .memory import check_task_memory
 
             self.memory = check_task_memory(id, self.mode, memory)
-        self.cache = as_cache(cache, id)  # reuse the output across runs (smithers.authoring.cache)
-        self.scorers = scorers_of(scorers, owner=f"task {id!r}")  # run after the task finished (engine/scoring.py)
+        # cache= and scorers= load their modules only for tasks that use them (start-up of `up`)
+        self.cache: Cache | None = None
+        if cache is not None and cache is not False:  # reuse the output across runs (smithers.authoring.cache)
+            from .cache import as_cache
+
+            self.cache = as_cache(cache, id)
+        self.scorers: tuple[Scorer, ...] = ()
+        if scorers is not None:  # run after the task finished (engine/scoring.py)
+            from .scoring import scorers_of
+
+            self.scorers = scorers_of(scorers, owner=f"task {id!r}")
 
     def __repr__(self) -> str:
         return f"Task({self.id!r}, {self.mode})"

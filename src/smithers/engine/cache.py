@@ -27,7 +27,6 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, ValidationError
 from pydantic_core import to_jsonable_python
 
-from ..authoring.cache import CacheKeyContext
 from ..errors import RunError
 from ..states import AttemptStatus, EventType, NodeStatus
 from ..storage.store import Store, now_ms
@@ -141,6 +140,8 @@ class TaskCache:
         })
         if cache.key is None:
             return default
+        from ..authoring.cache import CacheKeyContext  # only a custom key needs it (start-up of `up`)
+
         context = CacheKeyContext(
             workflow=self.workflow, node_id=desc.node_id, iteration=desc.iteration, mode=desc.mode, prompt=task.prompt,
             value=task.value, input=input_value, reads=self.reads, output_schema=schema, version=cache.version, default_key=default,

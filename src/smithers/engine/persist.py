@@ -11,7 +11,6 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from ..authoring.waits import SignalWait
 from ..errors import RunError, error_record
 from ..states import AttemptStatus, EventType, NodeStatus, RunStatus
 from ..storage.frames import (
@@ -218,6 +217,10 @@ class Persister:
 def _wait_meta(desc: TaskDescriptor) -> dict[str, Any] | None:
     """What a front end needs to answer a wait before it starts (a signal's name and schema)."""
     wait = desc.task.wait
+    if wait is None:
+        return None
+    from ..authoring.waits import SignalWait  # loaded only by runs that wait (start-up of `up`)
+
     return wait.meta() if isinstance(wait, SignalWait) else None
 
 

@@ -25,20 +25,26 @@ import inspect
 import logging
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..authoring.scoring import FunctionScorer, Score, ScoreInput, Scorer, is_sampled, to_score
 from ..errors import LeaseLostError
 from ..states import EventType
 from ..storage.store import Store
 from .state import RunState
 from .tree import TaskDescriptor
 
+if TYPE_CHECKING:  # the scorer API loads when a task has scorers (start-up of `up`)
+    from ..authoring.scoring import Score, ScoreInput, Scorer
+
+    Outcome = tuple[ScoreInput, str, Score | None, dict[str, Any] | None, int]  # (input, scorer name, score, error, latency_ms)
+
 log = logging.getLogger("smithers.scores")
 DEFAULT_SCORER_TIMEOUT = 600.0  # seconds; a scorer's own ``timeout`` attribute overrides it
 
 
 async def _call(scorer: Scorer, inp: ScoreInput) -> Any:
+    from ..authoring.scoring import FunctionScorer
+
     fn = scorer.fn if isinstance(scorer, FunctionScorer) else scorer.score
     result: Any
     if inspect.iscoroutinefunction(fn):
@@ -54,6 +60,8 @@ async def compute_score(scorer: Scorer, inp: ScoreInput) -> tuple[Score | None, 
     """Run one scorer: ``(score, None, latency_ms)`` or ``(None, error, latency_ms)``. A scorer
     that takes longer than its ``timeout`` (default 600 s) is recorded as a ``ScorerTimeout`` error:
     a hung scorer must not hold the run's end forever."""
+    from ..authoring.scoring import to_score
+
     started = time.perf_counter()
     timeout = getattr(scorer, "timeout", None) or DEFAULT_SCORER_TIMEOUT
     try:
@@ -71,8 +79,6 @@ async def compute_score(scorer: Scorer, inp: ScoreInput) -> tuple[Score | None, 
         }
     return score, error, int((time.perf_counter() - started) * 1000)
 
-
-Outcome = tuple[ScoreInput, str, Score | None, dict[str, Any] | None, int]  # (input, scorer name, score, error, latency_ms)
 
 
 def record_scores(store: Store, run_id: str, owner_id: str | None, outcomes: list[Outcome]) -> int:
@@ -107,6 +113,8 @@ def attempt_input(
     expected: Any, model: Any = None,
 ) -> ScoreInput:
     """The :class:`ScoreInput` of one finished attempt (``record``: a row of ``finished_attempts``)."""
+    from ..authoring.scoring import ScoreInput
+
     started, finished = record.get("started_at_ms"), record.get("finished_at_ms")
     duration = (finished - started) / 1000 if isinstance(started, int) and isinstance(finished, int) else 0.0
     same_iteration = desc is not None and desc.iteration == record["iteration"]
@@ -174,6 +182,8 @@ class ScoreJobs:
                         self._start(desc, desc.node_id, record["iteration"], record["attempt"], value, scorer)
 
     def _start(self, desc: TaskDescriptor, node_id: str, iteration: int, attempt: int, value: Any, scorer: Scorer) -> None:
+        from ..authoring.scoring import is_sampled
+
         key = (node_id, iteration, attempt, scorer.name)
         if key in self.started or not is_sampled(scorer.sampling, self.run_id, *key):
             return

@@ -19,11 +19,10 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ValidationError
 
-from ..authoring.waits import ApprovalWait, HumanWait, SignalWait, TimerWait
 from ..errors import ErrorCode, InvalidOutputError, RunError, TaskTimeoutError
 from ..states import WAITING_NODE_STATUSES, AttemptStatus, EventType, NodeStatus, RunStatus
 from ..storage.store import Store, Tx, now_ms
@@ -31,6 +30,9 @@ from .persist import Persister
 from .state import RunState
 from .subflow import ChildRunWaiting
 from .tree import PlanNode, TaskDescriptor
+
+if TYPE_CHECKING:  # a run with no wait node never loads the wait specs (start-up of `up`)
+    from ..authoring.waits import ApprovalWait, HumanWait, SignalWait, TimerWait
 
 WAIT_STATUS = {
     "approval": NodeStatus.WAITING_APPROVAL, "human": NodeStatus.WAITING_APPROVAL,
@@ -131,6 +133,8 @@ class Waits:
         """A wait node (Approval, HumanTask, Signal, Timer) is ready: record the wait; end it at
         once (the outcome) when what it waits for is already there."""
 
+        from ..authoring.waits import ApprovalWait, HumanWait, SignalWait, TimerWait
+
         wait = desc.task.wait
         if isinstance(wait, ApprovalWait):
             if self.store.approval_row(self.run_id, desc.node_id, desc.iteration) is None:
@@ -156,6 +160,7 @@ class Waits:
         wait = desc.task.wait
         if wait is None:  # an approval gate or a Subflow node: no deadline of its own here
             return
+        from ..authoring.waits import SignalWait, TimerWait
 
         if isinstance(wait, TimerWait):
             fires = self.store.timer_for(self.run_id, desc.node_id, desc.iteration)
@@ -256,6 +261,7 @@ class Waits:
         elif wait is None:  # an approval gate on a normal task
             outcome = self._check_gate(desc)
         else:
+            from ..authoring.waits import ApprovalWait, HumanWait, SignalWait, TimerWait
 
             if isinstance(wait, ApprovalWait):
                 outcome = self._check_approval(desc, wait)
