@@ -60,9 +60,12 @@ def second(ctx):
 """
 
 READ_TOOLS = {
-    "list_workflows", "list_runs", "get_run", "explain_run", "get_run_events", "get_node", "get_chat_transcript", "list_pending", "get_diff",
+    "list_workflows", "list_runs", "get_run", "explain_run", "get_run_events", "get_node", "get_chat_transcript", "list_pending",
+    "get_diff",
 }
-ALL_TOOLS = READ_TOOLS | {"run_workflow", "approve", "deny", "send_signal", "answer_human", "cancel_run", "resume_run", "fork_run", "revert_attempt"}
+ALL_TOOLS = READ_TOOLS | {
+    "run_workflow", "approve", "deny", "send_signal", "answer_human", "cancel_run", "resume_run", "fork_run", "revert_attempt",
+}
 
 
 @pytest.fixture
