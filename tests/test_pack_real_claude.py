@@ -93,6 +93,15 @@ def implement(prompt: str, cwd: Path, edited: bool) -> Reply:
 
 
 def reply(body: dict[str, Any]) -> Reply:
+    """Answer one request; a request the fake cannot place gets a 400, which Claude Code does not
+    retry, so the run fails at once with this message instead of backing off for minutes."""
+    try:
+        return model(body)
+    except Exception as err:
+        return Reply(status=400, error_message=f"the fake model cannot answer this request: {type(err).__name__}: {err}")
+
+
+def model(body: dict[str, Any]) -> Reply:
     kind, prompt, cwd = schema_title(body), prompt_of(body), cwd_of(body)
     results = tool_results(body)
     edited = bool(results)
@@ -124,8 +133,8 @@ def reply(body: dict[str, Any]) -> Reply:
             return answer({"question": "", "resolved": True, "shared_understanding": "we agree"})
         return answer({"question": f"question {answered + 1}?", "recommended_answer": "yes", "resolved": False})
     if kind == "Prd":
-        return answer({"title": "Team workspaces", "markdown_body": "## Problem Statement\n" + prompt.split("## What the interview settled")[-1].split("Sections:")[0],
-                       "complete": True})
+        interview = prompt.split("## What the interview settled")[-1].split("Sections:")[0]
+        return answer({"title": "Team workspaces", "markdown_body": "## Problem Statement\n" + interview, "complete": True})
     if kind == "FeatureInventory":
         groups = {"CALC": ["add"], "TESTS": ["test_add"]}
         if "Refine this inventory" in prompt:
@@ -141,7 +150,7 @@ def reply(body: dict[str, Any]) -> Reply:
         return answer({"summary": "arithmetic", "milestones": [
             {"title": "Add sub", "description": "sub()", "acceptance_criteria": ["sub(5, 3) == 2"]},
             {"title": "Add mul", "description": "mul()", "acceptance_criteria": []}]})
-    return Reply(text=f"unscripted task {kind!r}", status=500, error_message=f"the fake model has no answer for {kind!r}")
+    raise LookupError(f"no answer scripted for a task whose output is {kind!r}")
 
 
 # -- fixtures ---------------------------------------------------------------------------------------
@@ -199,8 +208,19 @@ class Repo:
 
     def finish(self, result: subprocess.CompletedProcess[str], expect: int) -> tuple[str, str]:
         assert result.returncode == expect, result.stdout + result.stderr
-        run_line = [line for line in result.stdout.splitlines() if line.startswith("run ")][-1]
-        return run_line.split()[1], result.stdout
+        run_id = [line for line in result.stdout.splitlines() if line.startswith("run ")][-1].split()[1]
+        self.agents_answered_cleanly(run_id)
+        return run_id, result.stdout
+
+    def agents_answered_cleanly(self, run_id: str) -> None:
+        """Every agent attempt so far ran the real claude and succeeded at once, in one turn: its
+        output came through Claude Code's StructuredOutput, with no retry, repair or JSON-only turn."""
+        attempts = self.query("select node_id, attempt, status, meta_json from _smithers_attempts where run_id = ?", run_id)
+        agents = [(node, attempt, status, json.loads(meta)) for node, attempt, status, meta in attempts
+                  if json.loads(meta or "{}").get("mode") == "agent"]
+        assert agents, "no agent task ran"
+        for node, attempt, status, meta in agents:
+            assert (attempt, status, meta["agent"], meta["turns"]) == (1, "finished", "claude-code", 1), (node, attempt, status, meta)
 
     def query(self, sql: str, run_id: str) -> list[tuple]:
         return self.project.query(sql, (run_id,))
@@ -344,3 +364,26 @@ def test_feature_enum_then_audit_with_claude(working: Repo) -> None:
     assert working.query("select summary, failed_groups from feature_merge where run_id = ?", run_id) == [("merged audit", "[]")]
     audit = next(p for p in working.prompts() if "feature group **CALC**" in p)
     assert "- sub" in audit and "error handling" in audit  # audit read feature-enum's saved inventory
+
+
+# Which test runs each workflow with the real claude (implement: test_pack_real_cli.py).
+COVERED = {
+    "implement": "test_pack_real_cli.py", "debug": "validation_workflows", "improve-test-coverage": "validation_workflows",
+    "research-plan-implement": "research_plan_implement", "research": "research_plan_review_and_ralph",
+    "plan": "research_plan_review_and_ralph", "review": "research_plan_review_and_ralph", "ralph": "research_plan_review_and_ralph",
+    "ticket-create": "tickets_then_kanban", "tickets-create": "tickets_then_kanban", "kanban": "tickets_then_kanban",
+    "mission": "mission", "grill-me": "interviews", "write-a-prd": "interviews", "feature-enum": "feature_enum_then_audit",
+    "audit": "feature_enum_then_audit",
+}
+
+
+def test_every_seeded_workflow_is_run_with_the_real_claude() -> None:
+    from smithers.pack.registry import seeded_workflow_ids
+
+    assert set(COVERED) == set(seeded_workflow_ids()) - {"hello"}  # hello needs no agent
+    here = Path(__file__).read_text()
+    for workflow_id, test in COVERED.items():
+        if test.endswith(".py"):
+            assert f'"workflow", "run", "{workflow_id}"' in (Path(__file__).parent / test).read_text(), workflow_id
+        else:
+            assert f"def test_{test}_with_claude(" in here, workflow_id
