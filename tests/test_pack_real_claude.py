@@ -175,7 +175,7 @@ def git(root: Path, *args: str) -> str:
 
 class Repo:
     """A git repository with calc.py (add() broken unless ``fixed``), `smithers init` run with
-    only the real claude on PATH, and the real pytest as its test command."""
+    only the real claude on PATH, and the real pytest as its test command; all of it committed."""
 
     def __init__(self, tmp_path: Path, claude: str, server: FakeServer, *, fixed: bool) -> None:
         self.project = Project(tmp_path / "repo")
@@ -186,10 +186,8 @@ class Repo:
         (bin_dir / "claude").symlink_to(claude)  # only claude: no other agent CLI may reach a network
         self.project.write("calc.py", FIXED_ADD if fixed else "def add(a, b):\n    return a - b\n")
         self.project.write("test_calc.py", "from calc import add\n\n\ndef test_add():\n    assert add(2, 3) == 5\n")
-        self.project.write(".gitignore", "smithers.db*\n.smithers/\n__pycache__/\n")
+        self.project.write(".gitignore", "smithers.db*\n__pycache__/\n")  # as .smithers/.gitignore asks
         git(root, "init", "-q", "-b", "main")
-        git(root, "add", "-A")
-        git(root, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "start")
         self.env = env_with(self.project, Path(f"{bin_dir}{os.pathsep}{PINNED_NODE_BIN}{os.pathsep}/usr/bin{os.pathsep}/bin"))
         self.env.update(claude_env(server.url, tmp_path / "home"))
         self.env.update(GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@t", GIT_COMMITTER_NAME="t", GIT_COMMITTER_EMAIL="t@t")
@@ -198,6 +196,8 @@ class Repo:
         assert made.returncode == 0, made.stderr
         assert "smart = [ClaudeCode()]" in (root / ".smithers" / "agents.py").read_text()
         (root / ".smithers" / "config.toml").write_text(f'[commands]\ntest = "{PYTEST}"\n')
+        git(root, "add", "-A")  # the pack is committed with the code, as a user would
+        git(root, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "start, with smithers init")
 
     def run(self, *args: str, expect: int = 0) -> tuple[str, str]:
         """`smithers workflow run ARGS`: (run id, stdout)."""
