@@ -107,6 +107,14 @@ def model(body: dict[str, Any]) -> Reply:
     edited = bool(results)
     if kind == "ImplementResult":
         return implement(prompt, cwd, edited)
+    if kind == "ReviewResult" and "Validation `" not in prompt:  # the review workflow: read the diff with Bash
+        if not edited:
+            return Reply(text="Looking.", tool_calls=[ToolCall("Bash", {"command": "git diff", "description": "Show the changes"})])
+        added = [line[1:].strip() for line in str(results[0].get("content")).splitlines() if line.startswith("+") and
+                 not line.startswith("+++")]
+        todo = [line for line in added if "TODO" in line]
+        return answer({"reviewer": "claude", "approved": not todo, "feedback": "the diff adds: " + "; ".join(added),
+                       "issues": [{"severity": "minor", "title": todo[0], "file": "calc.py"}] if todo else []})
     if kind == "ReviewResult":
         failing = "FAILED" in prompt
         return answer({"reviewer": "claude", "approved": not failing, "feedback": "the tests fail" if failing else "looks right",
@@ -289,9 +297,12 @@ def test_research_plan_review_and_ralph_with_claude(working: Repo) -> None:
         ("two steps", '["write a test", "fix add"]')]
     assert "next: smithers workflow run implement" in out
 
+    working.project.write("calc.py", FIXED_ADD + "# TODO: overflow\n")  # an uncommitted change to review
     run_id, _ = working.run("review", "--prompt", "focus on naming")
-    assert working.query("select node_id, approved, feedback from review_result where run_id = ?", run_id) == [
-        ("review:0", 1, "looks right")]
+    ((node, approved, feedback, issues),) = working.query("select node_id, approved, feedback, issues from review_result where run_id = ?",
+                                                          run_id)
+    assert (node, approved, feedback) == ("review:0", 0, "the diff adds: # TODO: overflow")  # what `git diff` showed claude
+    assert [(i["title"], i["file"]) for i in json.loads(issues)] == [("# TODO: overflow", "calc.py")]
 
     run_id, _ = working.run("ralph", "--prompt", "keep going", "--input", '{"max_iterations": 2}')
     assert working.query("select summary from ralph_pass where run_id = ? order by iteration", run_id) == [
