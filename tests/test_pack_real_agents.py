@@ -1,14 +1,15 @@
-"""Every seeded workflow end to end through `smithers workflow run` with the REAL `claude` CLI:
-`smithers init` finds only `claude` on PATH, so the generated agents.py resolves every tier to
-`ClaudeCode()`, and that claude talks to one scripted fake Anthropic server on 127.0.0.1.
+"""Every seeded workflow end to end through `smithers workflow run` with the REAL agent CLIs:
+`smithers init` finds only `claude` (or only `pi`) on PATH, so the generated agents.py resolves
+every tier to `ClaudeCode()` (or `Pi()`), and the CLI talks to one scripted fake Anthropic server
+on 127.0.0.1. Every workflow runs with claude; the tests marked BOTH run with pi as well.
 
-The fake model answers like a (very small) model would: it reads the task's schema from the
-`StructuredOutput` tool Claude Code offers (`--json-schema`), the prompt, and the working
-directory from Claude Code's environment message, then edits files with Claude Code's own
-`Write` tool (so the edits really go through the CLI, into the task's cwd: the repository root,
-or a ticket's git worktree) and answers through `StructuredOutput`. The repository's test command
-is a real pytest run; waits are answered with `smithers human answer` / `approve` + `resume`.
-(`implement`, and `plan` with pi, are also covered by test_pack_real_cli.py.)"""
+The fake model answers like a (very small) model would: it reads the task's schema (from the
+`StructuredOutput` tool Claude Code offers under `--json-schema`, or from the prompt for pi), the
+prompt, and the working directory the CLI tells it, then edits files with the CLI's own write
+tool (so the edits really go through the CLI, into the task's cwd: the repository root, or a
+ticket's git worktree), reads with its read and bash tools, and answers. The repository's test
+command is a real pytest run; waits are answered with `smithers human answer` / `approve` +
+`resume`. (`implement` with claude, and `plan` with pi, are also in test_pack_real_cli.py.)"""
 
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ import pytest
 from conftest import PINNED_NODE_BIN, Project
 from test_init_pack import env_with
 
-from smithers.testing.cli_env import claude_env
+from smithers.testing.cli_env import claude_env, pi_env
 from smithers.testing.fakes import FakeServer, Reply, ToolCall, anthropic_app
 from smithers.testing.fakes.anthropic import tool_results
 
@@ -40,13 +41,34 @@ FIXED_ADD = "def add(a, b):\n    return a + b\n"
 
 # -- the fake model ---------------------------------------------------------------------------------
 
-def answer(payload: dict[str, Any]) -> Reply:
-    """The task's output, given the way Claude Code asks for it under --json-schema."""
-    return Reply(text="Done.", tool_calls=[ToolCall("StructuredOutput", payload)])
+class Dialect:
+    """How one CLI asks: Claude Code offers a `StructuredOutput` tool for the schema (its
+    `--json-schema`) and names its tools Write/Read/Bash with `file_path`; pi gets the schema
+    in the prompt, wants the JSON in the reply's text and names its tools write/read/bash with `path`."""
 
+    def __init__(self, body: dict[str, Any]) -> None:
+        self.schema = next((t.get("input_schema", {}) for t in body.get("tools") or [] if t.get("name") == "StructuredOutput"), None)
+        self.claude = self.schema is not None
 
-def write(*files: tuple[Path, str]) -> Reply:
-    return Reply(text="Editing.", tool_calls=[ToolCall("Write", {"file_path": str(p), "content": c}) for p, c in files])
+    def title(self, prompt: str) -> str:
+        if self.schema is not None:
+            return str(self.schema.get("title", ""))
+        block = prompt.rsplit("validates against this JSON schema:\n```json\n", 1)[-1].split("\n```", 1)[0]
+        return str(json.loads(block).get("title", ""))
+
+    def answer(self, payload: dict[str, Any]) -> Reply:
+        """The task's output."""
+        if self.claude:
+            return Reply(text="Done.", tool_calls=[ToolCall("StructuredOutput", payload)])
+        return Reply(text="Done.\n\n```json\n" + json.dumps(payload) + "\n```")
+
+    def tool(self, name: str, path: Path | None = None, **arguments: Any) -> ToolCall:
+        if path is not None:
+            arguments["file_path" if self.claude else "path"] = str(path)
+        return ToolCall(name.capitalize() if self.claude else name, arguments)
+
+    def write(self, *files: tuple[Path, str]) -> Reply:
+        return Reply(text="Editing.", tool_calls=[self.tool("write", p, content=c) for p, c in files])
 
 
 def prompt_of(body: dict[str, Any]) -> str:
@@ -59,20 +81,24 @@ def prompt_of(body: dict[str, Any]) -> str:
     return texts[-1] if texts else ""
 
 
+def result_text(result: dict[str, Any]) -> str:
+    """A tool result's text (a string, or a list of text blocks)."""
+    content = result.get("content")
+    if isinstance(content, list):
+        return "\n".join(str(b.get("text", "")) for b in content if isinstance(b, dict))
+    return str(content)
+
+
 def cwd_of(body: dict[str, Any]) -> Path:
-    found = re.search(r"Primary working directory: (\S+)", json.dumps(body.get("messages")).replace("\\n", "\n"))
-    assert found, "Claude Code no longer says its working directory"
+    """The task's working directory, as the CLI told the model (Claude Code in a system message
+    after the prompt, pi at the end of its system prompt)."""
+    said = json.dumps([body.get("system"), body.get("messages")]).replace("\\n", "\n")
+    found = re.search(r"(?:Primary|Current) working directory: ([^\s\"]+)", said)
+    assert found, "the CLI no longer tells the model its working directory"
     return Path(found.group(1))
 
 
-def schema_title(body: dict[str, Any]) -> str:
-    for tool in body.get("tools") or []:
-        if tool.get("name") == "StructuredOutput":
-            return str(tool.get("input_schema", {}).get("title", ""))
-    return ""
-
-
-def implement(prompt: str, cwd: Path, edited: bool) -> Reply:
+def implement(cli: Dialect, prompt: str, cwd: Path, edited: bool) -> Reply:
     """ImplementResult: the edit first (a Write turn), the summary once the tool has run."""
     failed = "Validation FAILED" in prompt
     if "# Add sub" in prompt or "**This milestone: Add sub**" in prompt:  # kanban ticket / mission milestone
@@ -88,8 +114,8 @@ def implement(prompt: str, cwd: Path, edited: bool) -> Reply:
     else:
         files = [(cwd / "calc.py", FIXED_ADD)]
     if not edited:
-        return write(*files)
-    return answer({"summary": "wrote " + ", ".join(p.name for p, _ in files), "files_changed": [p.name for p, _ in files]})
+        return cli.write(*files)
+    return cli.answer({"summary": "wrote " + ", ".join(p.name for p, _ in files), "files_changed": [p.name for p, _ in files]})
 
 
 def reply(body: dict[str, Any]) -> Reply:
@@ -102,15 +128,16 @@ def reply(body: dict[str, Any]) -> Reply:
 
 
 def model(body: dict[str, Any]) -> Reply:
-    kind, prompt, cwd = schema_title(body), prompt_of(body), cwd_of(body)
+    cli, prompt, cwd = Dialect(body), prompt_of(body), cwd_of(body)
+    kind, answer = cli.title(prompt), cli.answer
     results = tool_results(body)
     edited = bool(results)
     if kind == "ImplementResult":
-        return implement(prompt, cwd, edited)
+        return implement(cli, prompt, cwd, edited)
     if kind == "ReviewResult" and "Validation `" not in prompt:  # the review workflow: read the diff with Bash
         if not edited:
-            return Reply(text="Looking.", tool_calls=[ToolCall("Bash", {"command": "git diff", "description": "Show the changes"})])
-        added = [line[1:].strip() for line in str(results[0].get("content")).splitlines() if line.startswith("+") and
+            return Reply(text="Looking.", tool_calls=[cli.tool("bash", command="git diff")])
+        added = [line[1:].strip() for line in result_text(results[0]).splitlines() if line.startswith("+") and
                  not line.startswith("+++")]
         todo = [line for line in added if "TODO" in line]
         return answer({"reviewer": "claude", "approved": not todo, "feedback": "the diff adds: " + "; ".join(added),
@@ -121,7 +148,7 @@ def model(body: dict[str, Any]) -> Reply:
                        "issues": [{"severity": "major", "title": "tests fail"}] if failing else []})
     if kind == "ResearchResult":  # read the code with Claude Code's Read tool, then report what it said
         if not edited:
-            return Reply(text="Reading.", tool_calls=[ToolCall("Read", {"file_path": str(cwd / "calc.py")})])
+            return Reply(text="Reading.", tool_calls=[cli.tool("read", cwd / "calc.py")])
         op = "-" if "a - b" in json.dumps(results) else "+"
         return answer({"summary": f"add uses {op}", "key_findings": [f"calc.add returns a {op} b"]})
     if kind == "PlanResult":
@@ -169,12 +196,21 @@ def fake_model() -> Iterator[FakeServer]:
         yield server
 
 
+CLIS = {"claude": ("ClaudeCode", "claude-code", claude_env), "pi": ("Pi", "pi", pi_env)}
+# Every workflow runs with claude; with pi too where the shapes differ most (tools, worktrees and
+# merges, a human wait, parallel tasks, outputs fed forward), keeping the file under three minutes.
+# Every test passes with pi as well: set both lists to BOTH to run the whole matrix.
+BOTH = ("claude", "pi")
+CLAUDE = ("claude",)
+
+
 @pytest.fixture
-def claude_bin() -> str:
-    path = AGENTS_BIN / "claude"
+def cli(request: pytest.FixtureRequest) -> str:
+    """The agent CLI a test's repository uses (parametrized per test, indirectly)."""
+    path = AGENTS_BIN / request.param
     if not os.access(path, os.X_OK):
-        pytest.fail(f"the claude CLI is not installed at {path}: run scripts/install-agents")
-    return str(path)
+        pytest.fail(f"the {request.param} CLI is not installed at {path}: run scripts/install-agents")
+    return str(request.param)
 
 
 def git(root: Path, *args: str) -> str:
@@ -185,24 +221,25 @@ class Repo:
     """A git repository with calc.py (add() broken unless ``fixed``), `smithers init` run with
     only the real claude on PATH, and the real pytest as its test command; all of it committed."""
 
-    def __init__(self, tmp_path: Path, claude: str, server: FakeServer, *, fixed: bool) -> None:
+    def __init__(self, tmp_path: Path, cli: str, server: FakeServer, *, fixed: bool) -> None:
         self.project = Project(tmp_path / "repo")
         root = self.root = self.project.root
         root.mkdir()
         bin_dir = tmp_path / "bin"
         bin_dir.mkdir()
-        (bin_dir / "claude").symlink_to(claude)  # only claude: no other agent CLI may reach a network
+        (bin_dir / cli).symlink_to(AGENTS_BIN / cli)  # only this CLI: no other agent CLI may reach a network
+        agent_class, self.agent_name, cli_env = CLIS[cli]
         self.project.write("calc.py", FIXED_ADD if fixed else "def add(a, b):\n    return a - b\n")
         self.project.write("test_calc.py", "from calc import add\n\n\ndef test_add():\n    assert add(2, 3) == 5\n")
         self.project.write(".gitignore", "smithers.db*\n__pycache__/\n")  # as .smithers/.gitignore asks
         git(root, "init", "-q", "-b", "main")
         self.env = env_with(self.project, Path(f"{bin_dir}{os.pathsep}{PINNED_NODE_BIN}{os.pathsep}/usr/bin{os.pathsep}/bin"))
-        self.env.update(claude_env(server.url, tmp_path / "home"))
+        self.env.update(cli_env(server.url, tmp_path / "home"))
         self.env.update(GIT_AUTHOR_NAME="t", GIT_AUTHOR_EMAIL="t@t", GIT_COMMITTER_NAME="t", GIT_COMMITTER_EMAIL="t@t")
         self.server = server
         made = self.project.cli("init", env=self.env)
         assert made.returncode == 0, made.stderr
-        assert "smart = [ClaudeCode()]" in (root / ".smithers" / "agents.py").read_text()
+        assert f"smart = [{agent_class}()]" in (root / ".smithers" / "agents.py").read_text()
         (root / ".smithers" / "config.toml").write_text(f'[commands]\ntest = "{PYTEST}"\n')
         git(root, "add", "-A")  # the pack is committed with the code, as a user would
         git(root, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "start, with smithers init")
@@ -228,7 +265,7 @@ class Repo:
                   if json.loads(meta or "{}").get("mode") == "agent"]
         assert agents, "no agent task ran"
         for node, attempt, status, meta in agents:
-            assert (attempt, status, meta["agent"], meta["turns"]) == (1, "finished", "claude-code", 1), (node, attempt, status, meta)
+            assert (attempt, status, meta["agent"], meta["turns"]) == (1, "finished", self.agent_name, 1), (node, attempt, status, meta)
 
     def query(self, sql: str, run_id: str) -> list[tuple]:
         return self.project.query(sql, (run_id,))
@@ -247,23 +284,24 @@ class Repo:
 
 
 @pytest.fixture
-def broken(tmp_path: Path, claude_bin: str, fake_model: FakeServer) -> Repo:
-    return Repo(tmp_path, claude_bin, fake_model, fixed=False)
+def broken(tmp_path: Path, cli: str, fake_model: FakeServer) -> Repo:
+    return Repo(tmp_path, cli, fake_model, fixed=False)
 
 
 @pytest.fixture
-def working(tmp_path: Path, claude_bin: str, fake_model: FakeServer) -> Repo:
-    return Repo(tmp_path, claude_bin, fake_model, fixed=True)
+def working(tmp_path: Path, cli: str, fake_model: FakeServer) -> Repo:
+    return Repo(tmp_path, cli, fake_model, fixed=True)
 
 
 # -- the workflows ----------------------------------------------------------------------------------
 
 @pytest.mark.agents
+@pytest.mark.parametrize("cli", CLAUDE, indirect=True)
 @pytest.mark.parametrize(("workflow_id", "prefix", "added"), [
     ("debug", "debug", "test_regression.py"),  # a failing regression test first, then the fix
     ("improve-test-coverage", "improve-test-coverage", "test_more.py"),  # a new test, then the fix it demands
 ])
-def test_validation_workflows_with_claude(broken: Repo, workflow_id: str, prefix: str, added: str) -> None:
+def test_validation_workflows(broken: Repo, workflow_id: str, prefix: str, added: str) -> None:
     run_id, _ = broken.run(workflow_id, "--prompt", "add() is wrong")
     assert (broken.root / "calc.py").read_text() == FIXED_ADD and (broken.root / added).is_file()
     assert broken.query("select iteration, done from validation_verdict where run_id = ? order by iteration", run_id) == [
@@ -275,7 +313,8 @@ def test_validation_workflows_with_claude(broken: Repo, workflow_id: str, prefix
 
 
 @pytest.mark.agents
-def test_research_plan_implement_with_claude(broken: Repo) -> None:
+@pytest.mark.parametrize("cli", BOTH, indirect=True)
+def test_research_plan_implement(broken: Repo) -> None:
     run_id, _ = broken.run("research-plan-implement", "--prompt", "make add add", "--input", '{"tdd": true}')
     assert broken.query("select key_findings from research_result where run_id = ?", run_id) == [('["calc.add returns a - b"]',)]
     assert broken.query("select summary from plan_result where run_id = ?", run_id) == [("two steps",)]
@@ -287,7 +326,8 @@ def test_research_plan_implement_with_claude(broken: Repo) -> None:
 
 
 @pytest.mark.agents
-def test_research_plan_review_and_ralph_with_claude(working: Repo) -> None:
+@pytest.mark.parametrize("cli", BOTH, indirect=True)
+def test_research_plan_review_and_ralph(working: Repo) -> None:
     run_id, _ = working.run("research", "--prompt", "how does add work?")
     found = working.query("select summary, key_findings from research_result where run_id = ?", run_id)
     assert found == [("add uses +", '["calc.add returns a + b"]')]  # what Claude Code's Read tool returned
@@ -310,7 +350,8 @@ def test_research_plan_review_and_ralph_with_claude(working: Repo) -> None:
 
 
 @pytest.mark.agents
-def test_tickets_then_kanban_with_claude(working: Repo) -> None:
+@pytest.mark.parametrize("cli", BOTH, indirect=True)
+def test_tickets_then_kanban(working: Repo) -> None:
     tickets = working.root / ".smithers" / "tickets"
     _, out = working.run("ticket-create", "--prompt", "we need sub")
     assert (tickets / "add-sub.md").read_text().startswith("# Add sub\n")
@@ -333,7 +374,8 @@ def test_tickets_then_kanban_with_claude(working: Repo) -> None:
 
 
 @pytest.mark.agents
-def test_mission_with_claude(working: Repo) -> None:
+@pytest.mark.parametrize("cli", CLAUDE, indirect=True)
+def test_mission(working: Repo) -> None:
     run_id, _ = working.run("mission", "--prompt", "arithmetic", expect=3)  # waits for the plan's approval
     approved = working.project.cli("approve", run_id, "--node", "mission:approve", env=working.env)
     assert approved.returncode == 0, approved.stderr
@@ -346,8 +388,9 @@ def test_mission_with_claude(working: Repo) -> None:
 
 
 @pytest.mark.agents
-@pytest.mark.parametrize("workflow_id", ["grill-me", "write-a-prd"])
-def test_interviews_with_claude(working: Repo, workflow_id: str) -> None:
+@pytest.mark.parametrize(("cli", "workflow_id"), [("claude", "grill-me"), ("claude", "write-a-prd"), ("pi", "write-a-prd")],
+                         indirect=["cli"])
+def test_interviews(working: Repo, workflow_id: str) -> None:
     run_id, out = working.run(workflow_id, "--prompt", "team workspaces", expect=3)  # question 1 waits for a person
     assert "question 1?" in out
     working.answer_question(run_id, "answer one")
@@ -365,7 +408,8 @@ def test_interviews_with_claude(working: Repo, workflow_id: str) -> None:
 
 
 @pytest.mark.agents
-def test_feature_enum_then_audit_with_claude(working: Repo) -> None:
+@pytest.mark.parametrize("cli", BOTH, indirect=True)
+def test_feature_enum_then_audit(working: Repo) -> None:
     working.run("feature-enum")
     saved = json.loads((working.root / ".smithers" / "specs" / "features.json").read_text())
     assert saved == {"feature_groups": {"CALC": ["add", "sub"], "TESTS": ["test_add"]}, "total_features": 3}
@@ -397,4 +441,4 @@ def test_every_seeded_workflow_is_run_with_the_real_claude() -> None:
         if test.endswith(".py"):
             assert f'"workflow", "run", "{workflow_id}"' in (Path(__file__).parent / test).read_text(), workflow_id
         else:
-            assert f"def test_{test}_with_claude(" in here, workflow_id
+            assert f"def test_{test}(" in here, workflow_id
