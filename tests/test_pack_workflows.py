@@ -5,6 +5,7 @@ fail), and the repository's test command is a real pytest run."""
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 from pathlib import Path
 
@@ -145,3 +146,63 @@ def test_review_workflow_records_each_reviewer(repo) -> None:
     project, env = repo
     run_id, _ = run(project, env, "review")
     assert project.query("select node_id, approved from review_result where run_id = ?", (run_id,)) == [("review:0", 1)]
+
+
+PLAN_BOUNDS = '''
+import json, sys
+from pydantic import BaseModel
+from smithers.authoring.context import Ctx
+from smithers.authoring.loader import load_workflow
+from smithers.engine.render import render
+from smithers.engine.state import RunState
+from smithers.storage.store import Store
+
+def minimal_input(model):
+    """Every required field filled with the simplest value of its type."""
+    values = {}
+    for name, field in (model.model_fields.items() if model else []):
+        if field.is_required():
+            values[name] = {int: 1, float: 1.0, bool: True, list: []}.get(field.annotation, "x")
+    return values
+
+found = {}
+overrides = json.loads(sys.argv[1])
+for path in sys.argv[2:]:
+    loaded = load_workflow(path)
+    value, _ = loaded.workflow.validate_input({**minimal_input(loaded.workflow.input_model), **overrides.get(path, {})})
+    store = Store.memory()
+    state = RunState(store, "plan-check", loaded.models)
+    rendered = render(loaded.workflow, Ctx(input=value, run_id="plan-check", reader=state), state.loop_state)
+    found[path] = [
+        {"node": d.node_id, "timeout": d.task.timeout, "heartbeat_timeout": d.task.heartbeat_timeout, "retries": d.retries}
+        for d in rendered.tasks if d.mode == "agent"
+    ]
+    store.close()
+print(json.dumps(found))
+'''
+
+
+PLAN_INPUTS = {".smithers/workflows/audit.py": {"features": {"core": ["add two numbers"]}}}  # else it asks for feature-enum first
+
+
+def test_every_agent_task_of_the_pack_has_a_timeout_a_heartbeat_and_bounded_retries(repo) -> None:
+    """DESIGN §10.4 / issue 11: every pack task has sensible timeouts, heartbeats and bounded
+    retries. The first plan of each seeded workflow is rendered (nothing runs) and each agent
+    task in it is checked."""
+    project, env = repo
+    project.write("plan_bounds.py", PLAN_BOUNDS)
+    paths = [f".smithers/workflows/{workflow_id}.py" for workflow_id in seeded_workflow_ids() if workflow_id != "hello"]
+    done = subprocess.run(
+        [sys.executable, "plan_bounds.py", json.dumps(PLAN_INPUTS), *paths], cwd=project.root, env=env, capture_output=True, text=True, timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    plans = json.loads(done.stdout)
+    assert set(plans) == set(paths)
+    # kanban's first plan only discovers the tickets (a compute task); its agent tasks are
+    # ValidationLoop's, checked here through implement, debug and improve-test-coverage
+    assert [path for path, tasks in plans.items() if not tasks] == [".smithers/workflows/kanban.py"]
+    agent_tasks = [(path, task) for path, tasks in plans.items() for task in tasks]
+    for path, task in agent_tasks:
+        assert task["timeout"] and 0 < task["timeout"] <= 4 * 3600, (path, task)
+        assert task["heartbeat_timeout"] and 0 < task["heartbeat_timeout"] <= task["timeout"], (path, task)
+        assert 0 <= task["retries"] <= 3, (path, task)
