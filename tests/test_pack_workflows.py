@@ -182,7 +182,8 @@ print(json.dumps(found))
 '''
 
 
-PLAN_INPUTS = {".smithers/workflows/audit.py": {"features": {"core": ["add two numbers"]}}}  # else it asks for feature-enum first
+# audit without features asks for feature-enum first
+PLAN_INPUTS = {".smithers/workflows/audit.py": {"features": {"core": ["add two numbers"]}}}
 
 
 def test_every_agent_task_of_the_pack_has_a_timeout_a_heartbeat_and_bounded_retries(repo) -> None:
