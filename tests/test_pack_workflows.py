@@ -194,7 +194,8 @@ def test_every_agent_task_of_the_pack_has_a_timeout_a_heartbeat_and_bounded_retr
     project.write("plan_bounds.py", PLAN_BOUNDS)
     paths = [f".smithers/workflows/{workflow_id}.py" for workflow_id in seeded_workflow_ids() if workflow_id != "hello"]
     done = subprocess.run(
-        [sys.executable, "plan_bounds.py", json.dumps(PLAN_INPUTS), *paths], cwd=project.root, env=env, capture_output=True, text=True, timeout=120,
+        [sys.executable, "plan_bounds.py", json.dumps(PLAN_INPUTS), *paths],
+        cwd=project.root, env=env, capture_output=True, text=True, timeout=120,
     )
     assert done.returncode == 0, done.stderr
     plans = json.loads(done.stdout)
