@@ -110,7 +110,8 @@ def test_ask_attaches_the_server_for_one_invocation(project, waiting_run, claude
 
 
 TOOLS = {"list_workflows", "run_workflow", "list_runs", "get_run", "explain_run", "get_run_events", "get_node",
-         "get_chat_transcript", "list_pending", "approve", "deny", "send_signal", "answer_human", "cancel_run", "resume_run"}
+         "get_chat_transcript", "list_pending", "approve", "deny", "send_signal", "answer_human", "cancel_run", "resume_run",
+         "fork_run", "revert_attempt", "get_diff"}
 
 
 @pytest.fixture
