@@ -153,7 +153,13 @@ def _die_inside_git_add(repo: Repo, work: Path) -> None:
     from ._git import CONFIG, _clean_env
 
     env = dict(_clean_env(), GIT_DIR=str(repo.git_dir), GIT_WORK_TREE=str(repo.top), GIT_INDEX_FILE=str(work))
-    subprocess.Popen(["git", *CONFIG, "add", "-A", "--", *_pathspec(repo)], cwd=repo.top, env=env)
+    # git holds the index lock while it hashes the files; a clean filter that sleeps keeps it
+    # there, so the kill always lands inside the lock (a plain `git add` of a few files holds it
+    # for a millisecond, which a poll can miss on a busy machine)
+    attributes = work.with_name(work.name + ".fault-attributes")
+    attributes.write_text("* filter=smithers-fault\n")
+    stall = ["-c", f"core.attributesFile={attributes}", "-c", "filter.smithers-fault.clean=sleep 60; cat"]
+    subprocess.Popen(["git", *CONFIG, *stall, "add", "-A", "--", *_pathspec(repo)], cwd=repo.top, env=env)
     lock = work.with_name(work.name + ".lock")
     deadline = time.monotonic() + 10
     while not lock.exists() and time.monotonic() < deadline:
