@@ -4,7 +4,8 @@ Run:  python bench/run_bench.py [--quick] [--startup] [--json out.json]
 
 ``--startup`` runs only the start-up scenarios (``--help``, ``--version``, a one-task ``up``,
 300 sequential tasks, ``ps``, ``inspect``), each the median of 10 fresh processes (5 with
-``--quick``).
+``--quick``). ``--daemon`` runs them through the installed console script's code path with a
+warm daemon (``smithers daemon start``) running, and also without it, side by side.
 
 Every scenario runs the real `smithers` CLI in a fresh process and a fresh directory, and
 measures wall time from the parent, peak memory of that child (``wait4`` rusage) and the
@@ -101,14 +102,19 @@ def warm_bytecode() -> None:
         subprocess.run([sys.executable, "-m", "compileall", "-q", folder], env=env, check=True, stdout=subprocess.DEVNULL)
 
 
+SMITHERS = [sys.executable, "-m", "smithers"]  # --daemon: the console script's entry (cli/entry.py)
+CONSOLE_SCRIPT = [sys.executable, "-c", "from smithers.cli.entry import entry; entry()"]
+
+
 def run_measured(args: list[str], cwd: Path) -> dict[str, float]:
-    """Like run_cli but reaps the child with wait4 to get its own peak memory."""
+    """Like run_cli but reaps the child with wait4 to get its own peak memory (with a daemon:
+    the client's; the work happens in the daemon's child)."""
     env = child_env(cwd)
     out_path = cwd / "stdout.txt"
     with open(out_path, "w") as out, open(cwd / "stderr.txt", "w") as err:
         start = time.perf_counter()
         proc = subprocess.Popen(
-            [sys.executable, "-m", "smithers", *args], cwd=cwd, env=env, stdout=out, stderr=err, stdin=subprocess.DEVNULL
+            [*SMITHERS, *args], cwd=cwd, env=env, stdout=out, stderr=err, stdin=subprocess.DEVNULL
         )
         _, status, usage = os.wait4(proc.pid, 0)
         wall = time.perf_counter() - start
@@ -228,11 +234,14 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="skip the 10,000-task run and repeat less")
     parser.add_argument("--json", type=Path, help="also write the results to this JSON file")
     parser.add_argument("--startup", action="store_true", help="only the start-up scenarios (help, version, one task, 300 tasks, ps, inspect)")
+    parser.add_argument("--daemon", action="store_true", help="the start-up scenarios with and without a warm daemon")
     args = parser.parse_args()
     repeats = 3 if args.quick else 5
     startup_repeats = 5 if args.quick else 10
     results: dict[str, dict[str, float]] = {}
     warm_bytecode()
+    if args.daemon:
+        return report(startup_with_daemon(startup_repeats), args.json)
     with tempfile.TemporaryDirectory(prefix="smithers-bench-") as tmp:
         root = Path(tmp)
         results["help"] = scenario_help(root, startup_repeats)
@@ -251,6 +260,35 @@ def main() -> int:
             results["sequential_10000"] = scenario_sequential(10000, root)
             results["sequential_10000"].pop("run_id")
     return report(results, args.json)
+
+
+def startup_scenarios(root: Path, repeats: int, suffix: str) -> dict[str, dict[str, float]]:
+    results = {
+        "help": scenario_help(root, repeats),
+        "up_one_task": scenario_one_task(root, repeats),
+        "sequential_300": scenario_sequential_repeated(300, root, repeats),
+        "ps": scenario_read(root, ["ps"], repeats),
+        "inspect": scenario_read(root, ["inspect", "{run}"], repeats),
+    }
+    return {f"{name}{suffix}": row for name, row in results.items()}
+
+
+def startup_with_daemon(repeats: int) -> dict[str, dict[str, float]]:
+    """The start-up scenarios through the console script: a warm daemon running, then none."""
+    SMITHERS[:] = CONSOLE_SCRIPT
+    with tempfile.TemporaryDirectory(prefix="smithers-bench-") as tmp:
+        root = Path(tmp)
+        os.environ["SMITHERS_DAEMON_SOCKET"] = str(root / "d.sock")
+        env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+        subprocess.run([*CONSOLE_SCRIPT, "daemon", "start"], env=env, check=True, stdout=subprocess.DEVNULL)
+        try:
+            (root / "warm").mkdir()
+            results = startup_scenarios(root / "warm", repeats, "")
+        finally:
+            subprocess.run([*CONSOLE_SCRIPT, "daemon", "stop"], env=env, check=True, stdout=subprocess.DEVNULL)
+        (root / "cold").mkdir()
+        results.update(startup_scenarios(root / "cold", repeats, " (no daemon)"))
+    return results
 
 
 def report(results: dict[str, dict[str, float]], json_path: Path | None) -> int:

@@ -16,7 +16,12 @@ first use.
 from __future__ import annotations
 
 from importlib import import_module
-from typing import TYPE_CHECKING, Any
+
+# `typing` is not imported at run time: the `smithers` console script imports this package before
+# anything else, and for a command the warm daemon runs, that import is most of what it costs.
+TYPE_CHECKING = False  # mypy and pyright read this name as True
+if TYPE_CHECKING:
+    from typing import Any
 
 _DISTRIBUTION = "smithers-orchestrator"
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sys
 from importlib import import_module
+from typing import Any
 
 from typer.exceptions import Abort, Exit
 from typer.main import get_command
@@ -33,6 +34,7 @@ COMMAND_MODULES: dict[str, str] = {
     "diff": "commands_timetravel", "revert": "commands_timetravel", "gc": "commands_timetravel",
     "timeline": "commands_history", "fork": "commands_history", "replay": "commands_history", "retry-task": "commands_history",
     "rewind": "commands_history",
+    "daemon": "commands_daemon",
 }
 """Every top-level command and the module that registers it; the modules' order is the help order."""
 
@@ -52,10 +54,23 @@ def register_all_commands() -> None:
         import_module(f"{__package__}.{module}")
 
 
+_prebuilt: Any = None  # the whole command tree, built once by the warm daemon (cli/daemon.py)
+
+
+def prebuild_command() -> None:
+    """Register every command and build the Click tree now (the daemon does, once, before it forks)."""
+    global _prebuilt
+    register_all_commands()
+    _prebuilt = get_command(app)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
-    register_commands(args)
-    command = get_command(app)
+    if _prebuilt is not None:
+        command = _prebuilt
+    else:
+        register_commands(args)
+        command = get_command(app)
     from .params import parse_without_pydantic
 
     parse_without_pydantic(command, args)
