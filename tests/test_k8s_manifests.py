@@ -12,6 +12,7 @@ the last tests can break a manifest in memory and see the check catch it.
 from __future__ import annotations
 
 import copy
+import itertools
 import re
 import subprocess
 import sys
@@ -36,7 +37,7 @@ DOCKERFILE = ROOT / "deploy" / "Dockerfile"
 VERSION = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]["version"]
 EXTRAS = set(tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]["optional-dependencies"])
 
-# the oldest Kubernetes release still maintained when this was written, and the newest the schemas know
+# a release two years old when this was written (older clusters may lack fields used here), and the newest the schemas know
 KUBERNETES_VERSIONS = ("1.30", kubernetes_validate.utils.latest_version())
 SECRET_NAME = "smithers"  # the secretGenerator's name (kustomize appends a content hash when it builds)
 DURATION_OPTIONS = frozenset({"--interval", "--stale-threshold", "--lease-timeout"})
@@ -133,7 +134,7 @@ def command_problems(where: str, container: dict[str, Any]) -> list[str]:
             command.make_context(f"smithers {sub}", list(options))
         except Exception as err:  # click's UsageError/BadParameter: the message names the option
             problems.append(f"{where}: `smithers {' '.join(args)}`: {err}")
-    for flag, value in zip(options, options[1:], strict=False):
+    for flag, value in itertools.pairwise(options):
         if flag in DURATION_OPTIONS:
             try:
                 parse_duration(value, field=flag)
@@ -186,7 +187,8 @@ def service_problems(objs: list[dict[str, Any]]) -> list[str]:
         selected = [name for name, deployment in deployments(objs).items()
                     if selector and selector.items() <= deployment["spec"]["template"]["metadata"]["labels"].items()]
         if len(selected) != 1:
-            problems.append(f"Service {service['metadata']['name']}: selector {selector} matches the pods of {selected}, not one Deployment")
+            name = service["metadata"]["name"]
+            problems.append(f"Service {name}: selector {selector} matches the pods of {selected}, not one Deployment")
             continue
         pod = deployments(objs)[selected[0]]["spec"]["template"]["spec"]
         if not any(c.get("args", [None])[0] == "serve" for c in pod["containers"]):
@@ -195,7 +197,8 @@ def service_problems(objs: list[dict[str, Any]]) -> list[str]:
             p["containerPort"] for c in pod["containers"] for p in c.get("ports", [])}
         for port in service["spec"]["ports"]:
             if port.get("targetPort", port["port"]) not in ports:
-                problems.append(f"Service {service['metadata']['name']}: targetPort {port.get('targetPort')} is not a port of {selected[0]}")
+                target = port.get("targetPort")
+                problems.append(f"Service {service['metadata']['name']}: targetPort {target} is not a port of {selected[0]}")
     return problems
 
 
