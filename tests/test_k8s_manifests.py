@@ -346,7 +346,7 @@ def worker_grace_s(args: list[str]) -> float:
     names none, and the lease timeout is the bound)."""
     command = CLI.commands.get("worker")  # type: ignore[attr-defined]
     for param in getattr(command, "params", []):
-        flag = next((opt for opt in param.opts if "grace" in opt), None)
+        flag = next((opt for opt in param.opts if any(word in opt for word in ("grace", "drain", "shutdown"))), None)
         if flag:
             return parse_duration(option_value(args, flag) or param.default) or 0.0
     return 0.0
