@@ -25,10 +25,12 @@ import kubernetes_validate
 import pytest
 import typer.main
 import yaml
+from typer.exceptions import TyperException
 
 from smithers.authoring.policies import parse_duration
 from smithers.cli.app import app
 from smithers.cli.main import register_all_commands
+from smithers.errors import UserError
 from smithers.server import check_bind, is_loopback
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -132,7 +134,7 @@ def command_problems(where: str, container: dict[str, Any]) -> list[str]:
     else:
         try:
             command.make_context(f"smithers {sub}", list(options))
-        except Exception as err:  # click's UsageError/BadParameter: the message names the option
+        except TyperException as err:  # click's NoSuchOption/BadParameter/...: the message names the option
             problems.append(f"{where}: `smithers {' '.join(args)}`: {err}")
     for flag, value in itertools.pairwise(options):
         if flag in DURATION_OPTIONS:
@@ -231,7 +233,7 @@ def serve_token_problems(objs: list[dict[str, Any]], secrets: dict[str, dict[str
                 token = secrets.get(ref["name"], {}).get(ref["key"])
         try:
             check_bind(host, token)  # the server's own rule: beyond loopback needs a token
-        except Exception as err:
+        except UserError as err:
             problems.append(f"{where}: {err}")
         if is_loopback(host):
             problems.append(f"{where}: --host {host} is loopback: the Service could not reach it")
@@ -271,6 +273,14 @@ def test_the_kustomization_lists_every_manifest_in_the_folder():
     assert {("Deployment", "smithers-worker"), ("Deployment", "smithers-serve"), ("Deployment", "smithers-supervisor"),
             ("Service", "smithers-serve"), ("ConfigMap", "smithers-config")} <= kinds, kinds
     assert set(generated_secrets()) == {SECRET_NAME}
+
+
+def test_the_disruption_budget_covers_exactly_the_workers():
+    objs = objects()
+    budget = next(obj for obj in objs if obj["kind"] == "PodDisruptionBudget")
+    selector = budget["spec"]["selector"]["matchLabels"].items()
+    selected = [name for name, d in deployments(objs).items() if selector <= d["spec"]["template"]["metadata"]["labels"].items()]
+    assert selected == ["smithers-worker"]
 
 
 def test_the_real_secrets_file_is_git_ignored():
