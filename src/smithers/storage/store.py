@@ -34,6 +34,7 @@ from .history import HistoryStoreMixin
 from .memory import MemoryStoreMixin
 from .output_tables import OutputTable
 from .queries import QueryStoreMixin
+from .queue import QueueStoreMixin
 from .reads import StoreReads, event_from_row
 from .schema import MIGRATIONS
 from .scores import ScoreStoreMixin
@@ -92,7 +93,7 @@ def default_db_path(start: Path | None = None) -> Path:
 
 class Store(
     StoreReads, QueryStoreMixin, WaitStoreMixin, CronStoreMixin, MemoryStoreMixin, CacheStoreMixin, ScoreStoreMixin,
-    SnapshotStoreMixin, HistoryStoreMixin,
+    SnapshotStoreMixin, HistoryStoreMixin, QueueStoreMixin,
 ):
     """A smithers database. Open with :meth:`open`; close with :meth:`close`.
 

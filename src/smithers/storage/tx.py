@@ -19,6 +19,7 @@ from .cron import CronTxMixin
 from .history import HistoryTxMixin
 from .memory import MemoryTxMixin
 from .output_tables import KEY_COLUMNS, OutputTable
+from .queue import QueueTxMixin
 from .scores import ScoreTxMixin
 from .snapshots import SnapshotTxMixin
 from .waits import WaitTxMixin
@@ -53,7 +54,7 @@ class OwnerLike(Protocol):
     def pid(self) -> int: ...
 
 
-class Tx(WaitTxMixin, CronTxMixin, MemoryTxMixin, CacheTxMixin, ScoreTxMixin, SnapshotTxMixin, HistoryTxMixin):
+class Tx(WaitTxMixin, CronTxMixin, MemoryTxMixin, CacheTxMixin, ScoreTxMixin, SnapshotTxMixin, HistoryTxMixin, QueueTxMixin):
     """One open write transaction. Events appended here are committed with the state change."""
 
     __slots__ = ("_conn", "_seq", "events", "run_id", "ts")
