@@ -130,8 +130,10 @@ class Worker:
         self, store: Store, *, concurrency: int = 4, name: str | None = None, lease_timeout_s: float = 30.0, grace_s: float = 10.0,
         echo: Callable[[dict[str, Any]], None] | None = None, drive_runs: bool = True,
     ) -> None:
-        if concurrency < 1:
-            raise UserError(f"--concurrency must be at least 1, got {concurrency}")
+        if concurrency < 0:
+            raise UserError(f"--concurrency must be 0 (own runs only) or more, got {concurrency}")
+        if concurrency == 0 and not drive_runs:
+            raise UserError("--concurrency 0 with --no-runs leaves the worker nothing to do", hint="drop one of them")
         if lease_timeout_s < 0.5:
             raise UserError(f"--lease-timeout must be at least 0.5s, got {lease_timeout_s:g}s")
         self.store = store
@@ -389,6 +391,7 @@ class Worker:
             release_run(self.store, run_id, self.owner)
             status = RunStatus.FAILED
         finally:
+            hub.handing_over = True
             for running in list(engine.running.values()):  # stopped mid-run (shutdown): the next owner re-runs them
                 running.task.cancel()
             hub.close()

@@ -99,6 +99,7 @@ class RemoteAttempts:
         self._poller: asyncio.Task[None] | None = None
         self._housekept = 0.0
         self._beats_seen: dict[Key, int] = {}
+        self.handing_over = False  # the owner stops without ending the run: leave its rows to the next owner's recovery
 
     def takes(self, desc: TaskDescriptor) -> bool:
         """Whether this task's attempts go to the queue (compute and agent tasks without memory)."""
@@ -123,8 +124,10 @@ class RemoteAttempts:
     async def _outcome(self, desc: TaskDescriptor, tc: TaskContext, key: Key, future: asyncio.Future[dict[str, Any]]) -> BaseModel:
         try:
             row = await future
-        except asyncio.CancelledError:  # a timeout, a cancel, or the owner stopping: take the row back from its worker
+        except asyncio.CancelledError:  # a timeout or a cancel: take the row back from its worker
             self.waiting.pop(key, None)
+            if self.handing_over:
+                raise
             # best effort: were this write lost, the worker's late result is ignored by the owner anyway
             with contextlib.suppress(Exception), self.store.tx(self.run_id) as tx:
                 tx.close_queued(*key, CANCELLED)
@@ -206,10 +209,10 @@ class RemoteAttempts:
         self.delivered.difference_update(committed)
         for key in committed:
             self._beats_seen.pop(key, None)
-        for node_id, iteration, attempt in expired:
+        for node_id, iteration, attempt, worker in expired:
             future = self.waiting.pop((node_id, iteration, attempt), None)
             if future is not None and not future.done():
-                future.set_result({"status": ABANDONED, "worker": None})
+                future.set_result({"status": ABANDONED, "worker": worker})
 
     def _in_flight(self, key: Key) -> bool:
         running = self.engine.running.get((key[0], key[1]))

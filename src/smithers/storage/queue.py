@@ -225,10 +225,9 @@ class QueueStoreMixin:
     # -- owner side (reads; writes go through QueueTxMixin inside the owner's fenced transactions) --
 
     def queue_outcomes(self, run_id: str, owner_id: str) -> list[dict[str, Any]]:
-        """Rows of the owner's attempts that have a result (finished, failed), or that went
-        ``abandoned``/``cancelled`` without the owner."""
+        """Rows of the owner's attempts that have a result (finished, failed) not yet collected."""
         return _rows(self._conn.execute(
-            f"{_SELECT} WHERE run_id = ? AND owner_id = ? AND status IN ('finished', 'failed', 'abandoned')", (run_id, owner_id)
+            f"{_SELECT} WHERE run_id = ? AND owner_id = ? AND status IN ('finished', 'failed')", (run_id, owner_id)
         ))
 
     def queue_heartbeats(self, run_id: str, owner_id: str) -> list[tuple[str, int, int, int | None, str | None]]:
@@ -263,20 +262,20 @@ class QueueTxMixin:
             (self.run_id, node_id, iteration, attempt, mode, owner_id, render_no, self.ts),
         )
 
-    def expire_claims(self, owner_id: str) -> list[tuple[str, int, int]]:
+    def expire_claims(self, owner_id: str) -> list[tuple[str, int, int, str | None]]:
         """Mark the owner's claimed attempts whose worker let the lease lapse ``abandoned``.
-        Returns their (node id, iteration, attempt)."""
+        Returns their (node id, iteration, attempt, worker)."""
         rows = self._conn.execute(
-            "SELECT node_id, iteration, attempt FROM _smithers_task_queue "
+            "SELECT node_id, iteration, attempt, worker FROM _smithers_task_queue "
             "WHERE run_id = ? AND owner_id = ? AND status = 'claimed' AND lease_expires_at_ms < ?",
             (self.run_id, owner_id, self.ts),
         ).fetchall()
-        for node_id, iteration, attempt in rows:
+        for node_id, iteration, attempt, _ in rows:
             self._conn.execute(
                 f"UPDATE _smithers_task_queue SET status = 'abandoned', finished_at_ms = ? WHERE {_KEY} AND status = 'claimed'",
                 (self.ts, self.run_id, node_id, iteration, attempt),
             )
-        return [(r[0], r[1], r[2]) for r in rows]
+        return [(r[0], r[1], r[2], r[3]) for r in rows]
 
     def close_queued(self, node_id: str, iteration: int, attempt: int, status: str) -> None:
         """The owner is done with an attempt's row: ``collected`` (its result is committed) or
