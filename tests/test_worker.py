@@ -319,3 +319,55 @@ def test_sigterm_lets_an_attempt_finish_within_the_grace_period(project) -> None
     finally:
         _stop(owner)
     assert [(n, a) for n, a, _ in _starts(project) if n == "b"] == [("b", 1)]
+
+
+TIMEOUT = HEADER + """
+@workflow
+def stuck(ctx):
+    return Task("s", output=Out, run=work("s", slow=True), timeout=1, retries=0)
+"""
+
+
+@pytest.mark.slow
+def test_a_remote_attempt_that_times_out_is_taken_back_from_its_worker(project) -> None:
+    project.write("flow.py", TIMEOUT)
+    run_id = _enqueue(project, "flow.py")
+    owner = _worker(project, "--concurrency", "0", "--name", "owner")
+    executor = _worker(project, "--no-runs", "--concurrency", "1", "--name", "executor")
+    try:
+        _wait_status(project, run_id, "failed")
+        waiting.wait_until(
+            lambda: project.query("SELECT status FROM _smithers_task_queue WHERE run_id = ?", (run_id,)) == [("cancelled",)],
+            30, "the queue row to be cancelled",
+        )
+    finally:
+        _stop(owner)
+        code, out = _stop(executor)
+    assert code == 0
+    attempt = project.query("SELECT status, error_json FROM _smithers_attempts WHERE run_id = ?", (run_id,))
+    assert attempt[0][0] == "failed"
+    assert json.loads(attempt[0][1])["code"] == "TASK_TIMEOUT"
+    assert any(r["event"] == "taken-back" for r in map(json.loads, out.splitlines()))
+    assert project.query("SELECT COUNT(*) FROM sqlite_master WHERE name = 'out'") == [(0,)]  # no output was ever written
+
+
+@pytest.mark.slow
+def test_cancel_of_a_run_a_worker_drives(project) -> None:
+    project.write("flow.py", SLOW)
+    run_id = _enqueue(project, "flow.py")
+    worker = _worker(project, "--concurrency", "2")
+    try:
+        waiting.wait_until(lambda: any(n == "b" for n, _, _ in _starts(project)), 60, "b to start")
+        cancelled = project.cli("cancel", run_id, "--json")
+        assert cancelled.returncode == 0, cancelled.stderr
+        assert json.loads(cancelled.stdout)["status"] == "cancelled"
+        waiting.wait_until(
+            lambda: project.query("SELECT status FROM _smithers_task_queue WHERE run_id = ? AND node_id = 'b'", (run_id,)),
+            30, "b's queue row to be closed", until=lambda rows: rows == [("cancelled",)],
+        )
+    finally:
+        assert _stop(worker)[0] == 0
+    assert project.query("SELECT node_id, status FROM _smithers_nodes WHERE run_id = ? ORDER BY node_id", (run_id,)) == [
+        ("a", "finished"), ("b", "cancelled"), ("c", "pending"),
+    ]
+    assert [n for n, _, _ in _starts(project)] == ["a", "b"]

@@ -58,6 +58,7 @@ ADOPT_EVERY = 0.5  # seconds between scans for runs to adopt
 UNOWNED_GRACE_MS = 1_000  # a running run with no owner (released by a stopping worker) is adopted after this
 SQLITE_POLL_S = 0.02  # SQLite has no push: idle slots look at the queue this often
 PUSH_POLL_S = 0.5  # with LISTEN/NOTIFY, a safety poll
+RENEW_AT_LEAST_EVERY = 1.0  # seconds: claims are renewed every quarter lease, and at least this often (task heartbeats ride along)
 
 Key = tuple[str, str, int, int]
 
@@ -202,7 +203,7 @@ class Worker:
             self._adopted_at = now
             self._adopt_runs()
         self._claim()
-        if now - self._renewed_at >= self.lease_ms / 4000:
+        if now - self._renewed_at >= min(self.lease_ms / 4000, RENEW_AT_LEAST_EVERY):
             self._renewed_at = now
             self._renew()
 

@@ -46,6 +46,11 @@ HOUSEKEEPING_EVERY = 0.5  # seconds: expired claims, heartbeats, collected rows
 Key = tuple[str, int, int]  # node id, iteration, attempt
 
 
+def _monotonic_of(epoch_ms: int) -> float:
+    """``time.monotonic()`` at the wall-clock instant ``epoch_ms`` (never in the future)."""
+    return time.monotonic() - max(time.time() - epoch_ms / 1000, 0.0)
+
+
 class WorkerLostError(RunError):
     """The worker running a remote attempt stopped renewing its claim (it died or was cut off)."""
 
@@ -219,15 +224,22 @@ class RemoteAttempts:
         return running is not None and running.attempt == key[2]
 
     def _heartbeats(self) -> None:
-        """A worker's task heartbeats reach the owner's attempt (heartbeat timeouts, the next attempt's ``last_heartbeat``)."""
-        for node_id, iteration, attempt, at_ms, data in self.store.queue_heartbeats(self.run_id, self.owner_id):
+        """Claims and heartbeats reach the owner's attempt. A task's ``timeout`` and heartbeat
+        clock start when a worker claims it, not while it waits in the queue for a free slot;
+        a worker's heartbeats feed heartbeat timeouts and the next attempt's ``last_heartbeat``."""
+        for node_id, iteration, attempt, claimed_ms, beat_ms, data in self.store.queue_claims(self.run_id, self.owner_id):
             running = self.engine.running.get((node_id, iteration))
-            if running is None or running.attempt != attempt or at_ms is None:
+            key = (node_id, iteration, attempt)
+            if running is None or running.attempt != attempt:
                 continue
-            if self._beats_seen.get((node_id, iteration, attempt)) != at_ms:
-                self._beats_seen[(node_id, iteration, attempt)] = at_ms
-                age_s = max(time.time() - at_ms / 1000, 0.0)
-                running.tc._heartbeat_at = time.monotonic() - age_s
+            at_ms = beat_ms or claimed_ms
+            if self._beats_seen.get(key) == at_ms:
+                continue
+            if key not in self._beats_seen and running.deadline is not None and running.desc.task.timeout:
+                running.deadline = _monotonic_of(claimed_ms) + running.desc.task.timeout
+            self._beats_seen[key] = at_ms
+            running.tc._heartbeat_at = _monotonic_of(at_ms)
+            if beat_ms is not None:
                 running.tc._heartbeat_json = data or running.tc._heartbeat_json
                 running.tc._beats += 1
 

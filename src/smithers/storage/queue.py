@@ -230,14 +230,14 @@ class QueueStoreMixin:
             f"{_SELECT} WHERE run_id = ? AND owner_id = ? AND status IN ('finished', 'failed')", (run_id, owner_id)
         ))
 
-    def queue_heartbeats(self, run_id: str, owner_id: str) -> list[tuple[str, int, int, int | None, str | None]]:
-        """(node id, iteration, attempt, heartbeat_at_ms, heartbeat_json) of the owner's claimed attempts."""
+    def queue_claims(self, run_id: str, owner_id: str) -> list[tuple[str, int, int, int, int | None, str | None]]:
+        """(node id, iteration, attempt, claimed_at_ms, heartbeat_at_ms, heartbeat_json) of the owner's claimed attempts."""
         rows = self._conn.execute(
-            "SELECT node_id, iteration, attempt, heartbeat_at_ms, heartbeat_json FROM _smithers_task_queue "
-            "WHERE run_id = ? AND owner_id = ? AND status = 'claimed' AND heartbeat_at_ms IS NOT NULL",
+            "SELECT node_id, iteration, attempt, claimed_at_ms, heartbeat_at_ms, heartbeat_json FROM _smithers_task_queue "
+            "WHERE run_id = ? AND owner_id = ? AND status = 'claimed'",
             (run_id, owner_id),
         ).fetchall()
-        return [(r[0], r[1], r[2], r[3], r[4]) for r in rows]
+        return [(r[0], r[1], r[2], r[3], r[4], r[5]) for r in rows]
 
     def queue_rows(self, run_id: str | None = None) -> list[dict[str, Any]]:
         """Every queue row (of one run), oldest first: for ``smithers worker --status`` and tests."""
