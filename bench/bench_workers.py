@@ -1,17 +1,17 @@
-"""Workers (issue 9): a 1,000 × 50 ms fan-out on 1, 2 and 4 workers, and claim latency.
+"""Workers (issue 9): a 1,000 x 50 ms fan-out on 1, 2 and 4 workers, and claim latency.
 
 Run:  python bench/bench_workers.py [--db postgresql://…] [--tasks 1000] [--workers 1,2,4] [--slots 16] [--json out.json]
 
 Fan-out: one run of ``Parallel(max_concurrency=64)`` over N compute tasks that each await 50 ms
 (the workflow's ``max_concurrency`` is 64 too), enqueued with ``smithers up --queue`` once the
-workers are up and idle; ``seconds`` is the run's ``finished_at_ms − created_at_ms`` (from the
+workers are up and idle; ``seconds`` is the run's ``finished_at_ms - created_at_ms`` (from the
 moment the queued run exists to its finish; ``wall_with_enqueue_s`` adds the ``up --queue``
 process: start-up, loading and validating the workflow). Snapshots are off (``SMITHERS_SNAPSHOTS=off``): this
-measures the queue, not git. Ideal: N × 50 ms / min(64, workers × slots) = 0.8 s for 1,000
+measures the queue, not git. Ideal: N x 50 ms / min(64, workers x slots) = 0.8 s for 1,000
 tasks once 64 slots exist.
 
 Claim latency: a run of 40 sequential compute tasks on idle workers; for each attempt,
-``claimed_at_ms − enqueued_at_ms`` from its queue row (both stamped by processes on this host's
+``claimed_at_ms - enqueued_at_ms`` from its queue row (both stamped by processes on this host's
 clock), median and p90.
 
 Each scenario gets a fresh database: a fresh SQLite file in a temporary folder, or, with

@@ -221,19 +221,26 @@ def test_sigkill_of_the_executing_worker_abandons_the_attempt_and_it_runs_elsewh
         finally:
             assert _stop(rescuer)[0] == 0
     finally:
-        code, out = _stop(owner)
+        code, _ = _stop(owner)
     assert code == 0
     starts = _starts(project)
     assert [(n, a) for n, a, _ in starts] == [("a", 1), ("b", 1), ("b", 2), ("c", 1)]  # nothing finished ran again
     assert [pid for n, a, pid in starts if n == "b"][1] == rescuer.pid
-    attempts = project.query("SELECT node_id, attempt, status FROM _smithers_attempts WHERE run_id = ? ORDER BY node_id, attempt", (run_id,))
+    attempts = project.query(
+        "SELECT node_id, attempt, status FROM _smithers_attempts WHERE run_id = ? ORDER BY node_id, attempt", (run_id,)
+    )
     assert attempts == [("a", 1, "finished"), ("b", 1, "abandoned"), ("b", 2, "finished"), ("c", 1, "finished")]
-    assert project.query("SELECT failures FROM _smithers_nodes WHERE run_id = ? AND node_id = 'b'", (run_id,)) == [(0,)]  # not a failure
+    # an abandoned attempt is not a failure
+    assert project.query("SELECT failures FROM _smithers_nodes WHERE run_id = ? AND node_id = 'b'", (run_id,)) == [(0,)]
     assert _output_rows(project, run_id) == {"a": 1, "b": 1, "c": 1}
-    abandoned = project.query("SELECT payload_json FROM _smithers_events WHERE run_id = ? AND type = 'AttemptAbandoned'", (run_id,))
+    abandoned = project.query(
+        "SELECT payload_json FROM _smithers_events WHERE run_id = ? AND type = 'AttemptAbandoned'", (run_id,)
+    )
     assert len(abandoned) == 1
     assert json.loads(abandoned[0][0])["worker"].startswith("doomed/")
-    queue = project.query("SELECT attempt, status, worker FROM _smithers_task_queue WHERE run_id = ? AND node_id = 'b' ORDER BY attempt", (run_id,))
+    queue = project.query(
+        "SELECT attempt, status, worker FROM _smithers_task_queue WHERE run_id = ? AND node_id = 'b' ORDER BY attempt", (run_id,)
+    )
     assert [(a, s) for a, s, _ in queue] == [(1, "abandoned"), (2, "collected")]
 
 
@@ -262,10 +269,14 @@ def test_sigkill_of_the_owning_worker_lets_another_adopt_the_run(project) -> Non
         code, out = _stop(executor)
     assert code == 0
     assert [(n, a) for n, a, _ in _starts(project)] == [("a", 1), ("b", 1), ("b", 2), ("c", 1)]
-    attempts = project.query("SELECT node_id, attempt, status FROM _smithers_attempts WHERE run_id = ? ORDER BY node_id, attempt", (run_id,))
+    attempts = project.query(
+        "SELECT node_id, attempt, status FROM _smithers_attempts WHERE run_id = ? ORDER BY node_id, attempt", (run_id,)
+    )
     assert attempts == [("a", 1, "finished"), ("b", 1, "abandoned"), ("b", 2, "finished"), ("c", 1, "finished")]
     assert _output_rows(project, run_id) == {"a": 1, "b": 1, "c": 1}
-    started = project.query("SELECT payload_json FROM _smithers_events WHERE run_id = ? AND type = 'RunStarted' ORDER BY seq", (run_id,))
+    started = project.query(
+        "SELECT payload_json FROM _smithers_events WHERE run_id = ? AND type = 'RunStarted' ORDER BY seq", (run_id,)
+    )
     assert [json.loads(p)["resumed"] for (p,) in started] == [False, True]
     # the executor's first claim was taken back when the run changed owner: it said so, wrote nothing
     records = [json.loads(line) for line in out.splitlines()]

@@ -12,7 +12,9 @@ from .app import DbOption, JsonOption, app
 
 @app.command()
 def worker(
-    concurrency: Annotated[int, typer.Option("--concurrency", "-c", help="Task attempts this worker runs at once (its slots; 0: only own runs).")] = 4,
+    concurrency: Annotated[
+        int, typer.Option("--concurrency", "-c", help="Task attempts this worker runs at once (its slots; 0: only own runs).")
+    ] = 4,
     name: Annotated[
         str | None, typer.Option("--name", help="How this worker appears in claims and logs (default: host:pid).", show_default=False)
     ] = None,
