@@ -22,7 +22,6 @@ on PostgreSQL the claim is ``SELECT … FOR UPDATE SKIP LOCKED``, so claimers ne
 from __future__ import annotations
 
 import sqlite3
-import threading
 import time
 from typing import Any
 
@@ -91,21 +90,6 @@ def _rows(cur: Any) -> list[dict[str, Any]]:
     return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
 
 
-class SleepListener:
-    """The SQLite listener: there is no server to push a wake-up, so ``wait`` sleeps the timeout
-    (callers poll the queue after each wait). Close it to end a wait early."""
-
-    def __init__(self) -> None:
-        self._closed = threading.Event()
-
-    def wait(self, timeout_s: float) -> list[tuple[str, str]]:
-        self._closed.wait(max(timeout_s, 0.0))
-        return []
-
-    def close(self) -> None:
-        self._closed.set()
-
-
 class QueueStoreMixin:
     """The queue's reads and its worker-side writes (each its own short transaction), on a
     :class:`~smithers.storage.store.Store`."""
@@ -119,16 +103,6 @@ class QueueStoreMixin:
         with self.tx() as tx:  # type: ignore[attr-defined]
             return tx._conn.execute(sql, params)
 
-    # -- wake-ups (SQLite: none; the PostgreSQL store pushes them with LISTEN/NOTIFY) ------
-
-    def notify(self, channel: str, payload: str = "") -> None:
-        """Wake the listeners of ``channel`` when the open transaction commits. SQLite: nothing to
-        do (listeners poll)."""
-
-    def listener(self, channels: list[str]) -> SleepListener:
-        """A listener on ``channels`` (see :class:`SleepListener`)."""
-        return SleepListener()
-
     # -- executor side --------------------------------------------------------------------
 
     def claim_attempts(self, worker: str, limit: int, lease_ms: int) -> list[dict[str, Any]]:
@@ -137,7 +111,7 @@ class QueueStoreMixin:
         if limit <= 0:
             return []
         now = _now_ms()
-        dialect = getattr(self, "dialect", "sqlite")
+        dialect = self.dialect  # type: ignore[attr-defined]
         with self.tx() as tx:  # type: ignore[attr-defined]
             conn = tx._conn
             if dialect == "postgresql":
@@ -199,7 +173,7 @@ class QueueStoreMixin:
             )
             if cur.rowcount != 1:
                 return False
-            self.notify(DONE_CHANNEL, key[0])
+            self.notify(DONE_CHANNEL, key[0])  # type: ignore[attr-defined]
         return True
 
     def hand_back(self, worker: str, keys: list[QueueKey]) -> int:
@@ -215,7 +189,7 @@ class QueueStoreMixin:
                 )
                 returned += cur.rowcount
             if returned:
-                self.notify(QUEUE_CHANNEL)
+                self.notify(QUEUE_CHANNEL)  # type: ignore[attr-defined]
         return returned
 
     def claim_still_held(self, worker: str, key: QueueKey) -> bool:
@@ -300,5 +274,5 @@ class QueueTxMixin:
 
 __all__ = [
     "ABANDONED", "CANCELLED", "CLAIMED", "COLLECTED", "DONE_CHANNEL", "FAILED", "FINISHED", "QUEUE_CHANNEL", "QUEUE_DDL", "READY",
-    "QueueStoreMixin", "QueueTxMixin", "SleepListener",
+    "QueueKey", "QueueStoreMixin", "QueueTxMixin",
 ]
