@@ -71,6 +71,35 @@ def chain(ctx):
 """
 
 
+# On PostgreSQL the workers and the enqueue run the same code as `smithers worker` / `up --queue`
+# through Store.open(URL) (the CLI's --db takes a URL once the pg-surface branch is in).
+WORKER = """
+import asyncio, json, sys
+from smithers.storage.store import Store
+from smithers.worker import Worker
+worker = Worker(Store.open(sys.argv[1]), concurrency=int(sys.argv[2]), name=sys.argv[3], echo=lambda r: print(json.dumps(r), flush=True))
+asyncio.run(worker.run())
+"""
+ENQUEUE = """
+import json, sys
+from smithers.storage.store import Store
+from smithers.worker import enqueue_run
+print(json.dumps({"run_id": enqueue_run(sys.argv[2], store=Store.open(sys.argv[1]), raw_input=None), "status": "queued"}))
+"""
+
+
+def _worker_argv(db: str, slots: int, name: str) -> list[str]:
+    if db.startswith("postgres"):
+        return [sys.executable, "-c", WORKER, db, str(slots), name]
+    return [sys.executable, "-m", "smithers", "worker", "--concurrency", str(slots), "--name", name, "--json"]
+
+
+def _enqueue_argv(db: str, flow: str) -> list[str]:
+    if db.startswith("postgres"):
+        return [sys.executable, "-c", ENQUEUE, db, flow]
+    return [sys.executable, "-m", "smithers", "up", flow, "--queue", "--json"]
+
+
 def _env(db: str) -> dict[str, str]:
     env = dict(os.environ)
     env["SMITHERS_DB"] = db
@@ -120,7 +149,7 @@ def _start_workers(folder: Path, db: str, count: int, slots: int) -> list[subpro
     procs = []
     for n in range(count):
         procs.append(subprocess.Popen(
-            [sys.executable, "-m", "smithers", "worker", "--concurrency", str(slots), "--name", f"w{n}", "--json"],
+            _worker_argv(db, slots, f"w{n}"),
             cwd=folder, env=_env(db), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
         ))
     for proc in procs:  # each says "started" once its loop runs (imports done)
@@ -137,18 +166,24 @@ def _stop(procs: list[subprocess.Popen[str]]) -> None:
         proc.communicate(timeout=60)
 
 
+def _migrate(target: str) -> None:
+    """Create and migrate the database before the workers start (they would race to)."""
+    code = "import sys; from smithers.storage.store import Store; Store.open(sys.argv[1]).close()"
+    subprocess.run([sys.executable, "-c", code, target], check=True)
+
+
 def fan_out(base: str | None, tasks: int, workers: int, slots: int) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         (folder / "fan.py").write_text(textwrap.dedent(FAN.format(tasks=tasks)))
         db = Database(base, folder, f"fan{workers}")
-        subprocess.run([sys.executable, "-m", "smithers", "ps"], cwd=folder, env=_env(db.target), capture_output=True, check=True)
+        _migrate(db.target)
         procs = _start_workers(folder, db.target, workers, slots)
         try:
             time.sleep(0.5)
             started = time.perf_counter()
             queued = subprocess.run(
-                [sys.executable, "-m", "smithers", "up", "fan.py", "--queue", "--json"], cwd=folder, env=_env(db.target),
+                _enqueue_argv(db.target, str(folder / "fan.py")), cwd=folder, env=_env(db.target),
                 capture_output=True, text=True, check=True,
             )
             enqueue_s = time.perf_counter() - started
@@ -174,12 +209,12 @@ def claim_latency(base: str | None, tasks: int, workers: int) -> dict[str, Any]:
         folder = Path(tmp)
         (folder / "chain.py").write_text(textwrap.dedent(CHAIN.format(tasks=tasks)))
         db = Database(base, folder, f"lat{workers}")
-        subprocess.run([sys.executable, "-m", "smithers", "ps"], cwd=folder, env=_env(db.target), capture_output=True, check=True)
+        _migrate(db.target)
         procs = _start_workers(folder, db.target, workers, 4)
         try:
             time.sleep(0.5)
             subprocess.run(
-                [sys.executable, "-m", "smithers", "up", "chain.py", "--queue"], cwd=folder, env=_env(db.target),
+                _enqueue_argv(db.target, str(folder / "chain.py")), cwd=folder, env=_env(db.target),
                 capture_output=True, check=True,
             )
             deadline = time.monotonic() + 300
@@ -199,11 +234,27 @@ def claim_latency(base: str | None, tasks: int, workers: int) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--db", help="a postgresql:// URL (a fresh database is created beside it per scenario); default SQLite")
+    parser.add_argument("--pg-server", action="store_true", help="start a throw-away PostgreSQL server (tests/pgserver.py) and use it")
     parser.add_argument("--tasks", type=int, default=1000)
     parser.add_argument("--workers", default="1,2,4")
     parser.add_argument("--slots", type=int, default=16)
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
+    server = None
+    if args.pg_server:
+        sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+        from pgserver import PgServer
+
+        server = PgServer.start()
+        args.db = server.tcp_url()
+    try:
+        _run(args)
+    finally:
+        if server is not None:
+            server.stop()
+
+
+def _run(args: argparse.Namespace) -> None:
     results: dict[str, Any] = {"backend": "postgresql" if args.db else "sqlite", "fan_out": [], "claim_latency": []}
     for workers in [int(w) for w in args.workers.split(",")]:
         result = fan_out(args.db, args.tasks, workers, args.slots)

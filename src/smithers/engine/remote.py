@@ -104,6 +104,7 @@ class RemoteAttempts:
         self._poller: asyncio.Task[None] | None = None
         self._housekept = 0.0
         self._beats_seen: dict[Key, int] = {}
+        self._notified_in: object = None
         self.handing_over = False  # the owner stops without ending the run: leave its rows to the next owner's recovery
 
     def takes(self, desc: TaskDescriptor) -> bool:
@@ -118,7 +119,9 @@ class RemoteAttempts:
             self.render_no += 1
         with self.engine.persist.tx() as tx:
             tx.enqueue_attempt(desc.node_id, desc.iteration, tc.attempt, desc.mode, self.owner_id, self.render_no)
-            self.store.notify(QUEUE_CHANNEL, self.run_id)
+            if tx is not self._notified_in:  # one wake-up per transaction (a spawn batch) is enough
+                self._notified_in = tx
+                self.store.notify(QUEUE_CHANNEL, self.run_id)
         key = (desc.node_id, desc.iteration, tc.attempt)
         future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self.waiting[key] = future

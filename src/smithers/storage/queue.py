@@ -165,7 +165,9 @@ class QueueStoreMixin:
     ) -> bool:
         """Record ``worker``'s result for the attempt it holds, and wake the run's owner. False
         (nothing written) when the row is no longer ``worker``'s: its late result is dropped."""
-        with self.tx(key[0]) as tx:  # type: ignore[attr-defined]
+        # no run id: the row is the queue's, not the run's (on PostgreSQL this takes no run lock, so
+        # results never wait behind the owner's batches)
+        with self.tx() as tx:  # type: ignore[attr-defined]
             cur = tx._conn.execute(
                 "UPDATE _smithers_task_queue SET status = ?, finished_at_ms = ?, result_json = ?, error_json = ?, meta_json = ?, "
                 f"heartbeat_json = COALESCE(?, heartbeat_json) WHERE {_KEY} AND status = 'claimed' AND worker = ?",
