@@ -33,7 +33,7 @@ from pydantic import BaseModel
 from ..authoring.context import TaskContext
 from ..errors import ErrorCode, LeaseLostError, RunError
 from ..states import AttemptStatus, EventType, NodeStatus
-from ..storage.queue import ABANDONED, CANCELLED, COLLECTED, QUEUE_CHANNEL
+from ..storage.queue import ABANDONED, CANCELLED, QUEUE_CHANNEL
 from .tree import TaskDescriptor
 
 if TYPE_CHECKING:
@@ -97,7 +97,6 @@ class RemoteAttempts:
         self.poll_s = poll_s
         self.kick = asyncio.Event()  # set (thread-safely, by the worker's listener) when a result may have arrived
         self.waiting: dict[Key, asyncio.Future[dict[str, Any]]] = {}
-        self.delivered: set[Key] = set()  # results handed to the loop, to mark collected once committed
         self.lost: dict[tuple[str, int], int] = {}  # lost attempts in a row, per task
         self.render_no = 0
         self._rendered: object = None
@@ -183,7 +182,7 @@ class RemoteAttempts:
     # -- the poller ----------------------------------------------------------------------
 
     async def _poll_loop(self) -> None:
-        while self.waiting or self.delivered:
+        while self.waiting:
             self.kick.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.kick.wait(), self.poll_s)
@@ -194,37 +193,26 @@ class RemoteAttempts:
 
     def poll(self) -> None:
         """Hand finished rows to their waiting attempts; every :data:`HOUSEKEEPING_EVERY` seconds
-        also expire lapsed claims, copy worker heartbeats and mark committed rows collected."""
+        also expire lapsed claims, copy claims and heartbeats, and mark committed rows collected."""
         for row in self.store.queue_outcomes(self.run_id, self.owner_id):
-            key = (row["node_id"], row["iteration"], row["attempt"])
-            future = self.waiting.pop(key, None)
-            if future is not None:
-                if not future.done():
-                    future.set_result(row)
-                self.delivered.add(key)
-            elif key not in self.delivered:
-                self.delivered.add(key)  # an attempt the loop gave up on (timed out, cancelled): close it below
+            future = self.waiting.pop((row["node_id"], row["iteration"], row["attempt"]), None)
+            if future is not None and not future.done():
+                future.set_result(row)
         now = time.monotonic()
         if now - self._housekept < HOUSEKEEPING_EVERY:
             return
         self._housekept = now
         self._heartbeats()
-        committed = [key for key in self.delivered if not self._in_flight(key)]
         with self.engine.persist.tx() as tx:
-            for key in committed:
-                tx.close_queued(*key, COLLECTED)
+            tx.collect_committed(self.owner_id)
             expired = tx.expire_claims(self.owner_id)
-        self.delivered.difference_update(committed)
-        for key in committed:
-            self._beats_seen.pop(key, None)
         for node_id, iteration, attempt, worker in expired:
             future = self.waiting.pop((node_id, iteration, attempt), None)
             if future is not None and not future.done():
                 future.set_result({"status": ABANDONED, "worker": worker})
-
-    def _in_flight(self, key: Key) -> bool:
-        running = self.engine.running.get((key[0], key[1]))
-        return running is not None and running.attempt == key[2]
+        live = {(r.desc.node_id, r.desc.iteration, r.attempt) for r in self.engine.running.values()}
+        for key in [k for k in self._beats_seen if k not in live]:
+            del self._beats_seen[key]
 
     def _heartbeats(self) -> None:
         """Claims and heartbeats reach the owner's attempt. A task's ``timeout`` and heartbeat
@@ -247,15 +235,13 @@ class RemoteAttempts:
                 running.tc._beats += 1
 
     def close(self) -> None:
-        """The run stopped: stop polling (attempts still waiting were cancelled by the loop)."""
+        """The run stopped: stop polling, and mark the results it committed collected (the lease
+        may be gone by now: not fenced; a row whose attempt is still ``running`` is left to the
+        next owner's recovery)."""
         if self._poller is not None:
             self._poller.cancel()
-        committed = [key for key in self.delivered if not self._in_flight(key)]
-        if committed:  # results the loop committed since the last housekeeping (the lease may be gone: not fenced)
-            with self.store.tx(self.run_id) as tx:
-                for key in committed:
-                    tx.close_queued(*key, COLLECTED)
-            self.delivered.difference_update(committed)
+        with self.store.tx(self.run_id) as tx:
+            tx.collect_committed(self.owner_id)
 
 
 __all__ = ["MAX_LOST_IN_A_ROW", "RemoteAttempts", "RemoteTaskError", "WorkerLostError", "remote_error"]

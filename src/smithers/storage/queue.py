@@ -262,6 +262,18 @@ class QueueTxMixin:
             (status, self.ts, self.run_id, node_id, iteration, attempt),
         )
 
+    def collect_committed(self, owner_id: str) -> int:
+        """Mark ``collected`` every result row of the owner whose attempt is no longer ``running``
+        (the owner committed its finish or failure), in one statement. Returns how many."""
+        cur = self._conn.execute(
+            "UPDATE _smithers_task_queue SET status = 'collected' WHERE run_id = ? AND owner_id = ? AND status IN ('finished', 'failed') "
+            "AND EXISTS (SELECT 1 FROM _smithers_attempts a WHERE a.run_id = _smithers_task_queue.run_id "
+            "AND a.node_id = _smithers_task_queue.node_id AND a.iteration = _smithers_task_queue.iteration "
+            "AND a.attempt = _smithers_task_queue.attempt AND a.status <> 'running')",
+            (self.run_id, owner_id),
+        )
+        return int(cur.rowcount or 0)
+
     def abandon_queued(self) -> int:
         """A new owner takes the run over: every attempt the old owner queued that has no
         committed result is ``abandoned`` (its attempt row is abandoned too, by the same
