@@ -382,3 +382,46 @@ def test_cancel_of_a_run_a_worker_drives(project) -> None:
         ("a", "finished"), ("b", "cancelled"), ("c", "pending"),
     ]
     assert [n for n, _, _ in _starts(project)] == ["a", "b"]
+
+
+AGENT = """
+import os
+from pydantic import BaseModel
+from smithers import workflow, Task
+from smithers.testing import ScriptedAgent
+
+class Verdict(BaseModel):
+    verdict: str
+    pid: int
+
+def reply(request):
+    request.emit("text", text="thinking it over")
+    return '{"verdict": "ok", "pid": %d}' % os.getpid()
+
+agent = ScriptedAgent(["no JSON here", reply], name="scripted")
+
+@workflow
+def review(ctx):
+    return Task("review", output=Verdict, agent=agent, prompt="Review it.")
+"""
+
+
+@pytest.mark.slow
+def test_an_agent_task_runs_on_the_worker_that_claims_it(project) -> None:
+    project.write("flow.py", AGENT)
+    run_id = _enqueue(project, "flow.py")
+    owner = _worker(project, "--concurrency", "0", "--name", "owner")
+    executor = _worker(project, "--no-runs", "--concurrency", "1", "--name", "agent-box")
+    try:
+        _wait_status(project, run_id, "finished")
+    finally:
+        _stop(owner)
+        _stop(executor)
+    # the reply came from the executor's process, its follow-up turn included (the first reply had no JSON)
+    assert project.query("SELECT verdict, pid FROM verdict WHERE run_id = ?", (run_id,)) == [("ok", executor.pid)]
+    meta = json.loads(project.query("SELECT meta_json FROM _smithers_attempts WHERE run_id = ?", (run_id,))[0][0])
+    assert meta["worker"].startswith("agent-box/")
+    assert meta["mode"] == "agent"
+    types = [r[0] for r in project.query("SELECT type FROM _smithers_events WHERE run_id = ? ORDER BY seq", (run_id,))]
+    assert "AgentEvent" in types or "AgentTurn" in types  # the worker wrote the agent's events to the run
+    assert types.index("NodeFinished") > max(i for i, t in enumerate(types) if t.startswith("Agent"))
