@@ -73,15 +73,24 @@ def flaky(ctx):
 """
 
 
+_FIRST_LINES: dict[int, str] = {}
+
+
 def _worker(project, *args: str) -> subprocess.Popen[str]:
-    return project.popen("worker", "--lease-timeout", "2s", "--json", *args)
+    """A `smithers worker` process, returned once it says it started (its loop runs)."""
+    proc = project.popen("worker", "--lease-timeout", "2s", "--json", *args)
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    assert '"started"' in line, line + (proc.stderr.read() if proc.stderr else "")
+    _FIRST_LINES[proc.pid] = line
+    return proc
 
 
 def _stop(proc: subprocess.Popen[str], sig: int = signal.SIGTERM) -> tuple[int, str]:
     if proc.poll() is None:
         os.kill(proc.pid, sig)
     out, _ = proc.communicate(timeout=30)
-    return proc.returncode, out
+    return proc.returncode, _FIRST_LINES.pop(proc.pid, "") + out
 
 
 def _enqueue(project, flow: str) -> str:
@@ -149,9 +158,10 @@ def test_worker_rejects_bad_flags_with_exit_4(project) -> None:
 @pytest.mark.slow
 def test_two_workers_spread_one_runs_tasks_and_hold_the_parallel_limit(project) -> None:
     project.write("flow.py", FAN)
-    run_id = _enqueue(project, "flow.py")
+    project.query("SELECT 1")  # create the database before two workers race to
     w1 = _worker(project, "--concurrency", "2", "--name", "w1")
     w2 = _worker(project, "--concurrency", "2", "--name", "w2")
+    run_id = _enqueue(project, "flow.py")
     try:
         _wait_status(project, run_id, "finished")
     finally:

@@ -64,10 +64,15 @@ class PgProject:
         return done.stdout.strip()
 
     def worker(self, name: str, slots: int, *, runs: bool = True) -> subprocess.Popen[str]:
-        return subprocess.Popen(
+        """A worker process, returned once it says it started (its loop runs)."""
+        proc = subprocess.Popen(
             [sys.executable, "-c", WORKER, self.url, name, str(slots), "runs" if runs else "no-runs"], cwd=self.root,
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
         )
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        assert '"started"' in line, line
+        return proc
 
     def starts(self) -> list[tuple[str, int, int]]:
         log = self.root / "starts.log"
@@ -98,8 +103,8 @@ def _stop(proc: subprocess.Popen[str], sig: int = signal.SIGTERM) -> tuple[int, 
 
 def test_two_workers_on_postgres_spread_a_run_and_hold_the_limit(pg: PgProject) -> None:
     pg.write("flow.py", FAN)
-    run_id = pg.enqueue("flow.py")
     w1, w2 = pg.worker("w1", 2), pg.worker("w2", 2)
+    run_id = pg.enqueue("flow.py")
     try:
         waiting.wait_until(lambda: pg.status(run_id) == "finished", 90, "the run to finish")
     finally:
