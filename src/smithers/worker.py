@@ -32,6 +32,7 @@ import json
 import os
 import signal
 import socket
+import sqlite3
 import threading
 import time
 from collections.abc import Callable
@@ -58,6 +59,7 @@ ADOPT_EVERY = 0.5  # seconds between scans for runs to adopt
 UNOWNED_GRACE_MS = 1_000  # a running run with no owner (released by a stopping worker) is adopted after this
 SQLITE_POLL_S = 0.02  # SQLite has no push: idle slots look at the queue this often
 PUSH_POLL_S = 0.5  # with LISTEN/NOTIFY, a safety poll
+TICK_ERROR_BACKOFF_S = 1.0  # after a failed claim, renewal or adoption scan
 RENEW_AT_LEAST_EVERY = 1.0  # seconds: claims are renewed every quarter lease, and at least this often (task heartbeats ride along)
 
 Key = tuple[str, str, int, int]
@@ -173,7 +175,12 @@ class Worker:
         self._say("started", concurrency=self.concurrency, lease_timeout_s=self.lease_ms / 1000, pid=os.getpid())
         try:
             while not self.stopping:
-                self._tick()
+                try:
+                    self._tick()
+                except (SmithersError, OSError, sqlite3.Error) as err:  # e.g. the database is briefly unreachable: say so, go on
+                    self.stats.errors.append(repr(err))
+                    self._say("error", error=repr(err), retry_in_s=TICK_ERROR_BACKOFF_S)
+                    await asyncio.sleep(TICK_ERROR_BACKOFF_S)
                 self.wake.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self.wake.wait(), self.poll_s)
@@ -338,7 +345,16 @@ class Worker:
         self.driven[run_id] = Driven(run_id, asyncio.ensure_future(self._drive(run_id)))
 
     async def _drive(self, run_id: str) -> None:
-        status = await self._drive_one(run_id)
+        try:
+            status = await self._drive_one(run_id)
+        except (SmithersError, OSError, sqlite3.Error) as err:  # the run is not lost: released (or its lease lapses), it is adopted again
+            self.driven.pop(run_id, None)
+            self.runner.forget(run_id)
+            self.stats.errors.append(repr(err))
+            self._say("error", run_id=run_id, error=repr(err))
+            with contextlib.suppress(SmithersError, OSError, sqlite3.Error):
+                release_run(self.store, run_id, self.owner)
+            return
         driven = self.driven.pop(run_id, None)
         self.runner.forget(run_id)
         if driven is not None and driven.engine is not None and status == RunStatus.CONTINUED and driven.engine.next_run_id:
