@@ -435,3 +435,38 @@ def test_an_agent_task_runs_on_the_worker_that_claims_it(project) -> None:
     types = [r[0] for r in project.query("SELECT type FROM _smithers_events WHERE run_id = ? ORDER BY seq", (run_id,))]
     assert "AgentEvent" in types or "AgentTurn" in types  # the worker wrote the agent's events to the run
     assert types.index("NodeFinished") > max(i for i, t in enumerate(types) if t.startswith("Agent"))
+
+
+@pytest.mark.slow
+def test_killing_the_owner_mid_fan_out_reruns_nothing_that_finished(project) -> None:
+    project.write("flow.py", FAN)
+    project.query("SELECT 1")
+    first = _worker(project, "--concurrency", "0", "--name", "first-owner")
+    executors = [_worker(project, "--no-runs", "--concurrency", "2", "--name", f"x{n}") for n in range(2)]
+    run_id = _enqueue(project, "flow.py")
+    second = None
+    try:
+        waiting.wait_until(
+            lambda: project.query("SELECT COUNT(*) FROM _smithers_nodes WHERE run_id = ? AND status = 'finished'", (run_id,))[0][0] >= 4,
+            60, "some tasks to finish",
+        )
+        assert _stop(first, signal.SIGKILL)[0] == -signal.SIGKILL
+        finished_before = {r[0] for r in project.query(
+            "SELECT node_id FROM _smithers_nodes WHERE run_id = ? AND status = 'finished'", (run_id,)
+        )}
+        second = _worker(project, "--concurrency", "0", "--name", "second-owner")
+        _wait_status(project, run_id, "finished")
+    finally:
+        for proc in [*executors, *([second] if second else [])]:
+            assert _stop(proc)[0] == 0
+    starts = [n for n, _, _ in _starts(project)]
+    assert all(starts.count(node) == 1 for node in finished_before), (finished_before, starts)
+    assert set(starts) == {f"t{i}" for i in range(12)} | {"last"}
+    rows = project.query('SELECT node_id, COUNT(*) FROM "out" WHERE run_id = ? GROUP BY node_id', (run_id,))
+    assert len(rows) == 13
+    assert {count for _, count in rows} == {1}  # every output row exactly once
+    finished_attempts = project.query(
+        "SELECT node_id, COUNT(*) FROM _smithers_attempts WHERE run_id = ? AND status = 'finished' GROUP BY node_id", (run_id,)
+    )
+    assert {count for _, count in finished_attempts} == {1}
+    assert len(finished_attempts) == 13
