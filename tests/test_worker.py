@@ -470,3 +470,32 @@ def test_killing_the_owner_mid_fan_out_reruns_nothing_that_finished(project) -> 
     )
     assert {count for _, count in finished_attempts} == {1}
     assert len(finished_attempts) == 13
+
+
+QUEUED_TIMEOUT = HEADER + """
+@workflow(max_concurrency=4)
+def busy(ctx):
+    return Parallel(
+        Task("slow", output=Out, run=work("slow", seconds=2.5)),
+        Task("quick", output=Out, run=work("quick", seconds=0.1), timeout=1, heartbeat_timeout=1, retries=0),
+    )
+"""
+
+
+@pytest.mark.slow
+def test_a_task_timeout_counts_from_its_claim_not_from_its_wait_for_a_free_slot(project) -> None:
+    project.write("flow.py", QUEUED_TIMEOUT)
+    project.query("SELECT 1")
+    owner = _worker(project, "--concurrency", "0", "--name", "owner")
+    executor = _worker(project, "--no-runs", "--concurrency", "1", "--name", "one-slot")
+    run_id = _enqueue(project, "flow.py")
+    try:
+        waiting.wait_until(lambda: _status(project, run_id) in ("finished", "failed"), 60, "the run to end")
+    finally:
+        _stop(owner)
+        _stop(executor)
+    assert [n for n, _, _ in _starts(project)] == ["slow", "quick"]  # quick waited ~2.5 s in the queue for the one slot
+    assert _status(project, run_id) == "finished"
+    assert project.query("SELECT node_id, status FROM _smithers_attempts WHERE run_id = ? ORDER BY node_id", (run_id,)) == [
+        ("quick", "finished"), ("slow", "finished"),
+    ]

@@ -218,7 +218,18 @@ class RemoteAttempts:
         """Claims and heartbeats reach the owner's attempt. A task's ``timeout`` and heartbeat
         clock start when a worker claims it, not while it waits in the queue for a free slot;
         a worker's heartbeats feed heartbeat timeouts and the next attempt's ``last_heartbeat``."""
-        for node_id, iteration, attempt, claimed_ms, beat_ms, data in self.store.queue_claims(self.run_id, self.owner_id):
+        claims = self.store.queue_claims(self.run_id, self.owner_id)
+        claimed = {(c[0], c[1], c[2]) for c in claims}
+        now = time.monotonic()
+        for key in self.waiting:
+            if key in claimed or key in self._beats_seen:
+                continue
+            running = self.engine.running.get((key[0], key[1]))
+            if running is not None and running.attempt == key[2]:  # still waiting for a free slot: its clocks have not started
+                running.tc._heartbeat_at = now
+                if running.deadline is not None and running.desc.task.timeout:
+                    running.deadline = now + running.desc.task.timeout
+        for node_id, iteration, attempt, claimed_ms, beat_ms, data in claims:
             running = self.engine.running.get((node_id, iteration))
             key = (node_id, iteration, attempt)
             if running is None or running.attempt != attempt:
