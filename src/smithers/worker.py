@@ -32,7 +32,6 @@ import json
 import os
 import signal
 import socket
-import sqlite3
 import threading
 import time
 from collections.abc import Callable
@@ -51,7 +50,7 @@ from .events.ndjson import NdjsonSink, run_dir
 from .ops import check_first_render, new_run_id
 from .states import ENDED_RUN_STATUSES, WAITING_RUN_STATUSES, EventType, RunStatus
 from .storage.lease import Owner, claim_run, owner_alive, release_run
-from .storage.queue import DONE_CHANNEL, QUEUE_CHANNEL
+from .storage.queue import DONE_CHANNEL, QUEUE_CHANNEL, DatabaseError
 from .storage.store import Store, now_ms
 
 QUEUE_TRIGGER = "queue"
@@ -177,7 +176,7 @@ class Worker:
             while not self.stopping:
                 try:
                     self._tick()
-                except (SmithersError, OSError, sqlite3.Error) as err:  # e.g. the database is briefly unreachable: say so, go on
+                except (SmithersError, OSError, DatabaseError) as err:  # e.g. the database is briefly unreachable: say so, go on
                     self.stats.errors.append(repr(err))
                     self._say("error", error=repr(err), retry_in_s=TICK_ERROR_BACKOFF_S)
                     await asyncio.sleep(TICK_ERROR_BACKOFF_S)
@@ -347,12 +346,12 @@ class Worker:
     async def _drive(self, run_id: str) -> None:
         try:
             status = await self._drive_one(run_id)
-        except (SmithersError, OSError, sqlite3.Error) as err:  # the run is not lost: released (or its lease lapses), it is adopted again
+        except (SmithersError, OSError, DatabaseError) as err:  # the run is not lost: released (or its lease lapses), it is adopted again
             self.driven.pop(run_id, None)
             self.runner.forget(run_id)
             self.stats.errors.append(repr(err))
             self._say("error", run_id=run_id, error=repr(err))
-            with contextlib.suppress(SmithersError, OSError, sqlite3.Error):
+            with contextlib.suppress(SmithersError, OSError, DatabaseError):
                 release_run(self.store, run_id, self.owner)
             return
         driven = self.driven.pop(run_id, None)

@@ -36,6 +36,9 @@ CANCELLED = "cancelled"
 COLLECTED = "collected"
 OPEN_STATUSES = (READY, CLAIMED)
 QueueKey = tuple[str, str, int, int]  # run id, node id, iteration, attempt
+# what a failed statement raises on either backend (the PostgreSQL adapter maps its errors to sqlite3's),
+# for code above storage that must survive a database hiccup without naming sqlite3
+DatabaseError = sqlite3.Error
 DONE_STATUSES = (FINISHED, FAILED)
 
 # wake-up channels (store.notify / store.listener): an attempt was enqueued; an attempt of a run has a result
@@ -288,5 +291,5 @@ class QueueTxMixin:
 
 __all__ = [
     "ABANDONED", "CANCELLED", "CLAIMED", "COLLECTED", "DONE_CHANNEL", "FAILED", "FINISHED", "QUEUE_CHANNEL", "QUEUE_DDL", "READY",
-    "QueueKey", "QueueStoreMixin", "QueueTxMixin",
+    "DatabaseError", "QueueKey", "QueueStoreMixin", "QueueTxMixin",
 ]
