@@ -213,7 +213,7 @@ class MemoryStore:
 def open(db: str | Path | None = None, *, embed: Embedder | None = None) -> MemoryStore:
     """The memory of the database at ``db`` (default: ``$SMITHERS_DB``, else the nearest
     ``smithers.db`` walking up from the working directory, as the CLI finds it)."""
-    store = Store.open(Path(db) if db is not None else default_db_path())
+    store = Store.open(db if db is not None else default_db_path())  # a path or a postgresql:// URL
     return MemoryStore(store, embed=embed, owns_store=True)
 
 

@@ -54,6 +54,9 @@ def up(
     record: RecordOption = None,
     replay: ReplayOption = None,
     no_cache: NoCacheOption = False,
+    queue: Annotated[
+        bool, typer.Option("--queue", help="Create the run queued and return: a `smithers worker` drives it.")
+    ] = False,
 ) -> int:
     """Run a workflow to the end (or until it fails, is cancelled or waits).
 
@@ -66,6 +69,8 @@ def up(
     store = ops.open_store(db)
     if no_snapshots:  # read by the engine; a new run records it, so its resumes take none either
         os.environ["SMITHERS_SNAPSHOTS"] = "off"
+    if queue:  # `up --queue`: a worker drives it (smithers/worker.py, imported only here)
+        return _enqueue(file, raw_input, run_id, max_concurrency, store, no_cache, json_out, detach or serve or resume or wait or hot)
     if detach and serve:
         raise UserError("--serve cannot be combined with --detach", hint="serve the database instead: smithers serve")
     cassette = open_cassette(record, replay, append=resume, background=detach)  # a bad cassette exits 4 before anything starts
@@ -171,6 +176,24 @@ def _say_cancel(run_id: str, status: str, json_out: bool, note: str | None) -> N
         typer.echo(json.dumps({"run_id": run_id, "status": status}))
     else:
         typer.echo(f"run {run_id}: {status}" + (f" ({note})" if note else ""))
+
+
+def _enqueue(
+    file: str, raw_input: dict[str, Any] | None, run_id: str | None, max_concurrency: int | None, store: Any, no_cache: bool,
+    json_out: bool, conflicting: bool,
+) -> int:
+    from ..errors import UserError
+    from ..worker import enqueue_run
+
+    if conflicting:
+        raise UserError("--queue cannot be combined with --detach, --serve, --resume, --wait or --hot", hint="a worker drives a queued run")
+    queued = enqueue_run(file, store=store, raw_input=raw_input, run_id=run_id, max_concurrency=max_concurrency, no_cache=no_cache)
+    if json_out:
+        typer.echo(json.dumps({"run_id": queued, "status": "queued"}))
+    else:
+        typer.echo(f"run {queued} queued")
+        typer.echo(f"  a worker drives it: smithers worker    (watch it: smithers logs {queued} -f)")
+    return 0
 
 
 def _print_continue(old: str, new: str) -> None:

@@ -24,6 +24,7 @@ COMMAND_MODULES: dict[str, str] = {
     "human": "commands_human",
     "agents": "commands_agents", "chat": "commands_agents",
     "supervise": "commands_supervise", "cron": "commands_cron",
+    "worker": "commands_worker",
     "observability": "commands_observability",
     "serve": "commands_serve",
     "mcp": "commands_mcp",

@@ -137,6 +137,7 @@ class RunLoop:
         self.cache = TaskCache(store, run_id, workflow.name)  # tasks with cache=: lookups at start, stores at finish
         self.scores = ScoreJobs(store, run_id, owner.id, state, input_value, self.wake.set)  # scorers, off the critical path
         self.snapshots: RunSnapshots | None = None  # the working tree at start and after attempts (file_snapshots.py)
+        self.remote: Any = None  # a RemoteAttempts (engine/remote.py) when a worker drives the run: attempts go to the queue
 
     # -- the loop ------------------------------------------------------------------------
 
@@ -493,7 +494,10 @@ class RunLoop:
         )
         coro: Coroutine[Any, Any, BaseModel | ChildRunWaiting]
         memory = self._task_memory(desc) if desc.task.memory is not None else None
-        if desc.mode == "agent":
+        remote = self.remote is not None and self.remote.takes(desc)
+        if remote:  # a worker's executor slot runs it (in its own worktree, if any); the outcome comes back here
+            coro = self.remote.start(desc, tc)
+        elif desc.mode == "agent":
             coro = self._agent_attempt(desc, tc)
         elif desc.mode == "subflow":
             coro = self._subflow_attempt(desc, tc)
@@ -501,7 +505,7 @@ class RunLoop:
             coro = run_compute(desc, tc)
         if self.snapshots is not None:  # its snapshot_before (taken inside the attempt when it is the first)
             coro = self.snapshots.around(desc, attempt, Path(cwd), coro, alive=tc.heartbeat)
-        if desc.worktree:
+        if desc.worktree and not remote:
             from .worktrees import in_worktree
 
             coro = in_worktree(Path(self.cwd), desc.worktree, coro, alive=tc.heartbeat)
@@ -630,6 +634,10 @@ class RunLoop:
         if task.cancelled():
             return  # cancelled by the run's own cancel path, which records it
         err = task.exception()
+        if err is not None and self.remote is not None and self.remote.requeue_if_lost(desc, running.attempt, err):
+            assert self.plan is not None
+            self.plan.push(desc)  # its worker was lost: the task runs again as a fresh attempt
+            return
         if err is None and isinstance(task.result(), ChildRunWaiting):  # a Subflow's child waits: so does this node
             self._resume_from_waiting()
             self.waits.child_waiting(desc, running.attempt, task.result())

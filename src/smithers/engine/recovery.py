@@ -28,6 +28,7 @@ def recover(
     with store.tx(run_id, owner_id=owner.id) as tx:
         for node_id, iteration, attempt in tx.end_running_attempts(AttemptStatus.ABANDONED):
             tx.event(EventType.ATTEMPT_ABANDONED, node_id=node_id, iteration=iteration, attempt=attempt, reason="its owner stopped")
+        tx.abandon_queued()  # attempts the old owner handed to workers: a late result of theirs is dropped
         # a run that stopped early gives its failed tasks a fresh retry budget; a finished or
         # waiting run (or one whose owner crashed) keeps them: its failures were tolerated
         # (continue_on_fail), and resuming must not re-run them and change finished results

@@ -7,6 +7,7 @@ except agent memory's full-text index (SQLite FTS5), kept in :mod:`smithers.stor
 from __future__ import annotations
 
 from .memory import MEMORY_DDL
+from .queue import QUEUE_DDL
 
 MIGRATIONS: list[tuple[int, str, list[str]]] = [
     (
@@ -265,4 +266,5 @@ MIGRATIONS: list[tuple[int, str, list[str]]] = [
             "ALTER TABLE _smithers_runs ADD COLUMN no_cache INTEGER NOT NULL DEFAULT 0",
         ],
     ),
+    (9, "workers: the shared attempt queue (_smithers_task_queue)", QUEUE_DDL),
 ]

@@ -1,0 +1,272 @@
+"""Workers (issue 9): a 1,000 x 50 ms fan-out on 1, 2 and 4 workers, and claim latency.
+
+Run:  python bench/bench_workers.py [--db postgresql://…] [--tasks 1000] [--workers 1,2,4] [--slots 16] [--json out.json]
+
+Fan-out: one run of ``Parallel(max_concurrency=64)`` over N compute tasks that each await 50 ms
+(the workflow's ``max_concurrency`` is 64 too), enqueued with ``smithers up --queue`` once the
+workers are up and idle; ``seconds`` is the run's ``finished_at_ms - created_at_ms`` (from the
+moment the queued run exists to its finish; ``wall_with_enqueue_s`` adds the ``up --queue``
+process: start-up, loading and validating the workflow). Snapshots are off (``SMITHERS_SNAPSHOTS=off``): this
+measures the queue, not git. Ideal: N x 50 ms / min(64, workers x slots) = 0.8 s for 1,000
+tasks once 64 slots exist.
+
+Claim latency: a run of 40 sequential compute tasks on idle workers; for each attempt,
+``claimed_at_ms - enqueued_at_ms`` from its queue row (both stamped by processes on this host's
+clock), median and p90.
+
+Each scenario gets a fresh database: a fresh SQLite file in a temporary folder, or, with
+``--db postgresql://…/postgres``, a fresh database created beside it for each scenario.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+from typing import Any
+
+FAN = """
+import asyncio
+from pydantic import BaseModel
+from smithers import workflow, Task, Parallel
+
+class Out(BaseModel):
+    i: int
+
+def work(i):
+    async def fn():
+        await asyncio.sleep(0.05)
+        return {{"i": i}}
+    return fn
+
+@workflow(max_concurrency=64)
+def fan(ctx):
+    return Parallel(*[Task(f"t{{i}}", output=Out, run=work(i)) for i in range({tasks})], max_concurrency=64)
+"""
+
+CHAIN = """
+from pydantic import BaseModel
+from smithers import workflow, Task, Sequence
+
+class Out(BaseModel):
+    i: int
+
+def work(i):
+    async def fn():
+        return {{"i": i}}
+    return fn
+
+@workflow
+def chain(ctx):
+    return Sequence(*[Task(f"s{{i}}", output=Out, run=work(i)) for i in range({tasks})])
+"""
+
+
+# On PostgreSQL the workers and the enqueue run the same code as `smithers worker` / `up --queue`
+# through Store.open(URL) (the CLI's --db takes a URL once the pg-surface branch is in).
+WORKER = """
+import asyncio, json, sys
+from smithers.storage.store import Store
+from smithers.worker import Worker
+worker = Worker(Store.open(sys.argv[1]), concurrency=int(sys.argv[2]), name=sys.argv[3], echo=lambda r: print(json.dumps(r), flush=True))
+asyncio.run(worker.run())
+"""
+ENQUEUE = """
+import json, sys
+from smithers.storage.store import Store
+from smithers.worker import enqueue_run
+print(json.dumps({"run_id": enqueue_run(sys.argv[2], store=Store.open(sys.argv[1]), raw_input=None), "status": "queued"}))
+"""
+
+
+def _worker_argv(db: str, slots: int, name: str) -> list[str]:
+    if db.startswith("postgres"):
+        return [sys.executable, "-c", WORKER, db, str(slots), name]
+    return [sys.executable, "-m", "smithers", "worker", "--concurrency", str(slots), "--name", name, "--json"]
+
+
+def _enqueue_argv(db: str, flow: str) -> list[str]:
+    if db.startswith("postgres"):
+        return [sys.executable, "-c", ENQUEUE, db, flow]
+    return [sys.executable, "-m", "smithers", "up", flow, "--queue", "--json"]
+
+
+def _env(db: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env["SMITHERS_DB"] = db
+    env["SMITHERS_SNAPSHOTS"] = "off"
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    return env
+
+
+class Database:
+    """A fresh database per scenario: a SQLite file, or a new PostgreSQL database."""
+
+    def __init__(self, base: str | None, folder: Path, name: str) -> None:
+        self.base = base
+        if base is None:
+            self.target = str(folder / "smithers.db")
+        else:
+            import psycopg
+
+            dbname = f"bench_{name}_{os.getpid()}"
+            with psycopg.connect(base, autocommit=True) as conn:
+                conn.execute(f'DROP DATABASE IF EXISTS "{dbname}"')
+                conn.execute(f'CREATE DATABASE "{dbname}"')
+            self.target = base.rsplit("/", 1)[0] + "/" + dbname
+
+    def query(self, sql: str) -> list[tuple[Any, ...]]:
+        if self.base is None:
+            conn = sqlite3.connect(self.target, timeout=30)
+            try:
+                return conn.execute(sql).fetchall()
+            finally:
+                conn.close()
+        import psycopg
+
+        with psycopg.connect(self.target) as pg:
+            return pg.execute(sql).fetchall()
+
+
+def _status(db: Database) -> str | None:
+    try:
+        rows = db.query("SELECT status FROM _smithers_runs")
+    except Exception:  # the database is being created by the first process
+        return None
+    return str(rows[0][0]) if rows else None
+
+
+def _start_workers(folder: Path, db: str, count: int, slots: int) -> list[subprocess.Popen[str]]:
+    procs = []
+    for n in range(count):
+        procs.append(subprocess.Popen(
+            _worker_argv(db, slots, f"w{n}"),
+            cwd=folder, env=_env(db), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+        ))
+    for proc in procs:  # each says "started" once its loop runs (imports done)
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        assert '"started"' in line, line
+    return procs
+
+
+def _stop(procs: list[subprocess.Popen[str]]) -> None:
+    for proc in procs:
+        os.kill(proc.pid, signal.SIGTERM)
+    for proc in procs:
+        proc.communicate(timeout=60)
+
+
+def _migrate(target: str) -> None:
+    """Create and migrate the database before the workers start (they would race to)."""
+    code = "import sys; from smithers.storage.store import Store; Store.open(sys.argv[1]).close()"
+    subprocess.run([sys.executable, "-c", code, target], check=True)
+
+
+def fan_out(base: str | None, tasks: int, workers: int, slots: int) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        (folder / "fan.py").write_text(textwrap.dedent(FAN.format(tasks=tasks)))
+        db = Database(base, folder, f"fan{workers}")
+        _migrate(db.target)
+        procs = _start_workers(folder, db.target, workers, slots)
+        try:
+            time.sleep(0.5)
+            started = time.perf_counter()
+            queued = subprocess.run(
+                _enqueue_argv(db.target, str(folder / "fan.py")), cwd=folder, env=_env(db.target),
+                capture_output=True, text=True, check=True,
+            )
+            enqueue_s = time.perf_counter() - started
+            while _status(db) != "finished":
+                if time.perf_counter() - started > 600:
+                    raise RuntimeError(f"the run did not finish: {_status(db)}")
+                time.sleep(0.01)
+            total = time.perf_counter() - started
+            per_worker = db.query("SELECT worker, COUNT(*) FROM _smithers_task_queue GROUP BY worker")
+            run_ms = db.query("SELECT finished_at_ms - created_at_ms FROM _smithers_runs")[0][0]
+        finally:
+            _stop(procs)
+    return {
+        "workers": workers, "slots": slots, "tasks": tasks, "seconds": round(run_ms / 1000, 3), "wall_with_enqueue_s": round(total, 3),
+        "enqueue_s": round(enqueue_s, 3),
+        "run_id": json.loads(queued.stdout)["run_id"], "attempts_per_worker": sorted(n for _, n in per_worker),
+        "ideal_s": round(tasks * 0.05 / min(64, workers * slots), 3),
+    }
+
+
+def claim_latency(base: str | None, tasks: int, workers: int) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        (folder / "chain.py").write_text(textwrap.dedent(CHAIN.format(tasks=tasks)))
+        db = Database(base, folder, f"lat{workers}")
+        _migrate(db.target)
+        procs = _start_workers(folder, db.target, workers, 4)
+        try:
+            time.sleep(0.5)
+            subprocess.run(
+                _enqueue_argv(db.target, str(folder / "chain.py")), cwd=folder, env=_env(db.target),
+                capture_output=True, check=True,
+            )
+            deadline = time.monotonic() + 300
+            while _status(db) != "finished" and time.monotonic() < deadline:
+                time.sleep(0.02)
+            rows = db.query("SELECT claimed_at_ms - enqueued_at_ms, finished_at_ms - enqueued_at_ms FROM _smithers_task_queue")
+        finally:
+            _stop(procs)
+    claims = sorted(r[0] for r in rows)
+    done = sorted(r[1] for r in rows)
+    return {
+        "workers": workers, "attempts": len(claims), "claim_median_ms": statistics.median(claims),
+        "claim_p90_ms": claims[int(len(claims) * 0.9) - 1], "result_median_ms": statistics.median(done),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--db", help="a postgresql:// URL (a fresh database is created beside it per scenario); default SQLite")
+    parser.add_argument("--pg-server", action="store_true", help="start a throw-away PostgreSQL server (tests/pgserver.py) and use it")
+    parser.add_argument("--tasks", type=int, default=1000)
+    parser.add_argument("--workers", default="1,2,4")
+    parser.add_argument("--slots", type=int, default=16)
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+    server = None
+    if args.pg_server:
+        sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+        from pgserver import PgServer
+
+        server = PgServer.start()
+        args.db = server.tcp_url()
+    try:
+        _run(args)
+    finally:
+        if server is not None:
+            server.stop()
+
+
+def _run(args: argparse.Namespace) -> None:
+    results: dict[str, Any] = {"backend": "postgresql" if args.db else "sqlite", "fan_out": [], "claim_latency": []}
+    for workers in [int(w) for w in args.workers.split(",")]:
+        result = fan_out(args.db, args.tasks, workers, args.slots)
+        results["fan_out"].append(result)
+        print(json.dumps(result), flush=True)
+    for workers in (1, 2):
+        result = claim_latency(args.db, 40, workers)
+        results["claim_latency"].append(result)
+        print(json.dumps(result), flush=True)
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
