@@ -218,7 +218,13 @@ def _connect(url: str) -> psycopg.Connection[Any]:
 
 
 class PgConnection:
-    """What the store uses of a connection, over PostgreSQL (see the module docstring)."""
+    """What the store uses of a connection, over PostgreSQL (see the module docstring).
+
+    Round trips are what a checkpoint costs on PostgreSQL, so a write transaction sends as few
+    as it can: ``BEGIN`` and the run's lock travel with the transaction's first statement,
+    writes whose result nobody reads (:meth:`defer`: an event's INSERT) with the next statement,
+    and the event stamping with the ``COMMIT`` (one simple-protocol message each time; an error
+    in any of them fails the statement it travels with, and the transaction rolls back whole)."""
 
     dialect = "postgresql"
 
@@ -227,31 +233,47 @@ class PgConnection:
         self._main = _connect(url)
         self._main_lock = threading.Lock()
         self._tx_thread: int | None = None
+        self._pending: list[str] = []  # SQL to send ahead of the next statement (BEGIN, locks, deferred writes)
+        self._begun = False  # whether BEGIN has reached the server
         self._pool: ConnectionPool[Any] | None = None
         self._pool_lock = threading.Lock()
 
     # -- statements -------------------------------------------------------------------------
 
-    def _run(self, conn: psycopg.Connection[Any], query: str, params: Sequence[Any] | None) -> PgResult:
+    def _render(self, query: str, params: Sequence[Any] | None) -> str:
+        """The statement with its parameters bound client-side, as the server will get it."""
+        if not params:
+            return query
+        if query.lstrip()[:6].upper() == "SELECT" and any(isinstance(p, str) and "\x00" in p for p in params):
+            params = [_no_nul(p) for p in params]
+        try:
+            return ClientCursor(self._main).mogrify(translate_placeholders(query), params)  # type: ignore[arg-type]
+        except psycopg.Error as err:
+            raise _mapped(err) from err
+
+    def _run(self, conn: psycopg.Connection[Any], query: str, params: Sequence[Any] | None, ahead: list[str] | None = None) -> PgResult:
         try:
             cur = conn.cursor()
-            if params:
+            if ahead:
+                cur.execute("; ".join([*ahead, self._render(query, params)]))  # type: ignore[arg-type]
+                for _ in ahead:
+                    cur.nextset()
+            elif params:
                 if query.lstrip()[:6].upper() == "SELECT" and any(isinstance(p, str) and "\x00" in p for p in params):
                     params = [_no_nul(p) for p in params]
-                cur.execute(translate_placeholders(query), params)
+                cur.execute(translate_placeholders(query), params)  # type: ignore[arg-type]
             else:  # no parameters: psycopg reads the text as it is (a literal % stays)
-                cur.execute(query)
+                cur.execute(query)  # type: ignore[arg-type]
             rows = cur.fetchall() if cur.description is not None else []
             return PgResult(cur.description, rows, cur.rowcount)
         except psycopg.Error as err:
-            mapped = _as_store_error(err)
-            if mapped is err:
-                raise
-            raise mapped from err
+            raise _mapped(err) from err
 
     def execute(self, query: str, params: Sequence[Any] | None = ()) -> PgResult:
         if self._tx_thread == threading.get_ident():
-            return self._run(self._main, query, params)
+            ahead, self._pending = self._pending, []
+            self._begun = True
+            return self._run(self._main, query, params, ahead)
         if self._main_lock.acquire(blocking=False):
             try:
                 return self._run(self._main, query, params)
@@ -259,6 +281,14 @@ class PgConnection:
                 self._main_lock.release()
         with self.pool().connection() as conn:
             return self._run(conn, query, params)
+
+    def defer(self, query: str, params: Sequence[Any] | None = ()) -> None:
+        """Inside a write transaction: send this write with the next statement (or the COMMIT)
+        instead of waiting for its answer now. Only for writes whose result is not read."""
+        if self._tx_thread != threading.get_ident():
+            self.execute(query, params)
+            return
+        self._pending.append(self._render(query, params))
 
     def executemany(self, query: str, seq_of_params: Sequence[Sequence[Any]]) -> None:
         for params in seq_of_params:
@@ -281,35 +311,48 @@ class PgConnection:
         return self._tx_thread == threading.get_ident()
 
     def begin(self) -> None:
+        """Open a write transaction on this thread (``BEGIN`` goes with its first statement)."""
         self._main_lock.acquire()
-        try:
-            self._main.execute("BEGIN")
-        except BaseException:
-            self._main_lock.release()
-            raise
         self._tx_thread = threading.get_ident()
-
-    def _end(self, statement: str) -> None:
-        try:
-            self._main.execute(statement)
-        finally:
-            self._tx_thread = None
-            self._main_lock.release()
-
-    def commit(self) -> None:
-        self._end("COMMIT")
-
-    def rollback(self) -> None:
-        self._end("ROLLBACK")
+        self._pending = ["BEGIN"]
+        self._begun = False
 
     def lock_key(self, space: str, key: str) -> None:
-        """A transaction-scoped advisory lock on ``key`` in namespace ``space`` (held until commit)."""
-        self.execute("SELECT pg_advisory_xact_lock(?, ?)", (LOCK_SPACES[space], _key32(key)))
+        """A transaction-scoped advisory lock on ``key`` in namespace ``space`` (held until commit;
+        sent with the transaction's next statement)."""
+        self.defer(f"SELECT pg_advisory_xact_lock({LOCK_SPACES[space]}, {_key32(key)})")
+
+    def commit(self, *final: str) -> None:
+        """COMMIT, after the pending statements and ``final`` (statements sent in the same message)."""
+        statements = [*self._pending, *final]
+        self._pending = []
+        if self._begun or len(statements) > 1:  # BEGIN alone: nothing was written, nothing to send
+            self._begun = True  # a failure leaves the transaction open: the caller's rollback() ends it
+            self._run(self._main, "COMMIT", None, statements)
+        self._end()
+
+    def rollback(self) -> None:
+        self._pending = []
+        try:
+            if self._begun:
+                self._main.execute("ROLLBACK")
+        finally:
+            self._end()
+
+    def _end(self) -> None:
+        self._begun = False
+        self._tx_thread = None
+        self._main_lock.release()
 
     def close(self) -> None:
         if self._pool is not None:
             self._pool.close()
         self._main.close()
+
+
+def _mapped(err: psycopg.Error) -> Exception:
+    mapped = _as_store_error(err)
+    return err if mapped is err else mapped
 
 
 def _key32(key: str) -> int:
@@ -351,23 +394,26 @@ def migrate(conn: PgConnection, migrations: list[tuple[int, str, list[str]]], no
 # -- events: a commit-ordered global id ------------------------------------------------------------
 
 
-def stamp_events(conn: PgConnection, events: list[dict[str, Any]]) -> None:
-    """Give this transaction's events their global ``rowid`` right before COMMIT, under a lock
-    held until the commit: ids are then handed out in commit order, so a reader tailing
-    ``rowid > cursor`` (the metrics collector, the SSE tail) never sees id N+1 committed while
-    id N is still in flight and skips it. The lock is taken last and held only for one UPDATE
-    and the COMMIT; rows of an uncommitted transaction have no id and are invisible anyway."""
-    conn.lock_key("events", "global")
-    base: int = conn.execute("SELECT COALESCE(MAX(rowid), 0) FROM _smithers_events").fetchone()[0]  # type: ignore[index]
+def event_stamping(events: list[dict[str, Any]]) -> list[str]:
+    """The statements that give this transaction's events their global ``rowid``, sent with the
+    COMMIT: first a global lock held until the commit, then per run one UPDATE numbering its
+    events after the newest committed id. Ids are thus handed out in commit order, so a reader
+    tailing ``rowid > cursor`` (the metrics collector, the SSE tail) never sees id N+1 committed
+    while id N is still in flight and skips it. The lock is held only for those UPDATEs and the
+    COMMIT; rows of an uncommitted transaction have no id (and are invisible anyway). Each
+    statement reads with its own snapshot, taken after the lock is held (READ COMMITTED)."""
     by_run: dict[str, list[int]] = {}
     for event in events:
         by_run.setdefault(event["run_id"], []).append(event["seq"])
+    statements = [f"SELECT pg_advisory_xact_lock({LOCK_SPACES['events']}, 0)"]
     for run_id, seqs in by_run.items():
         low, high = min(seqs), max(seqs)
-        conn.execute(
-            "UPDATE _smithers_events SET rowid = ? + seq - ? WHERE run_id = ? AND seq BETWEEN ? AND ?", (base + 1, low, run_id, low, high)
+        quoted = "'" + run_id.replace("'", "''") + "'"
+        statements.append(
+            f"UPDATE _smithers_events SET rowid = (SELECT COALESCE(MAX(rowid), 0) FROM _smithers_events) + 1 + seq - {low} "
+            f"WHERE run_id = {quoted} AND seq BETWEEN {low} AND {high}"
         )
-        base += high - low + 1
+    return statements
 
 
 # -- full-text search ------------------------------------------------------------------------------
@@ -401,6 +447,6 @@ class PgListener:
 
 
 __all__ = [
-    "AFTER_MIGRATION", "DatabaseError", "PgConnection", "PgListener", "PgResult", "migrate", "redact", "stamp_events", "translate_ddl",
+    "AFTER_MIGRATION", "DatabaseError", "PgConnection", "PgListener", "PgResult", "event_stamping", "migrate", "redact", "translate_ddl",
     "translate_placeholders", "tsquery_of",
 ]
