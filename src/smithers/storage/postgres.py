@@ -247,7 +247,7 @@ class PgConnection:
         if query.lstrip()[:6].upper() == "SELECT" and any(isinstance(p, str) and "\x00" in p for p in params):
             params = [_no_nul(p) for p in params]
         try:
-            return ClientCursor(self._main).mogrify(translate_placeholders(query), params)  # type: ignore[arg-type]
+            return ClientCursor(self._main).mogrify(translate_placeholders(query), params)
         except psycopg.Error as err:
             raise _mapped(err) from err
 
@@ -255,15 +255,15 @@ class PgConnection:
         try:
             cur = conn.cursor()
             if ahead:
-                cur.execute("; ".join([*ahead, self._render(query, params)]))  # type: ignore[arg-type]
+                cur.execute("; ".join([*ahead, self._render(query, params)]))
                 for _ in ahead:
                     cur.nextset()
             elif params:
                 if query.lstrip()[:6].upper() == "SELECT" and any(isinstance(p, str) and "\x00" in p for p in params):
                     params = [_no_nul(p) for p in params]
-                cur.execute(translate_placeholders(query), params)  # type: ignore[arg-type]
+                cur.execute(translate_placeholders(query), params)
             else:  # no parameters: psycopg reads the text as it is (a literal % stays)
-                cur.execute(query)  # type: ignore[arg-type]
+                cur.execute(query)
             rows = cur.fetchall() if cur.description is not None else []
             return PgResult(cur.description, rows, cur.rowcount)
         except psycopg.Error as err:

@@ -228,6 +228,8 @@ class Store(
         """One connection setting (``journal_mode``, ``synchronous``, ...) as SQLite reports it."""
         if not name.isidentifier():
             raise StorageError(f"not a pragma name: {name!r}")
+        if self.dialect == POSTGRESQL:
+            raise StorageError(f"PRAGMA {name} is a SQLite setting; {self.label} is a PostgreSQL database")
         row = self._conn.execute(f"PRAGMA {name}").fetchone()
         return row[0] if row else None
 
@@ -257,7 +259,7 @@ class Store(
             from .postgres import event_stamping
 
             # the events' commit-ordered ids are stamped in the same message as the COMMIT
-            self._conn.commit(*(event_stamping(tx.events) if tx is not None and tx.events else ()))  # type: ignore[call-arg]
+            self._conn.commit(*(event_stamping(tx.events) if tx is not None and tx.events else ()))
         else:
             self._conn.execute("COMMIT")
 
