@@ -81,6 +81,47 @@ def translate_placeholders(query: str) -> str:
     return done
 
 
+_split: dict[str, list[str]] = {}
+
+
+def _split_placeholders(query: str) -> list[str]:
+    """The text around each ``?`` placeholder (outside quotes and comments)."""
+    parts = _split.get(query)
+    if parts is None:
+        parts, last = [], 0
+        for m in _TOKENS.finditer(query):
+            if m.group(0) == "?":
+                parts.append(query[last:m.start()])
+                last = m.end()
+        parts.append(query[last:])
+        _split[query] = parts
+    return parts
+
+
+def _literal(value: Any) -> str | None:
+    """``value`` as a SQL literal for the common types (None: let psycopg do it). Strings are
+    standard-conforming (a quote doubled, backslashes as they are: the server's default, checked
+    at connect time); a negative number is parenthesised, so ``a - ?`` never reads as ``a --``."""
+    if value is None:
+        return "NULL"
+    if isinstance(value, str):
+        text = str(value)
+        if "\x00" in text:
+            return None  # psycopg raises the error that names the problem
+        return "'" + text.replace("'", "''") + "'"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(int(value)) if value >= 0 else f"({int(value)})"
+    if isinstance(value, float):
+        if value != value or value in (float("inf"), float("-inf")):
+            return None
+        return repr(value) if value >= 0 else f"({value!r})"
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return "'\\x" + bytes(value).hex() + "'::bytea"
+    return None
+
+
 # -- DDL ------------------------------------------------------------------------------------------
 
 # column types, written in upper case as the migrations do (a quoted or lower-case name is never a type)
@@ -207,14 +248,16 @@ def _no_nul(value: Any) -> Any:
     return value.replace("\x00", "\ufffd") if isinstance(value, str) else value
 
 
-def _configure(conn: psycopg.Connection[Any]) -> None:
-    conn.adapters.register_loader("numeric", _NumericLoader)
-
-
 def _connect(url: str) -> psycopg.Connection[Any]:
     conn = psycopg.connect(url, autocommit=True, cursor_factory=ClientCursor, connect_timeout=CONNECT_TIMEOUT_S)
     _configure(conn)
     return conn
+
+
+def _configure(conn: psycopg.Connection[Any]) -> None:
+    conn.adapters.register_loader("numeric", _NumericLoader)
+    # the literals of _literal() are standard-conforming strings (PostgreSQL's default since 9.1)
+    conn.execute("SET standard_conforming_strings = on")
 
 
 class PgConnection:
@@ -241,11 +284,20 @@ class PgConnection:
     # -- statements -------------------------------------------------------------------------
 
     def _render(self, query: str, params: Sequence[Any] | None) -> str:
-        """The statement with its parameters bound client-side, as the server will get it."""
+        """The statement with its parameters bound client-side, as the server will get it: the
+        common types quoted here (fast), anything else by psycopg's ``ClientCursor.mogrify``."""
         if not params:
             return query
         if query.lstrip()[:6].upper() == "SELECT" and any(isinstance(p, str) and "\x00" in p for p in params):
             params = [_no_nul(p) for p in params]
+        parts = _split_placeholders(query)
+        if len(parts) == len(params) + 1:
+            literals = [_literal(p) for p in params]
+            if None not in literals:
+                out = [parts[0]]
+                for literal, part in zip(literals, parts[1:], strict=True):
+                    out += (literal, part)  # type: ignore[arg-type]
+                return "".join(out)
         try:
             return ClientCursor(self._main).mogrify(translate_placeholders(query), params)
         except psycopg.Error as err:
@@ -258,12 +310,8 @@ class PgConnection:
                 cur.execute("; ".join([*ahead, self._render(query, params)]))
                 for _ in ahead:
                     cur.nextset()
-            elif params:
-                if query.lstrip()[:6].upper() == "SELECT" and any(isinstance(p, str) and "\x00" in p for p in params):
-                    params = [_no_nul(p) for p in params]
-                cur.execute(translate_placeholders(query), params)
-            else:  # no parameters: psycopg reads the text as it is (a literal % stays)
-                cur.execute(query)
+            else:  # no parameters left: psycopg sends the text as it is (a literal % stays)
+                cur.execute(self._render(query, params))
             rows = cur.fetchall() if cur.description is not None else []
             return PgResult(cur.description, rows, cur.rowcount)
         except psycopg.Error as err:
