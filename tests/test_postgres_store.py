@@ -553,3 +553,11 @@ def test_the_ddl_translation() -> None:
     assert translate_placeholders("SELECT '?', \"a?\" FROM t WHERE x = ? AND y LIKE '5%'") == (
         "SELECT '?', \"a?\" FROM t WHERE x = %s AND y LIKE '5%%'"
     )
+
+
+def test_missing_server_binaries_fail_saying_what_to_install(monkeypatch) -> None:
+    import pgserver
+
+    monkeypatch.setattr(pgserver.glob, "glob", lambda pattern: [])
+    with pytest.raises(pgserver.PgServerMissing, match=r"apt-get install postgresql"):
+        pgserver.PgServer.start()
