@@ -582,3 +582,41 @@ def test_a_lost_connection_is_replaced_between_transactions(pg_url: str) -> None
         assert _seqs(store, "r1") == [1, 2]
     finally:
         store.close()
+
+
+# Values the PostgreSQL adapter turns into SQL literals itself (storage/postgres.py `_literal`):
+# quotes, backslashes, comment and placeholder look-alikes, dollar quotes, an injection attempt,
+# every kind of Unicode, extreme numbers. Each must come back exactly, and nothing else may run.
+HOSTILE_TEXT = [
+    "it's", "''", "\\", "\\'", "'\\", "a\\nb", "%s %(x)s %%", "? ?", "-- comment", "/* c */", "$$dollar$$", "$1",
+    "'); DROP TABLE _smithers_runs; --", "x' OR '1'='1", "\u00e9\u0301 \u65e5\u672c \U0001f600 \u202e", "\t\r\n", " " * 3, "",
+    "E'\\x41'", "\\x41", "'::bytea",
+]
+HOSTILE_NUMBERS = [0, -1, -(2**63), 2**63 - 1, 1.5, -0.0, -1e-300, 1e300]
+
+
+def test_hostile_values_round_trip_exactly_and_run_nothing(store: Store) -> None:
+    import random
+
+    rng = random.Random(7)
+    texts = list(HOSTILE_TEXT)
+    alphabet = "'\\\"%?$-/*;\x01\x7f\u00e9\U0001f600 aZ09"
+    texts += ["".join(rng.choice(alphabet) for _ in range(rng.randint(1, 40))) for _ in range(200)]
+    _run(store)
+    with store.tx("r1") as tx:
+        for i, text in enumerate(texts):
+            tx.memory_set("hostile", f"k{i}", value_json=json.dumps(text), value_text=text, expires_at_ms=None)
+        for i, number in enumerate(HOSTILE_NUMBERS):
+            tx.memory_set("numbers", f"n{i}", value_json=json.dumps(number), value_text=repr(number), expires_at_ms=None)
+    for i, text in enumerate(texts):
+        fact = store.memory_fact("hostile", f"k{i}", 0)
+        assert fact is not None and json.loads(fact["value_json"]) == text, repr(text)
+    for i, number in enumerate(HOSTILE_NUMBERS):
+        fact = store.memory_fact("numbers", f"n{i}", 0)
+        assert fact is not None and json.loads(fact["value_json"]) == number
+    with store.tx("r1") as tx:  # the same values as bound parameters of events, read back through the tail
+        for text in texts[:40]:
+            tx.event(EventType.SIGNAL_RECEIVED, name=text, n=-(2**63))
+    payloads = [e["payload"] for e in store.events("r1") if e["type"] == EventType.SIGNAL_RECEIVED]
+    assert [p["name"] for p in payloads] == texts[:40]
+    assert store.get_run("r1") is not None  # _smithers_runs is still there
