@@ -179,11 +179,11 @@ async def _run_cases(
 
 async def _up(spec: str, run_id: str, case: Case, store: Store) -> int:
     """``smithers up`` for one case, in a child process (its output in the run's ``output.log``)."""
-    log_path = run_dir(store.path, run_id) / "output.log"
+    log_path = run_dir(store.home, run_id) / "output.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
     argv = [
         sys.executable, "-P", "-m", "smithers", "up", spec, "--run-id", run_id, "--input", json.dumps(case.input),
-        "--db", str(store.path), "--quiet",
+        "--db", store.target, "--quiet",
     ]
     with open(log_path, "ab") as log:
         child = await asyncio.create_subprocess_exec(*argv, stdin=asyncio.subprocess.DEVNULL, stdout=log, stderr=asyncio.subprocess.STDOUT)

@@ -282,9 +282,9 @@ class Supervisor:
         if len(self.children) >= self.max_concurrent:
             return Decision(run_id, "skip", MAX_CONCURRENT, {"max_concurrent": self.max_concurrent, "would_resume": reason})
         lease = Owner.handoff()
-        log = run_dir(self.store.path, run_id) / "output.log"
+        log = run_dir(self.store.home, run_id) / "output.log"
         argv = [
-            self.python, "-P", "-m", "smithers", "resume", run_id, "--quiet", "--db", str(self.store.path), "--lease-token", lease.id,
+            self.python, "-P", "-m", "smithers", "resume", run_id, "--quiet", "--db", self.store.target, "--lease-token", lease.id,
         ]
         cwd = run["cwd"] if run.get("cwd") and os.path.isdir(run["cwd"]) else None
         proc: subprocess.Popen[bytes] | None = None

@@ -33,6 +33,7 @@ COMMAND_MODULES: dict[str, str] = {
     "diff": "commands_timetravel", "revert": "commands_timetravel", "gc": "commands_timetravel",
     "timeline": "commands_history", "fork": "commands_history", "replay": "commands_history", "retry-task": "commands_history",
     "rewind": "commands_history",
+    "db": "commands_db",
 }
 """Every top-level command and the module that registers it; the modules' order is the help order."""
 

@@ -30,7 +30,7 @@ STATIC_CACHE_CONTROL = "no-cache"  # revalidate (ETag) every time: after an upgr
 class Service:
     """What the routes share: the database, the workflow root, the token, and background runs."""
 
-    db_path: Path
+    db: str  # the database's target: a SQLite path or a postgresql:// URL
     root: Path
     token: str | None = None
     poll_interval: float = 0.2
@@ -45,7 +45,7 @@ class Service:
         """This thread's connection (SQLite connections are not shared between threads)."""
         store = getattr(self._local, "store", None)
         if store is None:
-            store = Store.open(self.db_path)
+            store = Store.open(self.db)
             self._local.store = store
             with self._lock:
                 self._stores.append(store)
@@ -71,7 +71,7 @@ class Service:
         """Start ``smithers ARGS`` for ``run_id`` in the background (see :mod:`smithers.background`)."""
         from .. import background
 
-        return background.spawn(args, db_path=self.db_path, run_id=run_id, cwd=self.root)
+        return background.spawn(args, store=self.store(), run_id=run_id, cwd=self.root)
 
     def wait_started(self, child: subprocess.Popen[bytes], log_path: Path, run_id: str, *, timeout: float = 15.0) -> str:
         """Wait until the child owns the run (or already left it); returns the run's status.

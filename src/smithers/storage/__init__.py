@@ -6,5 +6,6 @@ package imports nothing from smithers but :mod:`smithers.errors` and :mod:`smith
 """
 
 from .store import Store, Tx, add_commit_observer, default_db_path
+from .target import default_db_target
 
-__all__ = ["Store", "Tx", "add_commit_observer", "default_db_path"]
+__all__ = ["Store", "Tx", "add_commit_observer", "default_db_path", "default_db_target"]

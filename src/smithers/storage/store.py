@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import LeaseLostError, StorageError, UserError
 from .cache import CacheStoreMixin
+from .copy import CopyStoreMixin
 from .cron import CronStoreMixin
 from .history import HistoryStoreMixin
 from .memory import MemoryStoreMixin
@@ -92,7 +93,7 @@ def default_db_path(start: Path | None = None) -> Path:
 
 class Store(
     StoreReads, QueryStoreMixin, WaitStoreMixin, CronStoreMixin, MemoryStoreMixin, CacheStoreMixin, ScoreStoreMixin,
-    SnapshotStoreMixin, HistoryStoreMixin,
+    SnapshotStoreMixin, HistoryStoreMixin, CopyStoreMixin,
 ):
     """A smithers database. Open with :meth:`open`; close with :meth:`close`.
 
@@ -138,6 +139,25 @@ class Store(
 
     def close(self) -> None:
         self._conn.close()
+
+    # -- where it is (the shared contract of every backend; see storage.target) ------------
+
+    dialect = "sqlite"
+
+    @property
+    def target(self) -> str:
+        """What a child process gets as ``--db``: the file's absolute path."""
+        return str(self.path)
+
+    @property
+    def label(self) -> str:
+        """How messages name this database: its path."""
+        return str(self.path)
+
+    @property
+    def home(self) -> Path:
+        """The folder under which ``.smithers/runs/<id>/`` logs live: the file's folder."""
+        return self.path.parent
 
     def pragma(self, name: str) -> Any:
         """One connection setting (``journal_mode``, ``synchronous``, ...) as SQLite reports it."""
