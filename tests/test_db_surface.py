@@ -226,3 +226,23 @@ def test_a_copy_killed_before_its_commit_leaves_the_destination_unchanged(popula
     assert _sqlite_dump(dest) == before and all(rows == [] for rows in before.values())
     assert _cli(tmp_path, "db", "copy", "--from", str(populated), "--to", str(dest)).returncode == 0
     assert _sqlite_dump(dest) == _sqlite_dump(populated)
+
+
+def test_a_copy_that_fails_midway_writes_nothing(populated: Path, tmp_path: Path) -> None:
+    """The destination has an `out` table that no copied row fits (an extra NOT NULL column): the
+    copy fails at that table, after every smithers table was inserted, and all of it rolls back."""
+    from smithers.storage.store import Store
+
+    dest = tmp_path / "copy.db"
+    Store.open(dest).close()
+    conn = sqlite3.connect(dest)
+    conn.execute('CREATE TABLE "out" (run_id TEXT NOT NULL, node_id TEXT NOT NULL, iteration INTEGER NOT NULL, '
+                 "trap TEXT NOT NULL, PRIMARY KEY (run_id, node_id, iteration))")
+    conn.commit()
+    conn.close()
+    before = _sqlite_dump(dest)
+    failed = _cli(tmp_path, "db", "copy", "--from", str(populated), "--to", str(dest))
+    assert failed.returncode == 1, failed.stdout + failed.stderr
+    assert "copying table out failed: " in failed.stderr and "; nothing was written" in failed.stderr
+    assert "Traceback" not in failed.stderr
+    assert _sqlite_dump(dest) == before and before["_smithers_runs"] == []

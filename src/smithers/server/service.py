@@ -18,6 +18,7 @@ from pathlib import Path
 from fastapi import Request
 
 from ..storage.store import Store
+from ..storage.target import is_db_url
 from .errors import ApiError
 
 MAX_BODY_BYTES = 1 << 20
@@ -42,7 +43,14 @@ class Service:
     load_lock: threading.Lock = field(default_factory=threading.Lock)  # workflow imports touch sys.modules/sys.path
 
     def store(self) -> Store:
-        """This thread's connection (SQLite connections are not shared between threads)."""
+        """This thread's store: SQLite connections are not shared between threads. A PostgreSQL
+        store is shared by every thread (its connection adapter has a pool), so a busy server
+        holds a pool's worth of connections, not one per worker thread."""
+        if is_db_url(self.db):
+            with self._lock:
+                if not self._stores:
+                    self._stores.append(Store.open(self.db))
+                return self._stores[0]
         store = getattr(self._local, "store", None)
         if store is None:
             store = Store.open(self.db)

@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from ..errors import DbCopyError as CopyError
-from ..errors import StorageError
+from ..errors import SmithersError, StorageError
 from .output_tables import _SQL_TYPE, KEY_COLUMNS
 
 MIGRATIONS_TABLE = "_smithers_migrations"
@@ -248,10 +248,18 @@ class CopyStoreMixin:
                 # PostgreSQL's rowid stand-in carries the source's rowid (events are read by it)
                 keep_rowid = _dialect(conn) == "postgresql" and "rowid" in _all_columns(conn, table)
                 names = (["rowid"] if keep_rowid else []) + columns
-                for rows in source.table_rows(table, columns):
-                    values = rows if keep_rowid else [r[1:] for r in rows]
-                    _insert_rows(conn, table, names, values)
-                    copied[table] = copied.get(table, 0) + len(rows)
+                try:
+                    for rows in source.table_rows(table, columns):
+                        values = rows if keep_rowid else [r[1:] for r in rows]
+                        _insert_rows(conn, table, names, values)
+                        copied[table] = copied.get(table, 0) + len(rows)
+                except Exception as err:  # the driver's error (sqlite3 or psycopg), named for the user; rolled back below
+                    if isinstance(err, SmithersError) and not isinstance(err, StorageError):
+                        raise
+                    raise StorageError(
+                        f"copying table {table} failed: {getattr(err, 'message', None) or err}; nothing was written",
+                        hint="the destination's table does not fit the source's rows: copy into a new, empty database",
+                    ) from err
                 if progress is not None:
                     progress(table, copied.get(table, 0))
             _after_copy(conn, tables)
