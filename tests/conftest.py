@@ -9,11 +9,12 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from pgserver import PgServer, PgServerMissing
 
 from smithers.storage.store import Store
 
@@ -34,13 +35,62 @@ NEEDS_A_PROGRAM = ("agents", "prometheus", "browser")
 AGENT_CLI_FIXTURES = frozenset({"claude_bin", "codex_bin", "gemini_bin", "pi_bin"})
 
 
+POSTGRES_FIXTURES = frozenset({"pg_server", "pg_url"})
+
+
 @pytest.hookimpl(tryfirst=True)  # before pytest's own -m deselection sees the items
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
         if AGENT_CLI_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.agents)
+        callspec = getattr(item, "callspec", None)
+        on_postgres = callspec is not None and "postgres" in callspec.params.values()
+        if POSTGRES_FIXTURES & set(getattr(item, "fixturenames", ())) or on_postgres:
+            item.add_marker(pytest.mark.postgres)
         if any(item.get_closest_marker(name) for name in NEEDS_A_PROGRAM) and not item.get_closest_marker("slow"):
             item.add_marker(pytest.mark.slow)
+
+
+# -- PostgreSQL: one real server per test session, a fresh database per test --------------------
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[PgServer]:
+    """A real PostgreSQL server (Debian package) in a temporary folder, stopped at session end.
+    Missing binaries FAIL the test with what to install (never a silent skip)."""
+    try:
+        server = PgServer.start()
+    except PgServerMissing as err:
+        pytest.fail(str(err), pytrace=False)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def pg_url(pg_server: PgServer) -> str:
+    """The URL of a fresh, empty database on the session's server."""
+    return pg_server.new_database()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def db_target(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A database target on each backend: a SQLite file path, then a PostgreSQL URL."""
+    if request.param == "sqlite":
+        return str(tmp_path / "smithers.db")
+    url: str = request.getfixturevalue("pg_url")
+    return url
+
+
+@pytest.fixture
+def store(db_target: str) -> Iterator[Store]:
+    """An open, migrated store on each backend (closed after the test)."""
+    opened = Store.open(db_target)
+    try:
+        yield opened
+    finally:
+        opened.close()
 
 
 @dataclass

@@ -5,7 +5,6 @@ recall on a small corpus, the embedding hook, Task wiring with Recall/Remember t
 from __future__ import annotations
 
 import json
-import sqlite3
 import time
 from pathlib import Path
 
@@ -28,8 +27,9 @@ CORPUS = {
 
 
 @pytest.fixture
-def mem(tmp_path: Path):
-    with open_memory(tmp_path / "smithers.db") as memory:
+def mem(db_target: str):
+    """Memory on each backend (SQLite FTS5/BM25, PostgreSQL tsvector/ts_rank)."""
+    with open_memory(db_target) as memory:
         yield memory
 
 
@@ -87,7 +87,7 @@ def test_a_fact_with_a_short_ttl_expires_and_is_pruned(mem: MemoryStore) -> None
     assert [f.key for f in mem.list("user:alice")] == ["keeper"]
     assert mem.recall("user:alice", "secret", k=5) == []
     assert mem.namespaces() == [{"namespace": "user:alice", "facts": 1, "messages": 0}]
-    conn = sqlite3.connect(mem.store.path)
+    conn = mem.store._conn  # plain SQL on whichever backend
     assert conn.execute("SELECT COUNT(*) FROM _smithers_memory_facts WHERE key = 'token'").fetchone() == (1,)  # invisible, not yet deleted
     mem.set("user:alice", "other", "x")  # a write to the namespace prunes it, with its index row
     assert conn.execute("SELECT COUNT(*) FROM _smithers_memory_facts WHERE key = 'token'").fetchone() == (0,)
@@ -168,8 +168,8 @@ class ToyEmbedding:
         return vector
 
 
-def test_an_embedding_function_finds_facts_that_share_no_word_with_the_query(tmp_path: Path) -> None:
-    db = tmp_path / "smithers.db"
+def test_an_embedding_function_finds_facts_that_share_no_word_with_the_query(db_target: str) -> None:
+    db = db_target
     with open_memory(db) as plain:  # set without embeddings: vectors come at the first recall
         plain.set("global", "garage", "the automobile is parked downstairs")
         plain.set("global", "lunch", "an apple and a banana")
@@ -183,7 +183,8 @@ def test_an_embedding_function_finds_facts_that_share_no_word_with_the_query(tmp
         assert len(embed.calls) == 1 + 2 + 1  # the two older facts once, then the query
         assert mem.recall("global", "fruit", k=3)[0].key == "lunch"
         assert len(embed.calls) == 5  # stored vectors are reused: only the query is embedded
-    rows = sqlite3.connect(db).execute("SELECT key, embedding_model FROM _smithers_memory_facts ORDER BY key").fetchall()
+    with _closing(Store.open(db)) as store:
+        rows = store._conn.execute("SELECT key, embedding_model FROM _smithers_memory_facts ORDER BY key").fetchall()
     assert rows == [("forecast", "toy-v1"), ("garage", "toy-v1"), ("lunch", "toy-v1")]
 
 

@@ -13,14 +13,14 @@ from __future__ import annotations
 import sqlite3
 from typing import Any
 
+from .dialect import rows_of
+
 _COLUMNS = (
     "key, workflow, node_id, output_table, output_schema_hash, from_run_id, created_at_ms, expires_at_ms, hits, last_hit_at_ms"
 )
 
 
-def _dicts(cur: sqlite3.Cursor) -> list[dict[str, Any]]:
-    names = [d[0] for d in cur.description]
-    return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+_dicts = rows_of  # rows as dicts, the same keys on both backends
 
 
 def _filters(workflow: str | None, created_before_ms: int | None) -> tuple[str, list[Any]]:

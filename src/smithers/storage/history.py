@@ -15,8 +15,8 @@ import sqlite3
 from typing import Any
 
 from ..states import AttemptStatus, EventType, NodeStatus, RunStatus
+from .dialect import rows_of, table_columns, table_exists
 from .output_tables import KEY_COLUMNS
-from .sqlite import is_missing_table
 
 # the events that end an attempt (they carry its number)
 _ATTEMPT_ENDINGS = (
@@ -25,9 +25,7 @@ _ATTEMPT_ENDINGS = (
 _LOOP_EVENTS = (EventType.LOOP_ITERATION, EventType.LOOP_FINISHED)
 
 
-def _dicts(cur: sqlite3.Cursor) -> list[dict[str, Any]]:
-    names = [d[0] for d in cur.description]
-    return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+_dicts = rows_of  # rows as dicts, the same keys on both backends
 
 
 def _marks(values: tuple[Any, ...]) -> str:
@@ -113,18 +111,15 @@ class HistoryTxMixin:
 
     def copy_output_from(self, from_run_id: str, table: str, node_id: str, iteration: int) -> bool:
         """Copy one output row of ``from_run_id`` into this run. Returns whether there was one to copy."""
-        try:
-            columns = [r[1] for r in self._conn.execute(f'PRAGMA table_info("{table}")') if r[1] not in KEY_COLUMNS]
-            select = "".join(f', "{c}"' for c in columns)
-            cur = self._conn.execute(
-                f'INSERT INTO "{table}" (run_id, node_id, iteration{select}) SELECT ?, node_id, iteration{select} '
-                f'FROM "{table}" WHERE run_id = ? AND node_id = ? AND iteration = ?',
-                (self.run_id, from_run_id, node_id, iteration),
-            )
-        except sqlite3.OperationalError as err:
-            if is_missing_table(err):
-                return False
-            raise
+        if not table_exists(self._conn, table):  # asked first: on PostgreSQL a failed statement aborts the transaction
+            return False
+        columns = [c for c in table_columns(self._conn, table) if c not in KEY_COLUMNS]
+        select = "".join(f', "{c}"' for c in columns)
+        cur = self._conn.execute(
+            f'INSERT INTO "{table}" (run_id, node_id, iteration{select}) SELECT ?, node_id, iteration{select} '
+            f'FROM "{table}" WHERE run_id = ? AND node_id = ? AND iteration = ?',
+            (self.run_id, from_run_id, node_id, iteration),
+        )
         return cur.rowcount == 1
 
     def copy_node_from(self, from_run_id: str, node_id: str, iteration: int, status: str) -> None:
@@ -158,7 +153,7 @@ class HistoryTxMixin:
         are undone, so it asks, waits and runs again. Returns the output row it removed (raw
         columns, without the key), or None."""
         removed: dict[str, Any] | None = None
-        try:
+        if table_exists(self._conn, table):  # asked first: on PostgreSQL a failed statement aborts the transaction
             rows = _dicts(self._conn.execute(
                 f'SELECT * FROM "{table}" WHERE run_id = ? AND node_id = ? AND iteration = ?', (self.run_id, node_id, iteration)
             ))
@@ -167,9 +162,6 @@ class HistoryTxMixin:
                 self._conn.execute(
                     f'DELETE FROM "{table}" WHERE run_id = ? AND node_id = ? AND iteration = ?', (self.run_id, node_id, iteration)
                 )
-        except sqlite3.OperationalError as err:
-            if not is_missing_table(err):
-                raise
         key = (self.run_id, node_id, iteration)
         for statement in (
             "DELETE FROM _smithers_approvals WHERE run_id = ? AND node_id = ? AND iteration = ?",

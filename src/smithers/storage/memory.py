@@ -22,6 +22,8 @@ import re
 import sqlite3
 from typing import Any
 
+from .dialect import POSTGRESQL, dialect_of, rows_of
+
 FACTS = "_smithers_memory_facts"
 FTS = "_smithers_memory_fts"  # FTS5
 MESSAGES = "_smithers_memory_messages"
@@ -75,9 +77,7 @@ def fts_match(query: str) -> str | None:
     return " OR ".join(f'"{w}"' for w in words) or None
 
 
-def _dicts(cur: sqlite3.Cursor) -> list[dict[str, Any]]:
-    names = [d[0] for d in cur.description]
-    return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+_dicts = rows_of  # rows as dicts, the same keys on both backends
 
 
 class MemoryStoreMixin:
@@ -108,7 +108,7 @@ class MemoryStoreMixin:
             f"SELECT namespace, SUM(facts) AS facts, SUM(messages) AS messages FROM ("
             f"SELECT namespace, COUNT(*) AS facts, 0 AS messages FROM {FACTS} WHERE {_LIVE} GROUP BY namespace "
             f"UNION ALL SELECT namespace, 0, COUNT(*) FROM {MESSAGES} GROUP BY namespace"
-            f") GROUP BY namespace ORDER BY namespace",
+            f") AS counts GROUP BY namespace ORDER BY namespace",
             (now_ms,),
         ))
 
@@ -118,6 +118,8 @@ class MemoryStoreMixin:
         match = fts_match(query)
         if match is None or k <= 0:
             return []
+        if dialect_of(self._conn) == POSTGRESQL:
+            return self._memory_search_tsvector(namespace, query, k, now_ms)
         # bm25() is lower-is-better (negative); the score flips it so callers sort one way for both rankers
         return _dicts(self._conn.execute(
             f"SELECT {', '.join('f.' + c.strip() for c in _FACT_COLUMNS.split(','))}, "
@@ -126,6 +128,22 @@ class MemoryStoreMixin:
             f"WHERE {FTS} MATCH ? AND f.namespace = ? AND (f.expires_at_ms IS NULL OR f.expires_at_ms > ?) "
             f"ORDER BY bm25({FTS}, {KEY_WEIGHT}, {VALUE_WEIGHT}), f.key LIMIT ?",
             (match, namespace, now_ms, int(k)),
+        ))
+
+    def _memory_search_tsvector(self, namespace: str, query: str, k: int, now_ms: int) -> list[dict[str, Any]]:
+        """PostgreSQL: the FTS5 table is a ``tsvector`` column (key weighted A, value B, see
+        :func:`smithers.storage.postgres.translate_ddl`) ranked by ``ts_rank`` with the same column
+        weights as BM25 here; ``ts_rank`` counts how often the words occur, not how rare they are."""
+        words = list(dict.fromkeys(w.lower() for w in _WORD.findall(query)))
+        tsquery = " | ".join("'" + w.replace("'", "''") + "'" for w in words)
+        weights = f"{{0, 0, {VALUE_WEIGHT / KEY_WEIGHT}, 1}}"  # D, C, B (value), A (key)
+        return _dicts(self._conn.execute(
+            f"SELECT {', '.join('f.' + c.strip() for c in _FACT_COLUMNS.split(','))}, "
+            f"ts_rank(?::float4[], s.tsv, q) * {KEY_WEIGHT} AS score "
+            f"FROM {FTS} s JOIN {FACTS} f ON f.fact_id = s.rowid, to_tsquery('simple', ?) q "
+            f"WHERE s.tsv @@ q AND f.namespace = ? AND (f.expires_at_ms IS NULL OR f.expires_at_ms > ?) "
+            f"ORDER BY score DESC, f.key LIMIT ?",
+            (weights, tsquery, namespace, now_ms, int(k)),
         ))
 
     def memory_vectors(self, namespace: str, now_ms: int) -> list[dict[str, Any]]:
@@ -189,13 +207,13 @@ class MemoryTxMixin:
         self.memory_prune(namespace)
         row = self._conn.execute(f"SELECT fact_id, created_at_ms FROM {FACTS} WHERE namespace = ? AND key = ?", (namespace, key)).fetchone()
         if row is None:
-            cur = self._conn.execute(
+            inserted = self._conn.execute(
                 f"INSERT INTO {FACTS} (namespace, key, value_json, value_text, created_at_ms, updated_at_ms, expires_at_ms, "
-                "source_run_id, source_node_id, embedding, embedding_model) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "source_run_id, source_node_id, embedding, embedding_model) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING fact_id",
                 (namespace, key, value_json, value_text, self.ts, self.ts, expires_at_ms, source_run_id, source_node_id,
                  embedding, embedding_model),
-            )
-            fact_id = int(cur.lastrowid or 0)
+            ).fetchone()
+            fact_id = int(inserted[0])
         else:
             fact_id = int(row[0])
             self._conn.execute(
@@ -230,11 +248,12 @@ class MemoryTxMixin:
 
     def memory_append_message(self, namespace: str, thread: str, role: str, content: str, meta_json: str | None = None) -> int:
         """Append a message to a thread; returns its id (ids grow, so they order the thread)."""
-        cur = self._conn.execute(
-            f"INSERT INTO {MESSAGES} (namespace, thread, role, content, meta_json, created_at_ms) VALUES (?, ?, ?, ?, ?, ?)",
+        row = self._conn.execute(
+            f"INSERT INTO {MESSAGES} (namespace, thread, role, content, meta_json, created_at_ms) VALUES (?, ?, ?, ?, ?, ?) "
+            "RETURNING message_id",
             (namespace, thread, role, content, meta_json, self.ts),
-        )
-        return int(cur.lastrowid or 0)
+        ).fetchone()
+        return int(row[0])
 
     def memory_delete_thread(self, namespace: str, thread: str) -> int:
         """Delete a thread's messages; returns how many."""

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Self
 
 from ..errors import StorageError
 from ..states import EventType
+from .dialect import POSTGRESQL, dialect_of, table_exists
 from .sqlite import is_missing_table
 
 # the node events whose replay gives a node's status as of some point (see `node_events`)
@@ -127,6 +128,8 @@ class QueryStoreMixin:
     def run_output_rows(self, table: str, run_id: str) -> list[dict[str, Any]] | None:
         """All rows of output table ``table`` written by run ``run_id``; None if the table does
         not exist (dropped by hand). Any other database error is a :class:`StorageError`."""
+        if dialect_of(self._conn) == POSTGRESQL and self._conn.in_transaction and not table_exists(self._conn, table):
+            return None  # asked first inside a transaction: on PostgreSQL a failed statement would abort it
         try:
             return self._rows(f'SELECT * FROM "{table}" WHERE run_id = ?', (run_id,))
         except sqlite3.OperationalError as err:

@@ -12,6 +12,7 @@ from typing import Any
 
 from ..errors import StorageError
 from ..states import WAITING_RUN_STATUSES, NodeStatus, RunStatus
+from .dialect import POSTGRESQL, dialect_of, table_exists
 from .sqlite import is_missing_table
 from .tx import rows_of
 
@@ -206,6 +207,8 @@ class StoreReads:
         """All rows of one node, oldest iteration first (raw column values). A table that does
         not exist (not created yet, or dropped by hand) has no rows; any other database error
         is a :class:`StorageError` (never silently "no output": a render would take the wrong branch)."""
+        if dialect_of(self._conn) == POSTGRESQL and self._conn.in_transaction and not table_exists(self._conn, table_name):
+            return []  # asked first inside a transaction: on PostgreSQL a failed statement would abort it
         try:
             cur = self._conn.execute(
                 f'SELECT * FROM "{table_name}" WHERE run_id = ? AND node_id = ? ORDER BY iteration', (run_id, node_id)

@@ -13,13 +13,12 @@ import sqlite3
 from typing import Any
 
 from ..states import AttemptStatus, EventType, NodeStatus
+from .dialect import rows_of
 
 _SCORE_COLUMNS = "node_id, iteration, attempt, scorer, value, reason, meta_json, error_json, latency_ms, created_at_ms"
 
 
-def _dicts(cur: sqlite3.Cursor) -> list[dict[str, Any]]:
-    names = [d[0] for d in cur.description]
-    return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+_dicts = rows_of  # rows as dicts, the same keys on both backends
 
 
 def _score(row: dict[str, Any]) -> dict[str, Any]:

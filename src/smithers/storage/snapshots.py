@@ -13,10 +13,9 @@ import json
 import sqlite3
 from typing import Any
 
+from .dialect import rows_of
 
-def _dicts(cur: sqlite3.Cursor) -> list[dict[str, Any]]:
-    names = [d[0] for d in cur.description]
-    return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+_dicts = rows_of  # rows as dicts, the same keys on both backends
 
 
 class SnapshotStoreMixin:
@@ -101,12 +100,12 @@ class SnapshotTxMixin:
         >>> with store.tx(run_id) as tx:                                       # doctest: +SKIP
         ...     tx.record_audit("rewind", actor="alice", detail={"frame_no": 3})
         """
-        next_id = (self._conn.execute("SELECT COALESCE(MAX(id), 0) FROM _smithers_audit").fetchone()[0] or 0) + 1
-        self._conn.execute(
-            "INSERT INTO _smithers_audit (id, run_id, action, actor, at_ms, detail_json) VALUES (?, ?, ?, ?, ?, ?)",
-            (next_id, run_id or self.run_id, action, actor, self.ts, json.dumps(detail, separators=(",", ":"), default=str)),
-        )
-        return int(next_id)
+        # the database numbers the row (SQLite's rowid, PostgreSQL's identity): two writers never collide
+        row = self._conn.execute(
+            "INSERT INTO _smithers_audit (run_id, action, actor, at_ms, detail_json) VALUES (?, ?, ?, ?, ?) RETURNING id",
+            (run_id or self.run_id, action, actor, self.ts, json.dumps(detail, separators=(",", ":"), default=str)),
+        ).fetchone()
+        return int(row[0])
 
 
 __all__ = ["SnapshotStoreMixin", "SnapshotTxMixin"]

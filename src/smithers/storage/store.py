@@ -1,9 +1,12 @@
-"""The store: one SQLite file, its write transactions, its output tables and its reads.
+"""The store: one SQLite file or one PostgreSQL database, its write transactions, its output
+tables and its reads.
 
 Writes happen only inside :meth:`Store.tx` (a :class:`~smithers.storage.tx.Tx`), one
 transaction per state change, events included. Reads (:mod:`smithers.storage.reads`) are
-plain queries that return dicts. The ``sqlite3`` connection is private (``_conn``): nothing
-outside ``smithers.storage`` runs SQL.
+plain queries that return dicts. The connection is private (``_conn``: a ``sqlite3``
+connection, or the PostgreSQL adapter of :mod:`smithers.storage.postgres`, which runs the same
+SQL): nothing outside ``smithers.storage`` runs SQL. ``Store.open`` takes a file path (SQLite)
+or a ``postgresql://`` URL; ``store.dialect`` says which.
 
 Two process-wide hooks sit at the commit point:
 
@@ -31,6 +34,7 @@ from ..errors import LeaseLostError, StorageError, UserError
 from .cache import CacheStoreMixin
 from .copy import CopyStoreMixin
 from .cron import CronStoreMixin
+from .dialect import POSTGRESQL, SQLITE, is_url, table_columns
 from .history import HistoryStoreMixin
 from .memory import MemoryStoreMixin
 from .output_tables import OutputTable
@@ -49,6 +53,7 @@ if TYPE_CHECKING:  # only annotations: a read command does not import pydantic
 DB_FILENAME = "smithers.db"
 FAULT_ENV = "SMITHERS_FAULT_BEFORE_COMMIT"
 SYNCHRONOUS_ENV = "SMITHERS_SYNCHRONOUS"
+HOME_ENV = "SMITHERS_HOME"
 
 CommitObserver = Callable[[float], None]
 _commit_observers: list[CommitObserver] = []
@@ -91,6 +96,27 @@ def default_db_path(start: Path | None = None) -> Path:
     return here / DB_FILENAME
 
 
+def default_db_target(start: Path | None = None) -> str:
+    """What ``--db`` means when it is not given: ``$SMITHERS_DB`` (a path or a ``postgresql://``
+    URL), else the nearest ``smithers.db`` walking up from ``start`` (else ``start/smithers.db``)."""
+    env = os.environ.get("SMITHERS_DB")
+    if env and is_url(env):
+        return env
+    return str(default_db_path(start))
+
+
+class SleepListener:
+    """SQLite has no notifications: :meth:`wait` sleeps the timeout and returns nothing, so a
+    waiter falls back to polling at that pace."""
+
+    def wait(self, timeout_s: float) -> list[tuple[str, str]]:
+        time.sleep(max(timeout_s, 0.0))
+        return []
+
+    def close(self) -> None:
+        pass
+
+
 class Store(
     StoreReads, QueryStoreMixin, WaitStoreMixin, CronStoreMixin, MemoryStoreMixin, CacheStoreMixin, ScoreStoreMixin,
     SnapshotStoreMixin, HistoryStoreMixin, CopyStoreMixin,
@@ -102,9 +128,14 @@ class Store(
     ...     tx.event("RunStarted")
     """
 
+    dialect: str = SQLITE
+
     def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
         self._conn = conn
         self.path = path
+        self.target = str(path)  # what a child process gets as --db
+        self.label = str(path)  # how messages name the database
+        self.home = path.parent  # the folder under which .smithers/runs/<id>/ logs live
         self._lock = threading.RLock()
         self._tables: dict[str, OutputTable] = {}
         self._decoders: dict[str, OutputTable] = {}
@@ -114,9 +145,16 @@ class Store(
 
     @classmethod
     def open(cls, path: Path | str, *, synchronous: str | None = None, readonly: bool = False) -> Store:
-        """Open (and migrate) the database at ``path``. ``synchronous``: ``NORMAL`` (default)
-        or ``FULL`` (an fsync per commit), else ``$SMITHERS_SYNCHRONOUS``. ``readonly``: a
-        reader's connection (no migration, writes refused), e.g. the metrics collector's."""
+        """Open (and migrate) the database at ``path``: a SQLite file, or a ``postgresql://``
+        URL (a :mod:`PostgreSQL <smithers.storage.postgres>` store with the same methods).
+        ``synchronous`` (SQLite): ``NORMAL`` (default) or ``FULL`` (an fsync per commit), else
+        ``$SMITHERS_SYNCHRONOUS``. ``readonly``: a reader's connection (no migration), e.g. the
+        metrics collector's.
+
+        >>> Store.open("postgresql://smithers@db.internal/smithers")  # doctest: +SKIP
+        """
+        if is_url(path):
+            return cls._open_postgres(str(path), readonly=readonly)
         path = Path(path).expanduser().resolve()
         raw = synchronous or os.environ.get(SYNCHRONOUS_ENV) or "NORMAL"
         sync = raw.strip().upper()
@@ -137,27 +175,55 @@ class Store(
             store._migrate()
         return store
 
+    @classmethod
+    def _open_postgres(cls, url: str, *, readonly: bool) -> Store:
+        from . import postgres  # psycopg is imported only when a URL is opened
+
+        try:
+            conn = postgres.PgConnection(url)
+        except postgres.DatabaseError as err:
+            raise StorageError(
+                f"cannot connect to {postgres.redact(url)}: {str(err).strip()}",
+                hint="check the URL (postgresql://USER[:PASSWORD]@HOST[:PORT]/DATABASE), that the server runs and lets you in",
+            ) from None
+        home = Path(os.environ.get(HOME_ENV) or Path.cwd()).expanduser().resolve()
+        store = cls(conn, home / DB_FILENAME)  # type: ignore[arg-type]
+        store.dialect = POSTGRESQL
+        store.target = url
+        store.label = postgres.redact(url)
+        store.home = home
+        if not readonly:
+            try:
+                postgres.migrate(conn, MIGRATIONS, now_ms())
+            except BaseException:
+                conn.close()
+                raise
+        return store
+
     def close(self) -> None:
         self._conn.close()
 
-    # -- where it is (the shared contract of every backend; see storage.target) ------------
+    # -- wake-ups --------------------------------------------------------------------------
 
-    dialect = "sqlite"
+    def notify(self, channel: str, payload: str = "") -> None:
+        """Wake the listeners of ``channel`` when the open write transaction commits (PostgreSQL
+        ``pg_notify``; SQLite: nothing, its waiters poll). Call it inside ``store.tx``.
 
-    @property
-    def target(self) -> str:
-        """What a child process gets as ``--db``: the file's absolute path."""
-        return str(self.path)
+        >>> with store.tx(run_id) as tx:                   # doctest: +SKIP
+        ...     store.notify("smithers_attempts", run_id)
+        """
+        if self.dialect == POSTGRESQL:
+            self._conn.execute("SELECT pg_notify(?, ?)", (channel, payload))
 
-    @property
-    def label(self) -> str:
-        """How messages name this database: its path."""
-        return str(self.path)
+    def listener(self, channels: list[str]) -> Any:
+        """An object whose ``wait(timeout_s)`` blocks until a notification on one of ``channels``
+        arrives (or the timeout passes) and returns the ``(channel, payload)`` pairs; ``close()``
+        ends it. PostgreSQL: a dedicated LISTEN connection; SQLite: ``wait`` sleeps and returns []."""
+        if self.dialect == POSTGRESQL:
+            from .postgres import PgListener
 
-    @property
-    def home(self) -> Path:
-        """The folder under which ``.smithers/runs/<id>/`` logs live: the file's folder."""
-        return self.path.parent
+            return PgListener(self.target, channels)
+        return SleepListener()
 
     def pragma(self, name: str) -> Any:
         """One connection setting (``journal_mode``, ``synchronous``, ...) as SQLite reports it."""
@@ -166,13 +232,40 @@ class Store(
         row = self._conn.execute(f"PRAGMA {name}").fetchone()
         return row[0] if row else None
 
-    def _commit(self) -> None:
+    def _begin(self, run_id: str | None = None) -> None:
+        """Open a write transaction (SQLite: ``BEGIN IMMEDIATE``, the one write lock; PostgreSQL:
+        ``BEGIN``, then the run's advisory lock, which keeps its ``seq`` gapless)."""
+        if self.dialect == POSTGRESQL:
+            self._conn.begin()  # type: ignore[attr-defined]
+            if run_id is not None:
+                try:
+                    self._conn.lock_key("run", run_id)  # type: ignore[attr-defined]
+                except BaseException:
+                    self._rollback()
+                    raise
+        else:
+            begin_write(self._conn)
+
+    def _rollback(self) -> None:
+        if self.dialect == POSTGRESQL:
+            self._conn.rollback()
+        else:
+            self._conn.execute("ROLLBACK")
+
+    def _commit(self, tx: Tx | None = None) -> None:
         """The one COMMIT of every write (the fault-injection point)."""
         global _commits
+        if self.dialect == POSTGRESQL and tx is not None and tx.events:
+            from .postgres import stamp_events
+
+            stamp_events(self._conn, tx.events)  # type: ignore[arg-type]
         _commits += 1
         if self._fault_at is not None and _commits == self._fault_at:
             os.kill(os.getpid(), signal.SIGKILL)
-        self._conn.execute("COMMIT")
+        if self.dialect == POSTGRESQL:
+            self._conn.commit()
+        else:
+            self._conn.execute("COMMIT")
 
     def _migrate(self) -> None:
         with self._lock:
@@ -212,16 +305,16 @@ class Store(
                 yield current  # the outer transaction was fenced when it opened
                 return
             started = time.perf_counter()
-            begin_write(self._conn)
+            self._begin(run_id)
             tx = Tx(self._conn, run_id)
             self._current = tx
             try:
                 if owner_id is not None and not tx.fence(owner_id):
                     raise LeaseLostError(f"run {run_id}: another process took over this run; stopping here")
                 yield tx
-                self._commit()
+                self._commit(tx)
             except BaseException:
-                self._conn.execute("ROLLBACK")
+                self._rollback()
                 raise
             finally:
                 self._current = None
@@ -250,16 +343,18 @@ class Store(
             return table
         table = OutputTable.for_model(model)
         with self._lock:
-            nested = self._conn.in_transaction  # inside a batch: DDL joins it (SQLite DDL is transactional)
+            nested = self._conn.in_transaction  # inside a batch: DDL joins it (SQLite and PostgreSQL DDL are transactional)
             if not nested:
-                begin_write(self._conn)
+                self._begin()
             try:
-                self._conn.execute(table.ddl())
-                existing = {r[1] for r in self._conn.execute(f'PRAGMA table_info("{table.name}")')}
+                if self.dialect == POSTGRESQL:
+                    self._conn.lock_key("ddl", table.name)  # type: ignore[attr-defined]  # two writers may create it at once
+                self._ddl(table.ddl())
+                existing = set(table_columns(self._conn, table.name))
                 for column, kind in table.columns:
                     if column not in existing:
                         sql_type = {"int": "INTEGER", "real": "REAL", "bool": "INTEGER"}.get(kind, "TEXT")
-                        self._conn.execute(f'ALTER TABLE "{table.name}" ADD COLUMN "{column}" {sql_type}')
+                        self._ddl(f'ALTER TABLE "{table.name}" ADD COLUMN "{column}" {sql_type}')
                 # columns_json maps every column ever added to its kind (int/real/bool/text/json), so
                 # readers without the model (inspect, the HTTP API) can decode rows faithfully
                 row = self._conn.execute(
@@ -278,11 +373,21 @@ class Store(
                     self._commit()
             except BaseException:
                 if not nested:
-                    self._conn.execute("ROLLBACK")
+                    self._rollback()
                 raise
         self._tables[key] = table
         self._decoders[key] = table
         return table
+
+    def _ddl(self, statement: str) -> None:
+        """Run one SQLite DDL statement, translated when the store is PostgreSQL."""
+        if self.dialect == POSTGRESQL:
+            from .postgres import translate_ddl
+
+            for translated in translate_ddl(statement):
+                self._conn.execute(translated)
+        else:
+            self._conn.execute(statement)
 
     def output_decoder(self, model: type[BaseModel]) -> OutputTable:
         """How rows of ``model`` decode, without touching the database: a render reads outputs
@@ -294,4 +399,7 @@ class Store(
         return table
 
 
-__all__ = ["DB_FILENAME", "Store", "Tx", "add_commit_observer", "default_db_path", "event_from_row", "now_ms"]
+__all__ = [
+    "DB_FILENAME", "SleepListener", "Store", "Tx", "add_commit_observer", "default_db_path", "default_db_target", "event_from_row",
+    "now_ms",
+]

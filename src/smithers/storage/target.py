@@ -24,7 +24,6 @@ from urllib.parse import urlsplit, urlunsplit
 if TYPE_CHECKING:
     from .store import Store
 
-DB_FILENAME = "smithers.db"
 URL_SCHEMES = ("postgresql://", "postgres://")
 HOME_ENV = "SMITHERS_HOME"
 
@@ -44,15 +43,9 @@ def resolve_db_target(target: str | os.PathLike[str]) -> str:
 def default_db_target(start: Path | None = None) -> str:
     """``$SMITHERS_DB`` (a path or URL), else the nearest ``smithers.db`` walking up from
     ``start`` (default: the current folder), else ``start/smithers.db``."""
-    env = os.environ.get("SMITHERS_DB")
-    if env:
-        return resolve_db_target(env)
-    here = (start or Path.cwd()).resolve()
-    for folder in (here, *here.parents):
-        candidate = folder / DB_FILENAME
-        if candidate.is_file():
-            return str(candidate)
-    return str(here / DB_FILENAME)
+    from .store import default_db_target as found
+
+    return resolve_db_target(found(start))
 
 
 def db_target(db: str | os.PathLike[str] | None) -> str:
@@ -67,12 +60,8 @@ def db_label(target: str) -> str:
     parts = urlsplit(target)
     if parts.password is None:
         return target
-    user = parts.username or ""
-    host = parts.hostname or ""
-    if ":" in host:  # an IPv6 literal keeps its brackets
-        host = f"[{host}]"
-    netloc = f"{user}:***@{host}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+    host = parts.netloc.rsplit("@", 1)[1]
+    return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{host}"))  # as storage.postgres.redact
 
 
 def db_home(target: str) -> Path:
@@ -108,6 +97,6 @@ def database_files(store: Store | Any) -> list[str | Path]:
 
 
 __all__ = [
-    "DB_FILENAME", "database_files", "db_exists", "db_home", "db_label", "db_target", "default_db_target", "is_db_url",
+    "database_files", "db_exists", "db_home", "db_label", "db_target", "default_db_target", "is_db_url",
     "open_existing", "resolve_db_target",
 ]

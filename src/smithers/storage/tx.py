@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from ..states import AttemptStatus, NodeStatus, RunStatus
 from .cache import CacheTxMixin
 from .cron import CronTxMixin
+from .dialect import lock_run, rows_of, table_columns
 from .history import HistoryTxMixin
 from .memory import MemoryTxMixin
 from .output_tables import KEY_COLUMNS, OutputTable
@@ -34,11 +35,6 @@ def now_ms() -> int:
 def dumps(value: Any) -> str | None:
     """JSON text for a column (``None`` stays NULL)."""
     return None if value is None else json.dumps(value, separators=(",", ":"), default=str)
-
-
-def rows_of(cur: sqlite3.Cursor) -> list[dict[str, Any]]:
-    names = [d[0] for d in cur.description]
-    return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
 
 
 class OwnerLike(Protocol):
@@ -79,6 +75,7 @@ class Tx(WaitTxMixin, CronTxMixin, MemoryTxMixin, CacheTxMixin, ScoreTxMixin, Sn
     ) -> dict[str, Any]:
         run_id = run_id or self.run_id
         if run_id != self.run_id:  # an event for another run (a continuation's first event): its own sequence
+            lock_run(self._conn, str(run_id))
             seq = (self._conn.execute("SELECT MAX(seq) FROM _smithers_events WHERE run_id = ?", (run_id,)).fetchone()[0] or 0) + 1
         else:
             if self._seq is None:
@@ -153,7 +150,7 @@ class Tx(WaitTxMixin, CronTxMixin, MemoryTxMixin, CacheTxMixin, ScoreTxMixin, Sn
         never disagree; any other status clears it."""
         self._conn.execute(
             "UPDATE _smithers_runs SET status = ?, error_json = ?, updated_at_ms = ?, wake_at_ms = ?, "
-            "finished_at_ms = CASE WHEN ? THEN ? ELSE NULL END WHERE run_id = ?",
+            "finished_at_ms = CASE WHEN ? = 1 THEN ? ELSE NULL END WHERE run_id = ?",
             (str(status), dumps(error), self.ts, wake_at_ms, int(finished), self.ts, self.run_id),
         )
 
@@ -175,7 +172,7 @@ class Tx(WaitTxMixin, CronTxMixin, MemoryTxMixin, CacheTxMixin, ScoreTxMixin, Sn
         """Give the run's lease to ``owner``; a pending cancel request is kept only if ``keep_cancel``."""
         self._conn.execute(
             "UPDATE _smithers_runs SET owner_id = ?, owner_host = ?, owner_pid = ?, heartbeat_at_ms = ?, "
-            "cancel_requested_at_ms = CASE WHEN ? THEN cancel_requested_at_ms END WHERE run_id = ?",
+            "cancel_requested_at_ms = CASE WHEN ? = 1 THEN cancel_requested_at_ms END WHERE run_id = ?",
             (owner.id, owner.host, owner.pid, self.ts, int(keep_cancel), self.run_id),
         )
 
@@ -237,7 +234,7 @@ class Tx(WaitTxMixin, CronTxMixin, MemoryTxMixin, CacheTxMixin, ScoreTxMixin, Sn
     def copy_output(self, new_run_id: str, table: str, node_id: str, iteration: int) -> None:
         """Copy one finished node (its output row and its node row, as ``finished``) from this
         run to ``new_run_id``."""
-        columns = [r[1] for r in self._conn.execute(f'PRAGMA table_info("{table}")') if r[1] not in KEY_COLUMNS]
+        columns = [c for c in table_columns(self._conn, table) if c not in KEY_COLUMNS]
         quoted = ", ".join(f'"{c}"' for c in columns)
         select = f", {quoted}" if quoted else ""
         self._conn.execute(

@@ -15,6 +15,7 @@ import sqlite3
 from typing import Any
 
 from ..states import ENDED_RUN_STATUSES, WAITING_RUN_STATUSES, NodeStatus
+from .dialect import rows_of
 
 _WAITING_RUNS = tuple(sorted(WAITING_RUN_STATUSES))
 _ENDED_RUNS = tuple(sorted(ENDED_RUN_STATUSES))
@@ -24,9 +25,7 @@ _LIVE_RUNS = f"run_id IN (SELECT run_id FROM _smithers_runs WHERE status NOT IN 
 _SIGNAL_MATCH = "run_id = ? AND name = ? AND consumed_node_id IS NULL AND ((? IS NULL AND correlation_id IS NULL) OR correlation_id = ?)"
 
 
-def _dicts(cur: sqlite3.Cursor) -> list[dict[str, Any]]:
-    names = [d[0] for d in cur.description]
-    return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+_dicts = rows_of  # rows as dicts, the same keys on both backends
 
 
 def _approval(row: tuple[Any, ...] | None) -> dict[str, Any] | None:

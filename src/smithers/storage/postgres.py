@@ -1,0 +1,406 @@
+"""PostgreSQL specifics, kept in one place: the connection adapter, the SQLite→PostgreSQL DDL
+translation, migrations under an advisory lock, commit-ordered event ids, LISTEN/NOTIFY.
+
+:class:`PgConnection` gives the store what it uses of a ``sqlite3`` connection (``execute``
+returning a cursor-like result with ``fetchone/fetchall/rowcount/description``, iteration,
+``executemany``, ``in_transaction``), so the store's SQL — written once, in SQLite's dialect with
+``?`` placeholders — runs unchanged: ``?`` becomes ``%s`` (a literal ``%`` is escaped) and
+parameters are bound client-side (``psycopg.ClientCursor``), so ``? IS NULL`` needs no type.
+Database errors come back in the store's one vocabulary: a missing table is
+``sqlite3.OperationalError("no such table: ...")``, any other error in the statement is an
+``sqlite3.OperationalError``, a constraint violation an ``sqlite3.IntegrityError``.
+
+Connections: one *main* connection serves the thread that holds the store's write transaction
+and any read that finds it free; a read on another thread while it is busy borrows one from a
+``psycopg_pool.ConnectionPool`` (opened on first need). Every connection is in autocommit mode;
+a write transaction is an explicit ``BEGIN`` … ``COMMIT`` on the main connection.
+
+Imported only when a ``postgresql://`` URL is opened (psycopg is the ``postgres`` extra).
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+import threading
+import zlib
+from collections.abc import Iterator, Sequence
+from decimal import Decimal
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+try:
+    import psycopg
+    from psycopg import ClientCursor, sql
+    from psycopg.adapt import Loader
+    from psycopg_pool import ConnectionPool
+except ImportError as err:  # pragma: no cover - exercised only without the extra
+    raise ImportError(
+        "a postgresql:// database needs psycopg 3 and psycopg-pool: pip install 'smithers-orchestrator[postgres]'"
+    ) from err
+
+DatabaseError = psycopg.Error  # what a failed connection raises, for the store's messages
+POOL_MAX = 4
+CONNECT_TIMEOUT_S = 10
+# advisory-lock namespaces (the first key of pg_advisory_xact_lock(int, int))
+LOCK_SPACES = {"migrate": 0x534D0001, "run": 0x534D0002, "ddl": 0x534D0003, "events": 0x534D0004}
+
+
+def redact(url: str) -> str:
+    """The URL without its password (for messages and ``store.label``)."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.rsplit("@", 1)
+    user = (parts.username or "") + ":***"
+    return urlunsplit(parts._replace(netloc=f"{user}@{netloc[1]}"))
+
+
+# -- placeholders ------------------------------------------------------------------------------
+
+_TOKENS = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|--[^\n]*|\?|%")
+_translated: dict[str, str] = {}
+
+
+def translate_placeholders(query: str) -> str:
+    """``?`` (outside quotes and comments) → ``%s``; ``%`` → ``%%`` (psycopg's escape).
+
+    >>> translate_placeholders("SELECT * FROM t WHERE a = ? AND b LIKE '50%?'")
+    "SELECT * FROM t WHERE a = %s AND b LIKE '50%%?'"
+    """
+    done = _translated.get(query)
+    if done is None:
+
+        def swap(m: re.Match[str]) -> str:
+            token = m.group(0)
+            if token == "?":
+                return "%s"
+            return token.replace("%", "%%")
+
+        done = _translated[query] = _TOKENS.sub(swap, query)
+    return done
+
+
+# -- DDL ------------------------------------------------------------------------------------------
+
+# column types, written in upper case as the migrations do (a quoted or lower-case name is never a type)
+_TYPES = {"INTEGER": "BIGINT", "REAL": "DOUBLE PRECISION", "BLOB": "BYTEA"}
+_TYPE_TOKENS = re.compile(r'"(?:[^"]|"")*"|\'(?:[^\']|\'\')*\'|\b(?:INTEGER|REAL|BLOB)\b')
+_INTEGER_KEY = re.compile(r"\b(\w+)\s+INTEGER\s+(?:NOT\s+NULL\s+)?PRIMARY\s+KEY(?:\s+AUTOINCREMENT)?", re.I)
+_CREATE_TABLE = re.compile(r"^\s*CREATE\s+TABLE\s+(?:IF\s+NOT\s+EXISTS\s+)?\"?(\w+)\"?", re.I)
+_VIRTUAL = re.compile(r"^\s*CREATE\s+VIRTUAL\s+TABLE\s+(\w+)\s+USING\s+fts5\s*\((.*)\)\s*$", re.I | re.S)
+_INSERT_OR = re.compile(r"^\s*INSERT\s+OR\s+(IGNORE|REPLACE)\s+", re.I)
+FTS_WEIGHTS = "ABCD"
+TS_CONFIG = "simple"  # like FTS5's unicode61: split on non-word characters, lowercase, no stemming
+
+
+def translate_ddl(statement: str) -> list[str]:
+    """One SQLite DDL statement of a migration (or an output table) as PostgreSQL statements.
+
+    - ``INTEGER``/``REAL``/``BLOB`` → ``BIGINT``/``DOUBLE PRECISION``/``BYTEA`` (epoch-ms need 64
+      bits); types in upper case, as the migrations write them (names are lower case or quoted);
+    - ``x INTEGER PRIMARY KEY [AUTOINCREMENT]`` (SQLite's rowid alias) → an identity column;
+    - an internal ``_smithers_*`` table without one gets a ``rowid`` identity column, SQLite's
+      hidden rowid made explicit (``ORDER BY rowid`` keeps its meaning);
+    - ``CREATE VIRTUAL TABLE t USING fts5(a, b, ...)`` → a table ``(rowid, a, b, ..., tsv)`` whose
+      ``tsv`` is a generated ``tsvector`` (column weights A, B, ... in order) with a GIN index;
+    - ``INSERT OR IGNORE`` → ``INSERT ... ON CONFLICT DO NOTHING``.
+    """
+    virtual = _VIRTUAL.match(statement)
+    if virtual:
+        return _fts_table(virtual.group(1), virtual.group(2))
+    out = statement
+    has_key = bool(_INTEGER_KEY.search(out))
+    out = _INTEGER_KEY.sub(r"\1 BIGINT GENERATED BY DEFAULT AS IDENTITY PRIMARY KEY", out)
+    out = _TYPE_TOKENS.sub(lambda m: _TYPES.get(m.group(0), m.group(0)), out)
+    create = _CREATE_TABLE.match(out)
+    if create and create.group(1).startswith("_smithers_") and not has_key:
+        close = out.rstrip().rfind(")")
+        out = out[:close].rstrip() + ",\n    rowid BIGINT GENERATED BY DEFAULT AS IDENTITY\n)"
+    insert_or = _INSERT_OR.match(out)
+    if insert_or:
+        if insert_or.group(1).upper() == "REPLACE":
+            raise ValueError(f"INSERT OR REPLACE has no generic PostgreSQL form; write INSERT ... ON CONFLICT: {statement[:80]}")
+        out = "INSERT INTO " + out[insert_or.end():].removeprefix("INTO ").strip() + " ON CONFLICT DO NOTHING"
+    return [out]
+
+
+def _fts_table(name: str, spec: str) -> list[str]:
+    columns = [c.strip() for c in spec.split(",") if c.strip() and "=" not in c]
+    if not columns or len(columns) > len(FTS_WEIGHTS):
+        raise ValueError(f"fts5 table {name}: 1 to {len(FTS_WEIGHTS)} columns supported, got {columns}")
+    vector = " || ".join(
+        f"setweight(to_tsvector('{TS_CONFIG}', coalesce({c}, '')), '{w}')" for c, w in zip(columns, FTS_WEIGHTS, strict=False)
+    )
+    cols = ", ".join(f"{c} TEXT" for c in columns)
+    return [
+        f"CREATE TABLE {name} (rowid BIGINT PRIMARY KEY, {cols}, tsv tsvector GENERATED ALWAYS AS ({vector}) STORED)",
+        f"CREATE INDEX {name}_tsv ON {name} USING GIN (tsv)",
+    ]
+
+
+# statements run after a migration on PostgreSQL only, by version: the event table's rowid is
+# not an identity but the commit-ordered id stamped by stamp_events (see there)
+AFTER_MIGRATION: dict[int, list[str]] = {
+    1: [
+        "ALTER TABLE _smithers_events ALTER COLUMN rowid DROP IDENTITY",
+        "ALTER TABLE _smithers_events ALTER COLUMN rowid DROP NOT NULL",
+        "CREATE INDEX _smithers_events_rowid ON _smithers_events (rowid)",
+    ],
+}
+
+
+# -- results and errors ---------------------------------------------------------------------------
+
+
+class _NumericLoader(Loader):
+    """``numeric`` (what SUM() of integers gives) as int when whole, else float, as SQLite does."""
+
+    def load(self, data: Any) -> int | float:
+        value = Decimal(bytes(data).decode())
+        return int(value) if value == value.to_integral_value() else float(value)
+
+
+class PgResult:
+    """A finished statement's rows (fetched at once), like a ``sqlite3.Cursor`` after ``execute``."""
+
+    __slots__ = ("_pos", "_rows", "description", "lastrowid", "rowcount")
+
+    def __init__(self, description: Any, rows: list[tuple[Any, ...]], rowcount: int) -> None:
+        self.description = description
+        self._rows = rows
+        self._pos = 0
+        self.rowcount = rowcount
+        self.lastrowid = None
+
+    def fetchone(self) -> tuple[Any, ...] | None:
+        if self._pos >= len(self._rows):
+            return None
+        row = self._rows[self._pos]
+        self._pos += 1
+        return row
+
+    def fetchall(self) -> list[tuple[Any, ...]]:
+        rows = self._rows[self._pos:]
+        self._pos = len(self._rows)
+        return rows
+
+    def __iter__(self) -> Iterator[tuple[Any, ...]]:
+        return iter(self.fetchall())
+
+
+def _as_store_error(err: psycopg.Error) -> Exception:
+    message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    if isinstance(err, psycopg.errors.UndefinedTable):
+        return sqlite3.OperationalError(f"no such table: {message}")
+    if isinstance(err, psycopg.errors.IntegrityError):
+        return sqlite3.IntegrityError(message)
+    if isinstance(err, (psycopg.errors.ProgrammingError, psycopg.errors.DataError)):
+        return sqlite3.OperationalError(message)
+    return err
+
+
+def _no_nul(value: Any) -> Any:
+    """PostgreSQL text cannot hold NUL, so no stored value has one: a read that looks one up (the
+    engine renders against the impossible run id ``"\\x00no-run"``) asks for U+FFFD instead, which
+    finds nothing just the same. Writes are left alone: a NUL there is an error, never altered."""
+    return value.replace("\x00", "\ufffd") if isinstance(value, str) else value
+
+
+def _configure(conn: psycopg.Connection[Any]) -> None:
+    conn.adapters.register_loader("numeric", _NumericLoader)
+
+
+def _connect(url: str) -> psycopg.Connection[Any]:
+    conn = psycopg.connect(url, autocommit=True, cursor_factory=ClientCursor, connect_timeout=CONNECT_TIMEOUT_S)
+    _configure(conn)
+    return conn
+
+
+class PgConnection:
+    """What the store uses of a connection, over PostgreSQL (see the module docstring)."""
+
+    dialect = "postgresql"
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._main = _connect(url)
+        self._main_lock = threading.Lock()
+        self._tx_thread: int | None = None
+        self._pool: ConnectionPool[Any] | None = None
+        self._pool_lock = threading.Lock()
+
+    # -- statements -------------------------------------------------------------------------
+
+    def _run(self, conn: psycopg.Connection[Any], query: str, params: Sequence[Any] | None) -> PgResult:
+        try:
+            cur = conn.cursor()
+            if params:
+                if query.lstrip()[:6].upper() == "SELECT" and any(isinstance(p, str) and "\x00" in p for p in params):
+                    params = [_no_nul(p) for p in params]
+                cur.execute(translate_placeholders(query), params)
+            else:  # no parameters: psycopg reads the text as it is (a literal % stays)
+                cur.execute(query)
+            rows = cur.fetchall() if cur.description is not None else []
+            return PgResult(cur.description, rows, cur.rowcount)
+        except psycopg.Error as err:
+            mapped = _as_store_error(err)
+            if mapped is err:
+                raise
+            raise mapped from err
+
+    def execute(self, query: str, params: Sequence[Any] | None = ()) -> PgResult:
+        if self._tx_thread == threading.get_ident():
+            return self._run(self._main, query, params)
+        if self._main_lock.acquire(blocking=False):
+            try:
+                return self._run(self._main, query, params)
+            finally:
+                self._main_lock.release()
+        with self.pool().connection() as conn:
+            return self._run(conn, query, params)
+
+    def executemany(self, query: str, seq_of_params: Sequence[Sequence[Any]]) -> None:
+        for params in seq_of_params:
+            self.execute(query, params)
+
+    def pool(self) -> ConnectionPool[Any]:
+        with self._pool_lock:
+            if self._pool is None:
+                self._pool = ConnectionPool(
+                    self.url, min_size=0, max_size=POOL_MAX, open=True, configure=_configure,
+                    kwargs={"autocommit": True, "cursor_factory": ClientCursor, "connect_timeout": CONNECT_TIMEOUT_S},
+                    name="smithers",
+                )
+            return self._pool
+
+    # -- transactions -----------------------------------------------------------------------
+
+    @property
+    def in_transaction(self) -> bool:
+        return self._tx_thread == threading.get_ident()
+
+    def begin(self) -> None:
+        self._main_lock.acquire()
+        try:
+            self._main.execute("BEGIN")
+        except BaseException:
+            self._main_lock.release()
+            raise
+        self._tx_thread = threading.get_ident()
+
+    def _end(self, statement: str) -> None:
+        try:
+            self._main.execute(statement)
+        finally:
+            self._tx_thread = None
+            self._main_lock.release()
+
+    def commit(self) -> None:
+        self._end("COMMIT")
+
+    def rollback(self) -> None:
+        self._end("ROLLBACK")
+
+    def lock_key(self, space: str, key: str) -> None:
+        """A transaction-scoped advisory lock on ``key`` in namespace ``space`` (held until commit)."""
+        self.execute("SELECT pg_advisory_xact_lock(?, ?)", (LOCK_SPACES[space], _key32(key)))
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.close()
+        self._main.close()
+
+
+def _key32(key: str) -> int:
+    """A stable signed 32-bit number for ``key`` (advisory lock keys are two int4)."""
+    value = zlib.crc32(key.encode())
+    return value - (1 << 32) if value >= (1 << 31) else value
+
+
+# -- migrations -----------------------------------------------------------------------------------
+
+
+def migrate(conn: PgConnection, migrations: list[tuple[int, str, list[str]]], now_ms: int) -> None:
+    """Apply the migrations not applied yet, in one transaction, under an advisory lock: two
+    processes opening a fresh database at once apply each migration once (the second waits,
+    then finds them applied)."""
+    conn.begin()
+    try:
+        conn.lock_key("migrate", "schema")
+        conn.execute(
+            "CREATE TABLE IF NOT EXISTS _smithers_migrations "
+            "(version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at_ms BIGINT NOT NULL)"
+        )
+        applied = {r[0] for r in conn.execute("SELECT version FROM _smithers_migrations")}
+        for version, name, statements in migrations:
+            if version in applied:
+                continue
+            for statement in statements:
+                for translated in translate_ddl(statement):
+                    conn.execute(translated)
+            for extra in AFTER_MIGRATION.get(version, []):
+                conn.execute(extra)
+            conn.execute("INSERT INTO _smithers_migrations (version, name, applied_at_ms) VALUES (?, ?, ?)", (version, name, now_ms))
+    except BaseException:
+        conn.rollback()
+        raise
+    conn.commit()
+
+
+# -- events: a commit-ordered global id ------------------------------------------------------------
+
+
+def stamp_events(conn: PgConnection, events: list[dict[str, Any]]) -> None:
+    """Give this transaction's events their global ``rowid`` right before COMMIT, under a lock
+    held until the commit: ids are then handed out in commit order, so a reader tailing
+    ``rowid > cursor`` (the metrics collector, the SSE tail) never sees id N+1 committed while
+    id N is still in flight and skips it. The lock is taken last and held only for one UPDATE
+    and the COMMIT; rows of an uncommitted transaction have no id and are invisible anyway."""
+    conn.lock_key("events", "global")
+    base: int = conn.execute("SELECT COALESCE(MAX(rowid), 0) FROM _smithers_events").fetchone()[0]  # type: ignore[index]
+    by_run: dict[str, list[int]] = {}
+    for event in events:
+        by_run.setdefault(event["run_id"], []).append(event["seq"])
+    for run_id, seqs in by_run.items():
+        low, high = min(seqs), max(seqs)
+        conn.execute(
+            "UPDATE _smithers_events SET rowid = ? + seq - ? WHERE run_id = ? AND seq BETWEEN ? AND ?", (base + 1, low, run_id, low, high)
+        )
+        base += high - low + 1
+
+
+# -- full-text search ------------------------------------------------------------------------------
+
+
+def tsquery_of(words: list[str]) -> str:
+    """Words OR-ed as a ``to_tsquery`` text, each quoted (never syntax)."""
+    return " | ".join("'" + w.replace("'", "''") + "'" for w in words)
+
+
+# -- LISTEN/NOTIFY ------------------------------------------------------------------------------
+
+
+class PgListener:
+    """A dedicated connection LISTENing on ``channels``; :meth:`wait` blocks up to a timeout
+    (call it from a thread) and returns the ``(channel, payload)`` pairs that arrived."""
+
+    def __init__(self, url: str, channels: list[str]) -> None:
+        self._conn = psycopg.connect(url, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S)
+        for channel in channels:
+            self._conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(channel)))
+
+    def wait(self, timeout_s: float) -> list[tuple[str, str]]:
+        got = [(n.channel, n.payload) for n in self._conn.notifies(timeout=max(timeout_s, 0.0), stop_after=1)]
+        if got:  # whatever else already arrived, without waiting again
+            got += [(n.channel, n.payload) for n in self._conn.notifies(timeout=0.0)]
+        return got
+
+    def close(self) -> None:
+        self._conn.close()
+
+
+__all__ = [
+    "AFTER_MIGRATION", "DatabaseError", "PgConnection", "PgListener", "PgResult", "migrate", "redact", "stamp_events", "translate_ddl",
+    "translate_placeholders", "tsquery_of",
+]
