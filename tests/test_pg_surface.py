@@ -369,3 +369,25 @@ def test_db_copy_into_postgres_refuses_data_and_a_failure_leaves_it_unchanged(tm
     refused = dest.cli("db", "copy", "--from", str(db), "--to", pg_url)
     assert refused.returncode == 4 and "is not empty: it holds 2 run(s)" in refused.stderr
     assert sqlite3.connect(db).execute("SELECT COUNT(*) FROM _smithers_runs").fetchone()[0] == 2
+
+
+# -- the MCP server -------------------------------------------------------------------------------
+
+
+def test_the_mcp_server_runs_and_reads_on_postgres(pg: PgProject) -> None:
+    import anyio
+    from mcp_client import connect
+
+    async def scenario() -> None:
+        async with connect(pg.root, pg.url) as client:  # type: ignore[arg-type]  # --db takes the URL as it is
+            started = await client.data("run_workflow", spec="wf.py")
+            run_id = started["run_id"]
+            assert Path(started["log"]).is_relative_to(pg.root / ".smithers" / "runs")  # home: the server's folder
+            detail = await client.until("get_run", lambda d: d["status"] == "waiting-approval", run_id=run_id)
+            assert {n["id"]: n["status"] for n in detail["nodes"]}["fan3"] == "finished"
+            assert [r["run_id"] for r in (await client.data("list_runs"))["runs"]] == [run_id]
+            await client.data("approve", run_id=run_id, node_id="ship")
+            await client.until("get_run", lambda d: d["status"] == "finished", run_id=run_id)
+
+    anyio.run(scenario)
+    assert _outputs(pg.json("inspect", pg.json("ps")[0]["run_id"]))["push"] == {"path": "pushed", "n": 0}
