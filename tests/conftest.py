@@ -95,13 +95,20 @@ def store(db_target: str) -> Iterator[Store]:
 
 @dataclass
 class Project:
-    """A folder with a smithers.db, a way to write workflow files and to run `smithers`."""
+    """A folder with a smithers.db (or, with ``url``, a PostgreSQL database), a way to write
+    workflow files and to run `smithers`."""
 
     root: Path
+    url: str | None = None
 
     @property
     def db(self) -> Path:
         return self.root / "smithers.db"
+
+    @property
+    def target(self) -> str:
+        """The database as ``--db``/``SMITHERS_DB`` name it: the file, or the URL."""
+        return self.url or str(self.db)
 
     def write(self, name: str, source: str) -> Path:
         path = self.root / name
@@ -111,7 +118,9 @@ class Project:
 
     def env(self, **extra: str) -> dict[str, str]:
         env = dict(os.environ)
-        env["SMITHERS_DB"] = str(self.db)
+        env["SMITHERS_DB"] = self.target
+        if self.url:
+            env["SMITHERS_HOME"] = str(self.root)
         env.pop("COLUMNS", None)
         env.update(extra)
         return env
@@ -136,11 +145,17 @@ class Project:
         return json.loads(result.stdout)
 
     def store(self) -> Store:
-        return Store.open(self.db)
+        return Store.open(self.target)
 
     def query(self, sql: str, params: tuple = ()) -> list[tuple]:
         """Plain SQL on the project's database (opened as a store first, so it is created and
-        migrated, waiting for a process that is creating it)."""
+        migrated, waiting for a process that is creating it). Portable SQL on PostgreSQL."""
+        if self.url:
+            store = Store.open(self.url)
+            try:
+                return [tuple(row) for row in store._conn.execute(sql, params).fetchall()]
+            finally:
+                store.close()
         Store.open(self.db).close()
         conn = sqlite3.connect(self.db, timeout=30)
         try:
@@ -152,6 +167,28 @@ class Project:
 @pytest.fixture
 def project(tmp_path: Path) -> Project:
     return Project(tmp_path)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def any_project(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Project:
+    """A project on each backend: its smithers.db, then a fresh PostgreSQL database (run logs
+    under the folder: ``SMITHERS_HOME``)."""
+    if request.param == "sqlite":
+        return Project(tmp_path)
+    monkeypatch.setenv("SMITHERS_HOME", str(tmp_path))
+    return Project(tmp_path, url=request.getfixturevalue("pg_url"))
+
+
+def write_sql(project: Project, sql: str, params: tuple = ()) -> None:
+    """One committed write in plain SQL on the project's database, as another process would make it."""
+    store = project.store()
+    try:
+        conn = store._conn
+        conn.execute("BEGIN")
+        conn.execute(sql, params)
+        conn.execute("COMMIT")
+    finally:
+        store.close()
 
 
 @pytest.fixture
@@ -195,7 +232,7 @@ class InProcess:
     def up(self, name: str = "wf.py", raw_input: dict | None = None, **kwargs: object):
         from smithers.ops import start_run
 
-        store = Store.open(self.project.db)
+        store = Store.open(self.project.target)
         try:
             return start_run(str(self.project.root / name), store=store, raw_input=raw_input, **kwargs)  # type: ignore[arg-type]
         finally:
@@ -204,7 +241,7 @@ class InProcess:
     def resume(self, run_id: str, **kwargs: object):
         from smithers.ops import resume_run
 
-        store = Store.open(self.project.db)
+        store = Store.open(self.project.target)
         try:
             return resume_run(run_id, store=store, **kwargs)  # type: ignore[arg-type]
         finally:
@@ -214,3 +251,9 @@ class InProcess:
 @pytest.fixture
 def inproc(project: Project) -> InProcess:
     return InProcess(project)
+
+
+@pytest.fixture
+def any_inproc(any_project: Project) -> InProcess:
+    """In-process runs on each backend (with ``any_project``)."""
+    return InProcess(any_project)

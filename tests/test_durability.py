@@ -11,6 +11,7 @@ import subprocess
 import time
 
 import pytest
+from conftest import write_sql
 from waiting import wait_until
 
 from smithers.errors import RunOwnedError
@@ -483,29 +484,34 @@ def changing(ctx):
 
 
 def _own_by(project, run_id: str, *, host: str, pid: int, heartbeat_ms: int) -> None:
-    with sqlite3.connect(project.db, timeout=30) as conn:  # as if another process owned it
-        conn.execute(
-            "UPDATE _smithers_runs SET owner_id = ?, owner_host = ?, owner_pid = ?, heartbeat_at_ms = ?, status = 'running' "
-            "WHERE run_id = ?",
-            (f"{host}:{pid}:12345:abcd", host, pid, heartbeat_ms, run_id),
-        )
+    write_sql(  # as if another process owned it
+        project,
+        "UPDATE _smithers_runs SET owner_id = ?, owner_host = ?, owner_pid = ?, heartbeat_at_ms = ?, status = 'running' WHERE run_id = ?",
+        (f"{host}:{pid}:12345:abcd", host, pid, heartbeat_ms, run_id),
+    )
 
 
-def test_lease_of_an_owner_on_another_host(project, inproc):
+# the lease tests run on both backends (any_project: SQLite, then PostgreSQL)
+
+
+def test_lease_of_an_owner_on_another_host(any_project, any_inproc):
+    project, inproc = any_project, any_inproc
     project.write("wf.py", SIMPLE)
     assert inproc.up(run_id="leased").status == "finished"
     _own_by(project, "leased", host="elsewhere.example", pid=os.getpid(), heartbeat_ms=int(time.time() * 1000))
     with pytest.raises(RunOwnedError, match="another process"):
         inproc.resume("leased")
-    result = project.cli("resume", "leased")
-    assert result.returncode == 4
+    if project.url is None:  # the CLI on a postgresql:// URL is tested with the CLI's backend-neutral --db
+        result = project.cli("resume", "leased")
+        assert result.returncode == 4
     # once the lease is stale (default 30 s), it is taken over
     _own_by(project, "leased", host="elsewhere.example", pid=os.getpid(), heartbeat_ms=int(time.time() * 1000) - 31_000)
     assert inproc.resume("leased").status == "finished"
     assert project.query("SELECT owner_id FROM _smithers_runs") == [(None,)]
 
 
-def test_a_dead_owner_on_this_host_is_taken_over_at_once(project, inproc):
+def test_a_dead_owner_on_this_host_is_taken_over_at_once(any_project, any_inproc):
+    project, inproc = any_project, any_inproc
     project.write("wf.py", SIMPLE)
     assert inproc.up(run_id="dead").status == "finished"
     child = subprocess.Popen(["true"])
@@ -514,16 +520,18 @@ def test_a_dead_owner_on_this_host_is_taken_over_at_once(project, inproc):
     assert inproc.resume("dead").status == "finished"
 
 
-def test_a_live_process_with_a_recycled_pid_is_not_the_owner(project, inproc):
+def test_a_live_process_with_a_recycled_pid_is_not_the_owner(any_project, any_inproc):
     """The owner id records the process start time: the same pid with another start time is not it."""
+    project, inproc = any_project, any_inproc
     project.write("wf.py", SIMPLE)
     assert inproc.up(run_id="recycled").status == "finished"
     _own_by(project, "recycled", host=socket.gethostname(), pid=os.getpid(), heartbeat_ms=int(time.time() * 1000))
     assert inproc.resume("recycled").status == "finished"
 
 
-def test_losing_the_lease_stops_the_old_owner_writing(project, inproc):
+def test_losing_the_lease_stops_the_old_owner_writing(any_project, any_inproc):
     """Fencing: once another owner took the run, the old one's writes are refused."""
+    project, inproc = any_project, any_inproc
     project.write("wf.py", HEADER + """
 async def slow(tc):
     deadline = time.monotonic() + 20
@@ -541,13 +549,18 @@ def fenced(ctx):
     thread = threading.Thread(target=lambda: outcome.update(result=inproc.up(run_id="fenced")))
     thread.start()
     try:
-        wait_until(lambda: project.db.exists() and statuses(project, "fenced").get("slow") == "running", what="slow running")
+        wait_until(lambda: (project.url or project.db.exists()) and statuses(project, "fenced").get("slow") == "running",
+                   what="slow running")
         _own_by(project, "fenced", host="thief.example", pid=1, heartbeat_ms=int(time.time() * 1000))
     finally:
         (project.root / "release").touch()
         thread.join(timeout=10)
     assert outcome["result"].status == "lease-lost"
-    assert project.query("SELECT count(*) FROM sqlite_master WHERE name = 'out'") == [(0,)]  # no output written
+    store = project.store()
+    try:
+        assert store.read_output_rows("out", "fenced", "slow") == []  # no output written
+    finally:
+        store.close()
     assert project.query("SELECT owner_host FROM _smithers_runs") == [("thief.example",)]
 
 

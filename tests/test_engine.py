@@ -1067,7 +1067,7 @@ def test_waits_never_reach_back_into_the_loop():
 
 
 def test_storage_waits_imports_nothing_above_storage():
-    allowed_smithers = {"..states", "..errors", ".store", ".output_tables"}
+    allowed_smithers = {"..states", "..errors", ".store", ".output_tables", ".dialect"}
     for name in _imports(_module_tree("smithers.storage.waits")):
         if name.startswith("."):
             assert name in allowed_smithers, name

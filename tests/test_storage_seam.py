@@ -68,8 +68,8 @@ def test_the_waiting_status_its_event_and_wake_at_agree(project, run_id_of):
     assert wake_at == fires == waiting["wake_at_ms"]
 
 
-def test_set_run_writes_the_wake_up_time_with_the_status_or_not_at_all(tmp_path):
-    store = Store.open(tmp_path / "smithers.db")
+def test_set_run_writes_the_wake_up_time_with_the_status_or_not_at_all(db_target, tmp_path):
+    store = Store.open(db_target)
     with store.tx("r1") as tx:
         tx.create_run(workflow="w", workflow_spec="w.py", input_json="{}", source_json="{}", cwd=str(tmp_path), max_concurrency=1)
     with pytest.raises(RuntimeError), store.tx("r1") as tx:  # a crash inside the commit: neither is written
@@ -161,12 +161,12 @@ def test_storage_imports_nothing_above_it():
     assert offenders == []
 
 
-def test_metrics_subscribe_to_store_commits(tmp_path):
+def test_metrics_subscribe_to_store_commits(db_target):
     assert observe_transaction in store_module._commit_observers  # registered by importing the metrics module
     seen: list[float] = []
     store_module.add_commit_observer(seen.append)
     try:
-        store = Store.open(tmp_path / "smithers.db")
+        store = Store.open(db_target)
         with store.tx("r1") as tx:
             tx.event(EventType.RUN_STARTED)
         with pytest.raises(RuntimeError), store.tx("r1") as tx:  # a rolled-back transaction is not a commit

@@ -81,6 +81,47 @@ def translate_placeholders(query: str) -> str:
     return done
 
 
+_split: dict[str, list[str]] = {}
+
+
+def _split_placeholders(query: str) -> list[str]:
+    """The text around each ``?`` placeholder (outside quotes and comments)."""
+    parts = _split.get(query)
+    if parts is None:
+        parts, last = [], 0
+        for m in _TOKENS.finditer(query):
+            if m.group(0) == "?":
+                parts.append(query[last:m.start()])
+                last = m.end()
+        parts.append(query[last:])
+        _split[query] = parts
+    return parts
+
+
+def _literal(value: Any) -> str | None:
+    """``value`` as a SQL literal for the common types (None: let psycopg do it). Strings are
+    standard-conforming (a quote doubled, backslashes as they are: the server's default, checked
+    at connect time); a negative number is parenthesised, so ``a - ?`` never reads as ``a --``."""
+    if value is None:
+        return "NULL"
+    if isinstance(value, str):
+        text = str(value)
+        if "\x00" in text:
+            return None  # psycopg raises the error that names the problem
+        return "'" + text.replace("'", "''") + "'"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(int(value)) if value >= 0 else f"({int(value)})"
+    if isinstance(value, float):
+        if value != value or value in (float("inf"), float("-inf")):
+            return None
+        return repr(value) if value >= 0 else f"({value!r})"
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return "'\\x" + bytes(value).hex() + "'::bytea"
+    return None
+
+
 # -- DDL ------------------------------------------------------------------------------------------
 
 # column types, written in upper case as the migrations do (a quoted or lower-case name is never a type)
@@ -207,18 +248,26 @@ def _no_nul(value: Any) -> Any:
     return value.replace("\x00", "\ufffd") if isinstance(value, str) else value
 
 
-def _configure(conn: psycopg.Connection[Any]) -> None:
-    conn.adapters.register_loader("numeric", _NumericLoader)
-
-
 def _connect(url: str) -> psycopg.Connection[Any]:
     conn = psycopg.connect(url, autocommit=True, cursor_factory=ClientCursor, connect_timeout=CONNECT_TIMEOUT_S)
     _configure(conn)
     return conn
 
 
+def _configure(conn: psycopg.Connection[Any]) -> None:
+    conn.adapters.register_loader("numeric", _NumericLoader)
+    # the literals of _literal() are standard-conforming strings (PostgreSQL's default since 9.1)
+    conn.execute("SET standard_conforming_strings = on")
+
+
 class PgConnection:
-    """What the store uses of a connection, over PostgreSQL (see the module docstring)."""
+    """What the store uses of a connection, over PostgreSQL (see the module docstring).
+
+    Round trips are what a checkpoint costs on PostgreSQL, so a write transaction sends as few
+    as it can: ``BEGIN`` and the run's lock travel with the transaction's first statement,
+    writes whose result nobody reads (:meth:`defer`: an event's INSERT) with the next statement,
+    and the event stamping with the ``COMMIT`` (one simple-protocol message each time; an error
+    in any of them fails the statement it travels with, and the transaction rolls back whole)."""
 
     dialect = "postgresql"
 
@@ -227,31 +276,52 @@ class PgConnection:
         self._main = _connect(url)
         self._main_lock = threading.Lock()
         self._tx_thread: int | None = None
+        self._pending: list[str] = []  # SQL to send ahead of the next statement (BEGIN, locks, deferred writes)
+        self._begun = False  # whether BEGIN has reached the server
         self._pool: ConnectionPool[Any] | None = None
         self._pool_lock = threading.Lock()
 
     # -- statements -------------------------------------------------------------------------
 
-    def _run(self, conn: psycopg.Connection[Any], query: str, params: Sequence[Any] | None) -> PgResult:
+    def _render(self, query: str, params: Sequence[Any] | None) -> str:
+        """The statement with its parameters bound client-side, as the server will get it: the
+        common types quoted here (fast), anything else by psycopg's ``ClientCursor.mogrify``."""
+        if not params:
+            return query
+        if query.lstrip()[:6].upper() == "SELECT" and any(isinstance(p, str) and "\x00" in p for p in params):
+            params = [_no_nul(p) for p in params]
+        parts = _split_placeholders(query)
+        if len(parts) == len(params) + 1:
+            literals = [_literal(p) for p in params]
+            if None not in literals:
+                out = [parts[0]]
+                for literal, part in zip(literals, parts[1:], strict=True):
+                    out += (literal, part)  # type: ignore[arg-type]
+                return "".join(out)
+        try:
+            return ClientCursor(self._main).mogrify(translate_placeholders(query), params)
+        except psycopg.Error as err:
+            raise _mapped(err) from err
+
+    def _run(self, conn: psycopg.Connection[Any], query: str, params: Sequence[Any] | None, ahead: list[str] | None = None) -> PgResult:
         try:
             cur = conn.cursor()
-            if params:
-                if query.lstrip()[:6].upper() == "SELECT" and any(isinstance(p, str) and "\x00" in p for p in params):
-                    params = [_no_nul(p) for p in params]
-                cur.execute(translate_placeholders(query), params)
-            else:  # no parameters: psycopg reads the text as it is (a literal % stays)
-                cur.execute(query)
+            if ahead:
+                cur.execute("; ".join([*ahead, self._render(query, params)]))
+                for _ in ahead:
+                    cur.nextset()
+            else:  # no parameters left: psycopg sends the text as it is (a literal % stays)
+                cur.execute(self._render(query, params))
             rows = cur.fetchall() if cur.description is not None else []
             return PgResult(cur.description, rows, cur.rowcount)
         except psycopg.Error as err:
-            mapped = _as_store_error(err)
-            if mapped is err:
-                raise
-            raise mapped from err
+            raise _mapped(err) from err
 
     def execute(self, query: str, params: Sequence[Any] | None = ()) -> PgResult:
         if self._tx_thread == threading.get_ident():
-            return self._run(self._main, query, params)
+            ahead, self._pending = self._pending, []
+            self._begun = True
+            return self._run(self._main, query, params, ahead)
         if self._main_lock.acquire(blocking=False):
             try:
                 return self._run(self._main, query, params)
@@ -259,6 +329,14 @@ class PgConnection:
                 self._main_lock.release()
         with self.pool().connection() as conn:
             return self._run(conn, query, params)
+
+    def defer(self, query: str, params: Sequence[Any] | None = ()) -> None:
+        """Inside a write transaction: send this write with the next statement (or the COMMIT)
+        instead of waiting for its answer now. Only for writes whose result is not read."""
+        if self._tx_thread != threading.get_ident():
+            self.execute(query, params)
+            return
+        self._pending.append(self._render(query, params))
 
     def executemany(self, query: str, seq_of_params: Sequence[Sequence[Any]]) -> None:
         for params in seq_of_params:
@@ -281,35 +359,48 @@ class PgConnection:
         return self._tx_thread == threading.get_ident()
 
     def begin(self) -> None:
+        """Open a write transaction on this thread (``BEGIN`` goes with its first statement)."""
         self._main_lock.acquire()
-        try:
-            self._main.execute("BEGIN")
-        except BaseException:
-            self._main_lock.release()
-            raise
         self._tx_thread = threading.get_ident()
-
-    def _end(self, statement: str) -> None:
-        try:
-            self._main.execute(statement)
-        finally:
-            self._tx_thread = None
-            self._main_lock.release()
-
-    def commit(self) -> None:
-        self._end("COMMIT")
-
-    def rollback(self) -> None:
-        self._end("ROLLBACK")
+        self._pending = ["BEGIN"]
+        self._begun = False
 
     def lock_key(self, space: str, key: str) -> None:
-        """A transaction-scoped advisory lock on ``key`` in namespace ``space`` (held until commit)."""
-        self.execute("SELECT pg_advisory_xact_lock(?, ?)", (LOCK_SPACES[space], _key32(key)))
+        """A transaction-scoped advisory lock on ``key`` in namespace ``space`` (held until commit;
+        sent with the transaction's next statement)."""
+        self.defer(f"SELECT pg_advisory_xact_lock({LOCK_SPACES[space]}, {_key32(key)})")
+
+    def commit(self, *final: str) -> None:
+        """COMMIT, after the pending statements and ``final`` (statements sent in the same message)."""
+        statements = [*self._pending, *final]
+        self._pending = []
+        if self._begun or len(statements) > 1:  # BEGIN alone: nothing was written, nothing to send
+            self._begun = True  # a failure leaves the transaction open: the caller's rollback() ends it
+            self._run(self._main, "COMMIT", None, statements)
+        self._end()
+
+    def rollback(self) -> None:
+        self._pending = []
+        try:
+            if self._begun:
+                self._main.execute("ROLLBACK")
+        finally:
+            self._end()
+
+    def _end(self) -> None:
+        self._begun = False
+        self._tx_thread = None
+        self._main_lock.release()
 
     def close(self) -> None:
         if self._pool is not None:
             self._pool.close()
         self._main.close()
+
+
+def _mapped(err: psycopg.Error) -> Exception:
+    mapped = _as_store_error(err)
+    return err if mapped is err else mapped
 
 
 def _key32(key: str) -> int:
@@ -351,23 +442,26 @@ def migrate(conn: PgConnection, migrations: list[tuple[int, str, list[str]]], no
 # -- events: a commit-ordered global id ------------------------------------------------------------
 
 
-def stamp_events(conn: PgConnection, events: list[dict[str, Any]]) -> None:
-    """Give this transaction's events their global ``rowid`` right before COMMIT, under a lock
-    held until the commit: ids are then handed out in commit order, so a reader tailing
-    ``rowid > cursor`` (the metrics collector, the SSE tail) never sees id N+1 committed while
-    id N is still in flight and skips it. The lock is taken last and held only for one UPDATE
-    and the COMMIT; rows of an uncommitted transaction have no id and are invisible anyway."""
-    conn.lock_key("events", "global")
-    base: int = conn.execute("SELECT COALESCE(MAX(rowid), 0) FROM _smithers_events").fetchone()[0]  # type: ignore[index]
+def event_stamping(events: list[dict[str, Any]]) -> list[str]:
+    """The statements that give this transaction's events their global ``rowid``, sent with the
+    COMMIT: first a global lock held until the commit, then per run one UPDATE numbering its
+    events after the newest committed id. Ids are thus handed out in commit order, so a reader
+    tailing ``rowid > cursor`` (the metrics collector, the SSE tail) never sees id N+1 committed
+    while id N is still in flight and skips it. The lock is held only for those UPDATEs and the
+    COMMIT; rows of an uncommitted transaction have no id (and are invisible anyway). Each
+    statement reads with its own snapshot, taken after the lock is held (READ COMMITTED)."""
     by_run: dict[str, list[int]] = {}
     for event in events:
         by_run.setdefault(event["run_id"], []).append(event["seq"])
+    statements = [f"SELECT pg_advisory_xact_lock({LOCK_SPACES['events']}, 0)"]
     for run_id, seqs in by_run.items():
         low, high = min(seqs), max(seqs)
-        conn.execute(
-            "UPDATE _smithers_events SET rowid = ? + seq - ? WHERE run_id = ? AND seq BETWEEN ? AND ?", (base + 1, low, run_id, low, high)
+        quoted = "'" + run_id.replace("'", "''") + "'"
+        statements.append(
+            f"UPDATE _smithers_events SET rowid = (SELECT COALESCE(MAX(rowid), 0) FROM _smithers_events) + 1 + seq - {low} "
+            f"WHERE run_id = {quoted} AND seq BETWEEN {low} AND {high}"
         )
-        base += high - low + 1
+    return statements
 
 
 # -- full-text search ------------------------------------------------------------------------------
@@ -401,6 +495,6 @@ class PgListener:
 
 
 __all__ = [
-    "AFTER_MIGRATION", "DatabaseError", "PgConnection", "PgListener", "PgResult", "migrate", "redact", "stamp_events", "translate_ddl",
+    "AFTER_MIGRATION", "DatabaseError", "PgConnection", "PgListener", "PgResult", "event_stamping", "migrate", "redact", "translate_ddl",
     "translate_placeholders", "tsquery_of",
 ]

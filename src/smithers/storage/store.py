@@ -229,6 +229,8 @@ class Store(
         """One connection setting (``journal_mode``, ``synchronous``, ...) as SQLite reports it."""
         if not name.isidentifier():
             raise StorageError(f"not a pragma name: {name!r}")
+        if self.dialect == POSTGRESQL:
+            raise StorageError(f"PRAGMA {name} is a SQLite setting; {self.label} is a PostgreSQL database")
         row = self._conn.execute(f"PRAGMA {name}").fetchone()
         return row[0] if row else None
 
@@ -238,11 +240,7 @@ class Store(
         if self.dialect == POSTGRESQL:
             self._conn.begin()  # type: ignore[attr-defined]
             if run_id is not None:
-                try:
-                    self._conn.lock_key("run", run_id)  # type: ignore[attr-defined]
-                except BaseException:
-                    self._rollback()
-                    raise
+                self._conn.lock_key("run", run_id)  # type: ignore[attr-defined]
         else:
             begin_write(self._conn)
 
@@ -255,15 +253,14 @@ class Store(
     def _commit(self, tx: Tx | None = None) -> None:
         """The one COMMIT of every write (the fault-injection point)."""
         global _commits
-        if self.dialect == POSTGRESQL and tx is not None and tx.events:
-            from .postgres import stamp_events
-
-            stamp_events(self._conn, tx.events)  # type: ignore[arg-type]
         _commits += 1
         if self._fault_at is not None and _commits == self._fault_at:
             os.kill(os.getpid(), signal.SIGKILL)
         if self.dialect == POSTGRESQL:
-            self._conn.commit()
+            from .postgres import event_stamping
+
+            # the events' commit-ordered ids are stamped in the same message as the COMMIT
+            self._conn.commit(*(event_stamping(tx.events) if tx is not None and tx.events else ()))
         else:
             self._conn.execute("COMMIT")
 

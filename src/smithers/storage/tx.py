@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from ..states import AttemptStatus, NodeStatus, RunStatus
 from .cache import CacheTxMixin
 from .cron import CronTxMixin
-from .dialect import lock_run, rows_of, table_columns
+from .dialect import execute_write, lock_run, rows_of, table_columns
 from .history import HistoryTxMixin
 from .memory import MemoryTxMixin
 from .output_tables import KEY_COLUMNS, OutputTable
@@ -83,7 +83,8 @@ class Tx(WaitTxMixin, CronTxMixin, MemoryTxMixin, CacheTxMixin, ScoreTxMixin, Sn
                 self._seq = (row[0] or 0)
             self._seq += 1
             seq = self._seq
-        self._conn.execute(
+        execute_write(
+            self._conn,
             "INSERT INTO _smithers_events (run_id, seq, type, ts_ms, node_id, iteration, attempt, payload_json) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             (run_id, seq, type, self.ts, node_id, iteration, attempt, dumps(payload) if payload else None),
@@ -126,7 +127,7 @@ class Tx(WaitTxMixin, CronTxMixin, MemoryTxMixin, CacheTxMixin, ScoreTxMixin, Sn
         run row is written: ``up``, a subflow's child and a continue-as-new link all come here.
         ``input_json``/``source_json`` are JSON text (stored as they are)."""
         owner_id, owner_host, owner_pid = (owner.id, owner.host, owner.pid) if owner is not None else (None, None, None)
-        self._conn.execute(
+        execute_write(self._conn,
             "INSERT INTO _smithers_runs (run_id, workflow, workflow_spec, status, input_json, source_json, cwd, max_concurrency, "
             "created_at_ms, updated_at_ms, owner_id, owner_host, owner_pid, heartbeat_at_ms, parent_run_id, continued_from, "
             "carried_json) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -148,7 +149,7 @@ class Tx(WaitTxMixin, CronTxMixin, MemoryTxMixin, CacheTxMixin, ScoreTxMixin, Sn
         """Set the run's status. ``wake_at_ms`` (when a waiting run must be looked at again: a
         timer or a wait's deadline) is written with it, so the status and the wake-up time can
         never disagree; any other status clears it."""
-        self._conn.execute(
+        execute_write(self._conn,
             "UPDATE _smithers_runs SET status = ?, error_json = ?, updated_at_ms = ?, wake_at_ms = ?, "
             "finished_at_ms = CASE WHEN ? = 1 THEN ? ELSE NULL END WHERE run_id = ?",
             (str(status), dumps(error), self.ts, wake_at_ms, int(finished), self.ts, self.run_id),
@@ -157,20 +158,26 @@ class Tx(WaitTxMixin, CronTxMixin, MemoryTxMixin, CacheTxMixin, ScoreTxMixin, Sn
     def set_run_source(self, source_json: str) -> None:
         """Record the source fingerprint a run now runs (a hot reload), so that a later resume
         compares the files against the code that ran last."""
-        self._conn.execute(
+        execute_write(self._conn,
             "UPDATE _smithers_runs SET source_json = ?, updated_at_ms = ? WHERE run_id = ?", (source_json, self.ts, self.run_id)
         )
 
     def fence(self, owner_id: str) -> bool:
-        """Whether ``owner_id`` still holds the run's lease (touching ``updated_at_ms`` if so)."""
-        cur = self._conn.execute(
-            "UPDATE _smithers_runs SET updated_at_ms = ? WHERE run_id = ? AND owner_id = ?", (self.ts, self.run_id, owner_id)
-        )
-        return cur.rowcount == 1
+        """Whether ``owner_id`` still holds the run's lease (touching ``updated_at_ms`` if so).
+        The run's newest event ``seq`` comes back with it (one round trip, not two, on PostgreSQL)."""
+        row = self._conn.execute(
+            "UPDATE _smithers_runs SET updated_at_ms = ? WHERE run_id = ? AND owner_id = ? "
+            "RETURNING (SELECT COALESCE(MAX(seq), 0) FROM _smithers_events WHERE run_id = ?)",
+            (self.ts, self.run_id, owner_id, self.run_id),
+        ).fetchone()
+        if row is None:
+            return False
+        self._seq = row[0]
+        return True
 
     def set_owner(self, owner: OwnerLike, *, keep_cancel: bool) -> None:
         """Give the run's lease to ``owner``; a pending cancel request is kept only if ``keep_cancel``."""
-        self._conn.execute(
+        execute_write(self._conn,
             "UPDATE _smithers_runs SET owner_id = ?, owner_host = ?, owner_pid = ?, heartbeat_at_ms = ?, "
             "cancel_requested_at_ms = CASE WHEN ? = 1 THEN cancel_requested_at_ms END WHERE run_id = ?",
             (owner.id, owner.host, owner.pid, self.ts, int(keep_cancel), self.run_id),
@@ -186,14 +193,14 @@ class Tx(WaitTxMixin, CronTxMixin, MemoryTxMixin, CacheTxMixin, ScoreTxMixin, Sn
 
     def release_owner(self, owner_id: str) -> None:
         """Drop the lease if ``owner_id`` still holds it."""
-        self._conn.execute(
+        execute_write(self._conn,
             "UPDATE _smithers_runs SET owner_id = NULL, owner_pid = NULL, owner_host = NULL WHERE run_id = ? AND owner_id = ?",
             (self.run_id, owner_id),
         )
 
     def request_cancel(self) -> None:
         """Ask the live owner to cancel (it polls ``cancel_requested_at_ms``)."""
-        self._conn.execute("UPDATE _smithers_runs SET cancel_requested_at_ms = ? WHERE run_id = ?", (self.ts, self.run_id))
+        execute_write(self._conn, "UPDATE _smithers_runs SET cancel_requested_at_ms = ? WHERE run_id = ?", (self.ts, self.run_id))
 
     # -- resume and cancel ---------------------------------------------------------------
 
@@ -204,7 +211,7 @@ class Tx(WaitTxMixin, CronTxMixin, MemoryTxMixin, CacheTxMixin, ScoreTxMixin, Sn
             "SELECT node_id, iteration, attempt FROM _smithers_attempts WHERE run_id = ? AND status = ?",
             (self.run_id, AttemptStatus.RUNNING),
         ).fetchall()
-        self._conn.execute(
+        execute_write(self._conn,
             "UPDATE _smithers_attempts SET status = ?, finished_at_ms = ? WHERE run_id = ? AND status = ?",
             (status, self.ts, self.run_id, AttemptStatus.RUNNING),
         )
@@ -213,12 +220,12 @@ class Tx(WaitTxMixin, CronTxMixin, MemoryTxMixin, CacheTxMixin, ScoreTxMixin, Sn
     def requeue_nodes(self, *, fresh_budget_for_failed: bool) -> None:
         """Resume: ``running`` and ``cancelled`` nodes go back to ``pending``; with
         ``fresh_budget_for_failed`` failed nodes too, with their failure count reset."""
-        self._conn.execute(
+        execute_write(self._conn,
             "UPDATE _smithers_nodes SET status = ?, retry_at_ms = NULL, updated_at_ms = ? WHERE run_id = ? AND status IN (?, ?)",
             (NodeStatus.PENDING, self.ts, self.run_id, NodeStatus.RUNNING, NodeStatus.CANCELLED),
         )
         if fresh_budget_for_failed:
-            self._conn.execute(
+            execute_write(self._conn,
                 "UPDATE _smithers_nodes SET status = ?, failures = 0, retry_at_ms = NULL, updated_at_ms = ? "
                 "WHERE run_id = ? AND status = ?",
                 (NodeStatus.PENDING, self.ts, self.run_id, NodeStatus.FAILED),
@@ -227,7 +234,7 @@ class Tx(WaitTxMixin, CronTxMixin, MemoryTxMixin, CacheTxMixin, ScoreTxMixin, Sn
     # -- continue-as-new: what a new link carries over ----------------------------------
 
     def carry_loop(self, new_run_id: str, loop_id: str, iteration: int) -> None:
-        self._conn.execute(
+        execute_write(self._conn,
             "INSERT INTO _smithers_loops (run_id, loop_id, iteration, done) VALUES (?, ?, ?, 0)", (new_run_id, loop_id, iteration)
         )
 
@@ -237,12 +244,12 @@ class Tx(WaitTxMixin, CronTxMixin, MemoryTxMixin, CacheTxMixin, ScoreTxMixin, Sn
         columns = [c for c in table_columns(self._conn, table) if c not in KEY_COLUMNS]
         quoted = ", ".join(f'"{c}"' for c in columns)
         select = f", {quoted}" if quoted else ""
-        self._conn.execute(
+        execute_write(self._conn,
             f'INSERT INTO "{table}" (run_id, node_id, iteration{select}) SELECT ?, node_id, iteration{select} '
             f'FROM "{table}" WHERE run_id = ? AND node_id = ? AND iteration = ?',
             (new_run_id, self.run_id, node_id, iteration),
         )
-        self._conn.execute(
+        execute_write(self._conn,
             "INSERT INTO _smithers_nodes (run_id, node_id, iteration, status, kind, output_table, label, attempts, updated_at_ms) "
             "SELECT ?, node_id, iteration, ?, kind, output_table, label, 0, ? FROM _smithers_nodes "
             "WHERE run_id = ? AND node_id = ? AND iteration = ?",
@@ -272,14 +279,14 @@ class Tx(WaitTxMixin, CronTxMixin, MemoryTxMixin, CacheTxMixin, ScoreTxMixin, Sn
         retry_at_ms: int | None = None,
         error: dict[str, Any] | None = None,
     ) -> None:
-        self._conn.execute(
+        execute_write(self._conn,
             "UPDATE _smithers_nodes SET status = ?, attempts = COALESCE(?, attempts), failures = COALESCE(?, failures), "
             "retry_at_ms = ?, error_json = ?, updated_at_ms = ? WHERE run_id = ? AND node_id = ? AND iteration = ?",
             (status, attempts, failures, retry_at_ms, dumps(error), self.ts, self.run_id, node_id, iteration),
         )
 
     def start_attempt(self, node_id: str, iteration: int, attempt: int, meta: dict[str, Any] | None = None) -> None:
-        self._conn.execute(
+        execute_write(self._conn,
             "INSERT INTO _smithers_attempts (run_id, node_id, iteration, attempt, status, started_at_ms, meta_json) "
             "VALUES (?, ?, ?, ?, ?, ?, ?)",
             (self.run_id, node_id, iteration, attempt, AttemptStatus.RUNNING, self.ts, dumps(meta)),
@@ -295,7 +302,7 @@ class Tx(WaitTxMixin, CronTxMixin, MemoryTxMixin, CacheTxMixin, ScoreTxMixin, Sn
         error: dict[str, Any] | None = None,
         heartbeat_json: str | None = None,
     ) -> None:
-        self._conn.execute(
+        execute_write(self._conn,
             "UPDATE _smithers_attempts SET status = ?, finished_at_ms = ?, error_json = ?, "
             "heartbeat_json = COALESCE(?, heartbeat_json) "
             "WHERE run_id = ? AND node_id = ? AND iteration = ? AND attempt = ?",
@@ -304,23 +311,23 @@ class Tx(WaitTxMixin, CronTxMixin, MemoryTxMixin, CacheTxMixin, ScoreTxMixin, Sn
 
     def set_attempt_meta(self, node_id: str, iteration: int, attempt: int, meta: dict[str, Any]) -> None:
         """Replace an attempt's metadata (an agent attempt records which agent answered, its usage)."""
-        self._conn.execute(
+        execute_write(self._conn,
             "UPDATE _smithers_attempts SET meta_json = ? WHERE run_id = ? AND node_id = ? AND iteration = ? AND attempt = ?",
             (dumps(meta), self.run_id, node_id, iteration, attempt),
         )
 
     def save_heartbeat(self, node_id: str, iteration: int, attempt: int, at_ms: int, data_json: str | None) -> None:
-        self._conn.execute(
+        execute_write(self._conn,
             "UPDATE _smithers_attempts SET heartbeat_at_ms = ?, heartbeat_json = COALESCE(?, heartbeat_json) "
             "WHERE run_id = ? AND node_id = ? AND iteration = ? AND attempt = ?",
             (at_ms, data_json, self.run_id, node_id, iteration, attempt),
         )
 
     def write_output(self, table: OutputTable, node_id: str, iteration: int, value: BaseModel) -> None:
-        self._conn.execute(table.upsert_sql(), [self.run_id, node_id, iteration, *table.encode(value)])
+        execute_write(self._conn, table.upsert_sql(), [self.run_id, node_id, iteration, *table.encode(value)])
 
     def set_loop(self, loop_id: str, iteration: int, done: bool) -> None:
-        self._conn.execute(
+        execute_write(self._conn,
             "INSERT INTO _smithers_loops (run_id, loop_id, iteration, done) VALUES (?, ?, ?, ?) "
             "ON CONFLICT (run_id, loop_id) DO UPDATE SET iteration = excluded.iteration, done = excluded.done",
             (self.run_id, loop_id, iteration, int(done)),
@@ -330,7 +337,7 @@ class Tx(WaitTxMixin, CronTxMixin, MemoryTxMixin, CacheTxMixin, ScoreTxMixin, Sn
         seq = self._seq if self._seq is not None else self._conn.execute(
             "SELECT COALESCE(MAX(seq), 0) FROM _smithers_events WHERE run_id = ?", (self.run_id,)
         ).fetchone()[0]
-        self._conn.execute(
+        execute_write(self._conn,
             "INSERT INTO _smithers_frames (run_id, frame_no, is_keyframe, data_json, event_seq, created_at_ms) "
             "VALUES (?, ?, ?, ?, ?, ?)",
             (self.run_id, frame_no, int(is_keyframe), dumps(data), seq, self.ts),
