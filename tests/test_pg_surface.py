@@ -121,11 +121,7 @@ def test_a_fan_out_with_an_approval_runs_waits_and_resumes_on_postgres(pg: PgPro
     events = pg.events(run_id)
     assert [e["seq"] for e in events] == list(range(1, len(events) + 1))  # gapless per-run seq
     assert events[0]["type"] == "RunStarted" and "ApprovalRequested" in {e["type"] for e in events}
-    logs = pg.cli("logs", run_id)
-    assert logs.returncode == 0 and "ship" in logs.stdout
     assert [i["run_id"] for i in pg.json("inbox") if i["kind"] == "approval"] == [run_id]
-    node = pg.json("node", run_id, "fan2")
-    assert node["iterations"][0]["output"] == {"path": "fan2", "n": 2}
 
     assert pg.cli("approve", run_id, "--node", "ship", "--by", "ana").returncode == 0
     resumed = pg.cli("resume", run_id)
