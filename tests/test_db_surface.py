@@ -69,6 +69,25 @@ def test_default_target_takes_a_url_from_the_environment(tmp_path: Path, monkeyp
     assert default_db_target(tmp_path / "sub") == str(tmp_path / "smithers.db")
 
 
+def test_a_child_gets_a_password_url_in_its_environment_not_its_command_line(tmp_path: Path) -> None:
+    from types import SimpleNamespace
+
+    from smithers.background import spawn
+    from smithers.storage.target import child_db
+
+    assert child_db("/x/smithers.db") == (["--db", "/x/smithers.db"], {})
+    assert child_db("postgresql://u@db/x") == (["--db", "postgresql://u@db/x"], {})
+    url = "postgresql://u:pw-s3cret@127.0.0.1:1/x"  # port 1: nothing listens, the child says it cannot connect
+    assert child_db(url) == ([], {"SMITHERS_DB": url})
+    store = SimpleNamespace(target=url, home=tmp_path)
+    child, log = spawn(["resume", "r1"], store=store, run_id="r1", cwd=tmp_path)  # type: ignore[arg-type]
+    assert child.wait(timeout=60) == 1
+    assert not any("pw-s3cret" in str(arg) for arg in child.args)  # type: ignore[union-attr]
+    text = log.read_text()
+    assert log == tmp_path / ".smithers" / "runs" / "r1" / "output.log"
+    assert "cannot connect to postgresql://u:***@127.0.0.1:1/x" in text and "pw-s3cret" not in text  # it got the URL from its env
+
+
 def test_no_code_above_storage_treats_the_database_as_a_file() -> None:
     """`store.path` is SQLite's file; above storage a store is its target, label and home
     (a PostgreSQL store has no file), so none of these may appear outside smithers/storage."""

@@ -150,11 +150,14 @@ def test_signal_timer_and_cancel_on_postgres(pg: PgProject) -> None:
     wait_until(wake, 60, "the timer's run to finish through supervise --once", until=lambda s: s == "finished", interval=0.3)
     assert _outputs(pg.json("inspect", napping))["woke"] == {"path": "woke", "n": 0}
 
-    detached = pg.cli("up", "wf.py", "--input", '{"mode": "cached"}', "--detach", "--json")
+    with_password = pg.url.replace("postgresql://postgres@", "postgresql://postgres:pw-s3cret@", 1)  # the test server trusts
+    assert with_password != pg.url
+    detached = pg.cli("up", "wf.py", "--input", '{"mode": "cached"}', "--detach", "--json", "--db", with_password)
     assert detached.returncode == 0, detached.stderr
     background = json.loads(detached.stdout)
     assert Path(background["log"]).is_relative_to(pg.root / ".smithers" / "runs")  # the child got the URL as --db
     wait_until(lambda: pg.status(background["run_id"]), 60, "the detached run to finish", until=lambda s: s == "finished")
+    assert "pw-s3cret" not in Path(background["log"]).read_text()  # the child found the URL in SMITHERS_DB, not on its argv
 
     doomed = pg.up("wf.py", code=3)
     cancelled = pg.cli("cancel", doomed, "--json")

@@ -37,11 +37,13 @@ def spawn(args: list[str], *, store: Store, run_id: str, cwd: Path) -> tuple[sub
     path or URL), output appended to the run's ``output.log`` under the store's home (``-P``:
     files in the project never shadow modules the CLI imports)."""
     from .events.ndjson import run_dir
+    from .storage.target import child_db
 
     log_path = run_dir(store.home, run_id) / "output.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    argv = [sys.executable, "-P", "-m", "smithers", *args, "--db", store.target, "--quiet"]
-    env = {k: v for k, v in os.environ.items() if k not in SECRET_ENV}
+    db_args, db_env = child_db(store.target)
+    argv = [sys.executable, "-P", "-m", "smithers", *args, *db_args, "--quiet"]
+    env = {k: v for k, v in os.environ.items() if k not in SECRET_ENV} | db_env
     with open(log_path, "ab") as log, open(os.devnull, "rb") as devnull:
         child = subprocess.Popen(
             argv, cwd=cwd, env=env, stdin=devnull, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,

@@ -223,7 +223,10 @@ def _detach(
     log_path = run_dir(store.home, run_id) / "output.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
     # -P: a user file named like a stdlib module (signal.py) in the cwd must not shadow it
-    argv = [sys.executable, "-P", "-m", "smithers", "up", file, "--run-id", run_id, "--db", store.target, "--quiet"]
+    from ..storage.target import child_db
+
+    db_args, db_env = child_db(store.target)
+    argv = [sys.executable, "-P", "-m", "smithers", "up", file, "--run-id", run_id, *db_args, "--quiet"]
     if raw_input is not None:
         argv += ["--input", json.dumps(raw_input)]
     if resume:
@@ -237,7 +240,9 @@ def _detach(
     if no_cache:
         argv.append("--no-cache")
     with open(log_path, "ab") as log, open(os.devnull, "rb") as devnull:
-        child = subprocess.Popen(argv, stdin=devnull, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        child = subprocess.Popen(
+            argv, stdin=devnull, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env={**os.environ, **db_env},
+        )
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:
         run = store.get_run(run_id)

@@ -64,6 +64,20 @@ def db_label(target: str) -> str:
     return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{host}"))  # as storage.postgres.redact
 
 
+def child_db(target: str) -> tuple[list[str], dict[str, str]]:
+    """How a child process (``up --detach``, a supervisor's resume, a background run) is told
+    the database: ``(argv, env)`` to add. ``--db TARGET``, except for a URL with a password,
+    which goes in the child's ``SMITHERS_DB`` instead: every user of the machine can read a
+    process's command line (``ps``), not its environment.
+
+    >>> child_db("postgresql://u:pw@db/x")
+    ([], {'SMITHERS_DB': 'postgresql://u:pw@db/x'})
+    """
+    if is_db_url(target) and urlsplit(target).password is not None:
+        return [], {"SMITHERS_DB": target}
+    return ["--db", target], {}
+
+
 def db_home(target: str) -> Path:
     """The local folder under which ``.smithers/runs/<id>/`` logs live: a SQLite file's folder;
     for a URL ``$SMITHERS_HOME``, else the current folder."""
@@ -97,6 +111,6 @@ def database_files(store: Store | Any) -> list[str | Path]:
 
 
 __all__ = [
-    "database_files", "db_exists", "db_home", "db_label", "db_target", "default_db_target", "is_db_url",
+    "child_db", "database_files", "db_exists", "db_home", "db_label", "db_target", "default_db_target", "is_db_url",
     "open_existing", "resolve_db_target",
 ]
