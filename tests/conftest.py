@@ -165,7 +165,12 @@ class Project:
 
 
 @pytest.fixture
-def project(tmp_path: Path) -> Project:
+def project(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Project:
+    """A project on SQLite; with ``SMITHERS_TEST_BACKEND=postgres`` every test that uses it runs
+    on a fresh PostgreSQL database instead (the CLI then gets the URL as ``SMITHERS_DB``)."""
+    if os.environ.get("SMITHERS_TEST_BACKEND") == "postgres":
+        monkeypatch.setenv("SMITHERS_HOME", str(tmp_path))
+        return Project(tmp_path, url=request.getfixturevalue("pg_url"))
     return Project(tmp_path)
 
 

@@ -290,7 +290,8 @@ def wf(ctx):
 """
 
 
-def test_a_compute_task_remembers_and_an_agent_recalls_by_embedding(project: Project, inproc: InProcess) -> None:
+def test_a_compute_task_remembers_and_an_agent_recalls_by_embedding(any_project: Project, any_inproc: InProcess) -> None:
+    project, inproc = any_project, any_inproc  # on both backends
     project.write("wf.py", COMPUTE)
     outcome = inproc.up(raw_input={"user": "ann"})
     assert outcome.status == "finished", outcome.error
@@ -318,7 +319,8 @@ def wf(ctx):
 """
 
 
-def test_a_key_function_that_fails_fails_the_attempt_and_writes_nothing(project: Project, inproc: InProcess) -> None:
+def test_a_key_function_that_fails_fails_the_attempt_and_writes_nothing(any_project: Project, any_inproc: InProcess) -> None:
+    project, inproc = any_project, any_inproc  # on both backends
     project.write("wf.py", BAD_KEY)
     outcome = inproc.up()
     assert outcome.status == "failed"

@@ -561,3 +561,24 @@ def test_missing_server_binaries_fail_saying_what_to_install(monkeypatch) -> Non
     monkeypatch.setattr(pgserver.glob, "glob", lambda pattern: [])
     with pytest.raises(pgserver.PgServerMissing, match=r"apt-get install postgresql"):
         pgserver.PgServer.start()
+
+
+def test_a_lost_connection_is_replaced_between_transactions(pg_url: str) -> None:
+    """A long-lived store (a worker) outlives its server connection being killed."""
+    store = Store.open(pg_url)
+    try:
+        _run(store)
+        pid = store._conn.execute("SELECT pg_backend_pid()").fetchone()[0]
+        killer = Store.open(pg_url)
+        killer._conn.execute("SELECT pg_terminate_backend(?)", (pid,))
+        killer.close()
+        import psycopg
+
+        with pytest.raises(psycopg.OperationalError):  # the statement on the dead connection fails
+            store.get_run("r1")
+        assert store.get_run("r1")["status"] == RunStatus.RUNNING  # the next one reconnects
+        with store.tx("r1") as tx:
+            tx.event(EventType.RUN_FINISHED)
+        assert _seqs(store, "r1") == [1, 2]
+    finally:
+        store.close()

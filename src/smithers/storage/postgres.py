@@ -324,6 +324,7 @@ class PgConnection:
             return self._run(self._main, query, params, ahead)
         if self._main_lock.acquire(blocking=False):
             try:
+                self._reconnect_if_lost()
                 return self._run(self._main, query, params)
             finally:
                 self._main_lock.release()
@@ -361,9 +362,21 @@ class PgConnection:
     def begin(self) -> None:
         """Open a write transaction on this thread (``BEGIN`` goes with its first statement)."""
         self._main_lock.acquire()
+        try:
+            self._reconnect_if_lost()
+        except BaseException:
+            self._main_lock.release()
+            raise
         self._tx_thread = threading.get_ident()
         self._pending = ["BEGIN"]
         self._begun = False
+
+    def _reconnect_if_lost(self) -> None:
+        """A long-lived store (a worker, ``serve``) outlives a server restart or an idle timeout:
+        between transactions, a lost main connection is replaced (never inside one: a transaction
+        whose connection died has failed, and says so)."""
+        if self._main.closed or self._main.broken:
+            self._main = _connect(self.url)
 
     def lock_key(self, space: str, key: str) -> None:
         """A transaction-scoped advisory lock on ``key`` in namespace ``space`` (held until commit;
