@@ -173,9 +173,14 @@ class Runs:
         return run_id_of(result.stdout)
 
 
-@pytest.fixture(scope="module")
-def runs(tmp_path_factory: pytest.TempPathFactory, run_id_of: Callable[[str], str]) -> Runs:
-    return Runs(Project(tmp_path_factory.mktemp("read")), run_id_of)
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+def runs(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, run_id_of: Callable[[str], str]) -> Runs:
+    """The same finished, failed and looping runs on each backend: every read command is checked
+    on a SQLite file and on a PostgreSQL database (``SMITHERS_DB`` is the URL)."""
+    folder = tmp_path_factory.mktemp("read")
+    if request.param == "sqlite":
+        return Runs(Project(folder), run_id_of)
+    return Runs(Project(folder, url=request.getfixturevalue("pg_server").new_database()), run_id_of)
 
 
 @pytest.fixture(scope="module")

@@ -62,7 +62,8 @@ def _up(project, run_id_of, *args: str) -> tuple[str, object]:
 # -- Approval: approve, and deny under each on_deny policy -------------------------------------
 
 
-def test_approve_runs_the_gated_subtree_and_records_the_decision(project, run_id_of):
+def test_approve_runs_the_gated_subtree_and_records_the_decision(any_project, run_id_of):
+    project = any_project  # on SQLite and on PostgreSQL
     project.write("wf.py", POLICY)
     run_id, up = _up(project, run_id_of, "wf.py")
     assert f"run {run_id} waiting-approval" in up.stdout

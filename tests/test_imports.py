@@ -31,7 +31,10 @@ LAYERS = next(name for name in CONTRACT_NAMES if name.startswith("layers"))
 DESIGN_LAYERS = [
     ["cli"],
     ["mcp", "server"],
-    ["background", "cron", "decisions", "evals", "history", "memory", "ops", "pack", "queries", "scorers", "supervisor", "undo", "worker"],
+    [
+        "background", "cron", "dbtools", "decisions", "evals", "history", "memory", "ops", "pack", "queries", "scorers", "supervisor",
+        "undo", "worker",
+    ],
     ["engine"],
     ["components"],
     ["agents", "authoring", "events", "observability", "snapshots"],

@@ -4,7 +4,7 @@ that must answer at once (the HTTP API, the MCP server), exactly as ``up --detac
 The child runs in a new session with its output in the run's log; the caller waits only until
 the child owns the run (or has already left it), so workflow code never runs in the server.
 
->>> child, log = spawn(["up", "wf.py", "--run-id", "r1"], db_path=db, run_id="r1", cwd=root)  # doctest: +SKIP
+>>> child, log = spawn(["up", "wf.py", "--run-id", "r1"], store=store, run_id="r1", cwd=root)  # doctest: +SKIP
 >>> wait_started(child, log, store, "r1")                                                     # doctest: +SKIP
 'running'
 """
@@ -32,15 +32,18 @@ class BackgroundStartError(SmithersError):
     ``log`` and ``run_created`` (whether the run row exists)."""
 
 
-def spawn(args: list[str], *, db_path: Path, run_id: str, cwd: Path) -> tuple[subprocess.Popen[bytes], Path]:
-    """Start ``smithers ARGS --db DB --quiet`` in a new session, output appended to the run's
-    ``output.log`` (``-P``: files in the project never shadow modules the CLI imports)."""
+def spawn(args: list[str], *, store: Store, run_id: str, cwd: Path) -> tuple[subprocess.Popen[bytes], Path]:
+    """Start ``smithers ARGS --db DB --quiet`` in a new session (``DB``: the store's target, a
+    path or URL), output appended to the run's ``output.log`` under the store's home (``-P``:
+    files in the project never shadow modules the CLI imports)."""
     from .events.ndjson import run_dir
+    from .storage.target import child_db
 
-    log_path = run_dir(db_path, run_id) / "output.log"
+    log_path = run_dir(store.home, run_id) / "output.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    argv = [sys.executable, "-P", "-m", "smithers", *args, "--db", str(db_path), "--quiet"]
-    env = {k: v for k, v in os.environ.items() if k not in SECRET_ENV}
+    db_args, db_env = child_db(store.target)
+    argv = [sys.executable, "-P", "-m", "smithers", *args, *db_args, "--quiet"]
+    env = {k: v for k, v in os.environ.items() if k not in SECRET_ENV} | db_env
     with open(log_path, "ab") as log, open(os.devnull, "rb") as devnull:
         child = subprocess.Popen(
             argv, cwd=cwd, env=env, stdin=devnull, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
@@ -83,7 +86,7 @@ def continue_if_unowned(store: Store, run_id: str, *, cwd: Path) -> bool:
     run = store.get_run(run_id)
     if run is None or not str(run["status"]).startswith("waiting") or owner_alive(run):
         return False
-    spawn(["resume", run_id], db_path=store.path, run_id=run_id, cwd=cwd)
+    spawn(["resume", run_id], store=store, run_id=run_id, cwd=cwd)
     return True
 
 

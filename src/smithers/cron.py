@@ -149,7 +149,7 @@ def get_schedule(store: Store, schedule_id: str) -> dict[str, Any]:
     """The schedule's row, or :class:`UnknownScheduleError` (exit 4) naming the id."""
     schedule = store.schedule(schedule_id)
     if schedule is None:
-        raise UnknownScheduleError(f"no cron schedule {schedule_id!r} in {store.path}", hint="list them with: smithers cron list")
+        raise UnknownScheduleError(f"no cron schedule {schedule_id!r} in {store.label}", hint="list them with: smithers cron list")
     return schedule
 
 
@@ -180,7 +180,7 @@ def remove_schedule(store: Store, schedule_id: str) -> dict[str, Any]:
     schedule = get_schedule(store, schedule_id)
     with store.tx() as tx:
         if not tx.delete_schedule(schedule_id):
-            raise UnknownScheduleError(f"no cron schedule {schedule_id!r} in {store.path}")
+            raise UnknownScheduleError(f"no cron schedule {schedule_id!r} in {store.label}")
     return describe(schedule)
 
 
@@ -210,7 +210,7 @@ def run_now(store: Store, schedule_id: str) -> tuple[str, Owner]:
     fingerprint = _fingerprint(schedule)
     with store.tx(run_id) as tx:
         if not tx.set_last_run(schedule_id, run_id):
-            raise UnknownScheduleError(f"no cron schedule {schedule_id!r} in {store.path}")
+            raise UnknownScheduleError(f"no cron schedule {schedule_id!r} in {store.label}")
         _create_run(tx, schedule, fingerprint, owner=lease, due_at_ms=tx.ts, run_now=True)
     return run_id, lease
 

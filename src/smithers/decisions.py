@@ -22,7 +22,7 @@ from .storage.store import Store
 def _run(store: Store, run_id: str) -> dict[str, Any]:
     run = store.get_run(run_id)
     if run is None:
-        raise UnknownRunError(f"no run {run_id!r} in {store.path}", hint="list runs with: smithers ps")
+        raise UnknownRunError(f"no run {run_id!r} in {store.label}", hint="list runs with: smithers ps")
     return run
 
 

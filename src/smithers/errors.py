@@ -52,6 +52,7 @@ class ErrorCode(StrEnum):
     NO_SNAPSHOT = "NO_SNAPSHOT"
     UNKNOWN_FRAME = "UNKNOWN_FRAME"
     CONFIRMATION_REQUIRED = "CONFIRMATION_REQUIRED"
+    DB_COPY = "DB_COPY"
 
 
 class SmithersError(Exception):
@@ -249,3 +250,10 @@ class LeaseLostError(StorageError):
     """Another process took over this run; this process must stop writing to it."""
 
     code = ErrorCode.LEASE_LOST
+
+
+class DbCopyError(UserError):
+    """``smithers db copy`` must not go ahead: the destination already holds data, or the two
+    databases' schemas do not fit. Nothing was written."""
+
+    code = ErrorCode.DB_COPY

@@ -38,6 +38,7 @@ from .queries.scores import mean_scores, score_row
 from .states import EventType, RunStatus
 from .storage.output_tables import table_name
 from .storage.store import Store, now_ms
+from .storage.target import child_db
 
 CASE_KEYS = frozenset({"id", "input", "expected"})
 SAFE_ID = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
@@ -179,14 +180,16 @@ async def _run_cases(
 
 async def _up(spec: str, run_id: str, case: Case, store: Store) -> int:
     """``smithers up`` for one case, in a child process (its output in the run's ``output.log``)."""
-    log_path = run_dir(store.path, run_id) / "output.log"
+    log_path = run_dir(store.home, run_id) / "output.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
+    db_args, db_env = child_db(store.target)
     argv = [
-        sys.executable, "-P", "-m", "smithers", "up", spec, "--run-id", run_id, "--input", json.dumps(case.input),
-        "--db", str(store.path), "--quiet",
+        sys.executable, "-P", "-m", "smithers", "up", spec, "--run-id", run_id, "--input", json.dumps(case.input), *db_args, "--quiet",
     ]
     with open(log_path, "ab") as log:
-        child = await asyncio.create_subprocess_exec(*argv, stdin=asyncio.subprocess.DEVNULL, stdout=log, stderr=asyncio.subprocess.STDOUT)
+        child = await asyncio.create_subprocess_exec(
+            *argv, stdin=asyncio.subprocess.DEVNULL, stdout=log, stderr=asyncio.subprocess.STDOUT, env={**os.environ, **db_env},
+        )
         return await child.wait()
 
 

@@ -31,6 +31,7 @@ from .states import EventType, NodeStatus, RunStatus
 from .storage.frames import STEP_FINISHED, STEP_RESET, STEP_SKIPPED, Entries, fold_steps, rebuild, steps_of
 from .storage.lease import owner_alive
 from .storage.store import Store
+from .storage.target import database_files
 
 # steps that leave a node done (its output, or its skip, is part of the state at that frame)
 DONE_STEPS = {STEP_FINISHED: NodeStatus.FINISHED, STEP_SKIPPED: NodeStatus.SKIPPED}
@@ -487,7 +488,7 @@ def restore_files(store: Store, run: dict[str, Any], targets: dict[str, str], *,
         )
     folders = []
     for folder, commit in targets.items():
-        saved = snapshot(folder, run_id, f"before {action}", exclude=[store.path]) if folder in dirty else None
+        saved = snapshot(folder, run_id, f"before {action}", exclude=database_files(store)) if folder in dirty else None
         folders.append({"folder": folder, "commit": commit, "files": restore(folder, commit, run_id=run_id), "saved": saved})
     main = next((f for f in folders if f["folder"] == run.get("snapshot_dir")), folders[0] if folders else None)
     return {

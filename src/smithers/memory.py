@@ -41,7 +41,8 @@ from .authoring.memory import Embedder, Memory, Recall, Remember, check_key, che
 from .authoring.policies import Duration, parse_duration
 from .engine.memory import Fact, encode_value, pack_vector, recall, value_text, vector_of
 from .errors import UnknownMemoryKeyError, UserError
-from .storage.store import Store, default_db_path, now_ms
+from .storage.store import Store, now_ms
+from .storage.target import db_target
 
 Facts = list[Fact]
 
@@ -141,7 +142,7 @@ class MemoryStore:
         fact = self.get(namespace, key)
         if fact is None:
             raise UnknownMemoryKeyError(
-                f"no fact {key!r} in memory namespace {namespace} (in {self.store.path})",
+                f"no fact {key!r} in memory namespace {namespace} (in {self.store.label})",
                 hint=f"list the keys with: smithers memory list {namespace}", details={"namespace": namespace, "key": key},
             )
         return fact
@@ -213,7 +214,7 @@ class MemoryStore:
 def open(db: str | Path | None = None, *, embed: Embedder | None = None) -> MemoryStore:
     """The memory of the database at ``db`` (default: ``$SMITHERS_DB``, else the nearest
     ``smithers.db`` walking up from the working directory, as the CLI finds it)."""
-    store = Store.open(db if db is not None else default_db_path())  # a path or a postgresql:// URL
+    store = Store.open(db_target(db))
     return MemoryStore(store, embed=embed, owns_store=True)
 
 

@@ -78,15 +78,17 @@ def parse_input(raw: str | None) -> dict[str, Any] | None:
 
 
 def open_store(db: str | Path | None) -> Store:
-    from .storage.store import default_db_path
+    """The store ``--db`` names (a SQLite path or a ``postgresql://`` URL), else the default
+    (``$SMITHERS_DB``, else the nearest smithers.db); created and migrated if need be."""
+    from .storage.target import db_target
 
-    return Store.open(Path(db) if db else default_db_path())
+    return Store.open(db_target(db))
 
 
 def get_run(store: Store, run_id: str) -> dict[str, Any]:
     run = store.get_run(run_id)
     if run is None:
-        raise UnknownRunError(f"no run {run_id!r} in {store.path}", hint="list runs with: smithers ps")
+        raise UnknownRunError(f"no run {run_id!r} in {store.label}", hint="list runs with: smithers ps")
     return run
 
 
@@ -120,7 +122,7 @@ def start_run(
     if run_id is not None and store.get_run(run_id) is not None:
         if not resume:
             raise UserError(
-                f"run {run_id!r} already exists in {store.path}",
+                f"run {run_id!r} already exists in {store.label}",
                 hint=f"resume it with: smithers up {spec} --run-id {run_id} --resume   (or: smithers resume {run_id})",
             )
         return resume_run(
@@ -213,7 +215,7 @@ def _drive(
     on_events: EventCallback | None, on_started: Callable[[str], None] | None, handle_signals: bool, replay_after: int,
     stay_alive: bool = False, hot: bool = False,
 ) -> RunOutcome:
-    sink = NdjsonSink(run_dir(store.path, run_id) / "events.ndjson", run_id)
+    sink = NdjsonSink(run_dir(store.home, run_id) / "events.ndjson", run_id)
     tracer = None
     if os.environ.get("SMITHERS_OTEL_ENABLED"):  # tracing is imported only when it may be on
         from .observability.tracing import attach_tracing

@@ -50,6 +50,7 @@ from .storage.lease import (
     renew_lease,
 )
 from .storage.store import Store, now_ms
+from .storage.target import child_db
 
 EVENT_TYPES = (EventType.RUN_AUTO_RESUMED, EventType.RUN_AUTO_RESUME_SKIPPED, EventType.RUN_AUTO_RESUME_FAILED)
 CHILD_OK_EXITS = frozenset({0, 1, 2, 3, 130, 143})  # the run ended, failed, was cancelled, waits or was interrupted
@@ -282,10 +283,9 @@ class Supervisor:
         if len(self.children) >= self.max_concurrent:
             return Decision(run_id, "skip", MAX_CONCURRENT, {"max_concurrent": self.max_concurrent, "would_resume": reason})
         lease = Owner.handoff()
-        log = run_dir(self.store.path, run_id) / "output.log"
-        argv = [
-            self.python, "-P", "-m", "smithers", "resume", run_id, "--quiet", "--db", str(self.store.path), "--lease-token", lease.id,
-        ]
+        log = run_dir(self.store.home, run_id) / "output.log"
+        db_args, db_env = child_db(self.store.target)
+        argv = [self.python, "-P", "-m", "smithers", "resume", run_id, "--quiet", *db_args, "--lease-token", lease.id]
         cwd = run["cwd"] if run.get("cwd") and os.path.isdir(run["cwd"]) else None
         proc: subprocess.Popen[bytes] | None = None
         try:
@@ -297,7 +297,10 @@ class Supervisor:
                 log.parent.mkdir(parents=True, exist_ok=True)
                 with open(log, "ab") as out, open(os.devnull, "rb") as devnull:
                     # a new session: a Ctrl-C or SIGTERM meant for the supervisor does not cancel the runs it resumed
-                    proc = subprocess.Popen(argv, cwd=cwd, stdin=devnull, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+                    proc = subprocess.Popen(
+                        argv, cwd=cwd, stdin=devnull, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+                        env={**os.environ, **db_env},
+                    )
                 tx.event(EventType.RUN_AUTO_RESUMED, reason=reason, pid=proc.pid, supervisor_pid=os.getpid(), lease=lease.id, **detail)
         except _Changed:
             return self._reassess(run_id)

@@ -19,6 +19,7 @@ from .snapshots import changed_files, find_repo, patch, prune, restore, snapshot
 from .states import ENDED_RUN_STATUSES, EventType, RunStatus
 from .storage.lease import owner_alive
 from .storage.store import Store, now_ms
+from .storage.target import database_files
 
 DAY_MS = 86_400_000
 
@@ -131,7 +132,7 @@ def revert(
             hint="commit or copy them first, or pass --force (the tree as it is is then saved as one more snapshot of the run)",
             details={"files": unsaved},
         )
-    saved = snapshot(folder, run_id, "before revert", exclude=[store.path]) if unsaved else None
+    saved = snapshot(folder, run_id, "before revert", exclude=database_files(store)) if unsaved else None
     files = restore(folder, commit, run_id=run_id)
     who = actor or default_actor()
     detail = {

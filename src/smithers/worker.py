@@ -80,7 +80,7 @@ def enqueue_run(
     if len(run_id) > 256 or not run_id.strip():
         raise UserError("--run-id must be 1 to 256 characters")
     if store.get_run(run_id) is not None:
-        raise UserError(f"run {run_id!r} already exists in {store.path}", hint=f"resume it with: smithers resume {run_id}")
+        raise UserError(f"run {run_id!r} already exists in {store.label}", hint=f"resume it with: smithers resume {run_id}")
     with store.tx(run_id) as tx:
         tx.create_run(
             workflow=loaded.workflow.name, workflow_spec=loaded.spec, input_json=json.dumps(input_json),
@@ -394,7 +394,7 @@ class Worker:
         hub = RemoteAttempts(engine, poll_s=self.poll_s)
         engine.remote = hub
         driven.engine, driven.hub = engine, hub
-        sink = NdjsonSink(run_dir(self.store.path, run_id) / "events.ndjson", run_id)
+        sink = NdjsonSink(run_dir(self.store.home, run_id) / "events.ndjson", run_id)
         self.store.commit_listeners.append(sink)
         status: str | None = None
         try:

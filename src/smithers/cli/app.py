@@ -19,7 +19,9 @@ app = typer.Typer(
 DbOption = Annotated[
     str | None,
     typer.Option(
-        "--db", metavar="PATH", help="Database file (default: nearest smithers.db walking up, or $SMITHERS_DB).", show_default=False
+        "--db", metavar="PATH|URL",
+        help="Database: a SQLite file or a postgresql:// URL (default: $SMITHERS_DB, else the nearest smithers.db walking up).",
+        show_default=False,
     ),
 ]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import time
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -24,10 +23,9 @@ WorkflowOption = Annotated[
 
 def _store(db: str | None) -> Any:
     """The store, or None when there is no database file (a read never creates one)."""
-    from ..storage.store import Store, default_db_path
+    from ..storage.target import db_target, open_existing
 
-    path = Path(db).expanduser().resolve() if db else default_db_path()
-    return Store.open(path) if path.is_file() else None
+    return open_existing(db_target(db))
 
 
 def _now_ms() -> int:

@@ -129,7 +129,7 @@ def cron_run_now(schedule_id: IdArg, db: DbOption = None, json_out: JsonOption =
     run_id, lease = run_now(store, schedule_id)
     cwd = Path(get_schedule(store, schedule_id)["cwd"])  # where `cron add` ran, as `up` would have run
     cwd = cwd if cwd.is_dir() else Path.cwd()
-    child, log = spawn(["resume", run_id, "--lease-token", lease.id], db_path=store.path, run_id=run_id, cwd=cwd)
+    child, log = spawn(["resume", run_id, "--lease-token", lease.id], store=store, run_id=run_id, cwd=cwd)
     status = wait_started(child, log, store, run_id)
     result = {"run_id": run_id, "schedule_id": schedule_id, "status": status, "triggered_by": f"cron:{schedule_id}", "log": str(log)}
     _print(result, json_out, f"run {run_id} {status} (cron:{schedule_id}); follow it with: smithers logs {run_id} -f")

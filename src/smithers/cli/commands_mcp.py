@@ -37,7 +37,7 @@ def mcp(
     """
     if ctx.invoked_subcommand is not None:
         return 0
-    from ..storage.store import default_db_path
+    from ..storage.target import db_target
 
     try:
         from ..mcp.server import serve_stdio
@@ -45,8 +45,7 @@ def mcp(
         from ..errors import UserError
 
         raise UserError(f"the MCP server needs the mcp package ({err})", hint="pip install 'smithers-orchestrator[mcp]'") from None
-    db_path = Path(db).expanduser().resolve() if db else default_db_path()
-    serve_stdio(db_path, (root or Path.cwd()).resolve())
+    serve_stdio(db_target(db), (root or Path.cwd()).resolve())
     return 0
 
 

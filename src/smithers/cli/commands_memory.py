@@ -31,15 +31,14 @@ KeyArg = Annotated[str, typer.Argument(metavar="KEY", help="The fact's key.")]
 def _open(db: str | None, *, create: bool = False) -> MemoryStore:
     """The memory of the database; without a database file (and not ``create``), an empty one
     in memory, so that a read never creates ``smithers.db`` in the wrong folder."""
-    from pathlib import Path
-
     from ..memory import MemoryStore
     from ..memory import open as open_memory
-    from ..storage.store import Store, default_db_path
+    from ..storage.store import Store
+    from ..storage.target import db_exists, db_target
 
-    path = Path(db).expanduser().resolve() if db else default_db_path()
-    if create or path.is_file():
-        return open_memory(path)
+    target = db_target(db)
+    if create or db_exists(target):
+        return open_memory(target)
     return MemoryStore(Store.memory(), owns_store=True)
 
 
@@ -49,11 +48,11 @@ def _require(mem: MemoryStore, namespace: str, key: str, db: str | None) -> Any:
     try:
         return mem.require(namespace, key)
     except UnknownMemoryKeyError as err:
-        if str(mem.store.path) != ":memory:":
+        if mem.store.target != ":memory:":
             raise
-        from ..storage.store import default_db_path
+        from ..storage.target import db_label, db_target
 
-        where = db or default_db_path()
+        where = db_label(db_target(db))
         raise UnknownMemoryKeyError(
             f"no fact {key!r} in memory namespace {namespace}: there is no database at {where}",
             hint="run smithers from your project folder, or pass --db / set SMITHERS_DB", details=err.details,

@@ -13,7 +13,6 @@ import re
 import sys
 import time
 from enum import StrEnum
-from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -41,18 +40,17 @@ DEAD_OWNER_POLLS = 5  # `logs -f` gives up after the owner has been gone this ma
 # -- shared helpers --------------------------------------------------------------------------
 
 
-def _db_path(db: str | None) -> Path:
-    from ..storage.store import default_db_path
+def _db_label(db: str | None) -> str:
+    from ..storage.target import db_label, db_target
 
-    return Path(db).expanduser().resolve() if db else default_db_path()
+    return db_label(db_target(db))
 
 
 def _open(db: str | None) -> Store | None:
     """The store, or None when there is no database file (a read never creates one)."""
-    from ..storage.store import Store
+    from ..storage.target import db_target, open_existing
 
-    path = _db_path(db)
-    return Store.open(path) if path.is_file() else None
+    return open_existing(db_target(db))
 
 
 def _open_for_run(db: str | None, run_id: str) -> Store:
@@ -61,7 +59,7 @@ def _open_for_run(db: str | None, run_id: str) -> Store:
         from ..errors import UnknownRunError
 
         raise UnknownRunError(
-            f"no run {run_id!r}: there is no database at {_db_path(db)}",
+            f"no run {run_id!r}: there is no database at {_db_label(db)}",
             hint="run smithers from your project folder, or pass --db / set SMITHERS_DB",
         )
     return store
@@ -116,7 +114,7 @@ def ps(
         return 0
     if not runs:
         where = f"with status {status.value} " if status else ""
-        _lines([f"no runs {where}in {_db_path(db)}", "start one with: smithers up WORKFLOW.py"])
+        _lines([f"no runs {where}in {_db_label(db)}", "start one with: smithers up WORKFLOW.py"])
         return 0
     rows = [
         [r["run_id"], r["workflow"], status_text(r["status"]), when(r["created_at_ms"]), took(r["created_at_ms"], r["updated_at_ms"])]

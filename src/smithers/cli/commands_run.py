@@ -7,13 +7,15 @@ import os
 import subprocess
 import sys
 import time
-from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from .app import EXIT_FAILED, EXIT_SIGINT, EXIT_SIGTERM, EXIT_USAGE, STATUS_EXIT, DbOption, JsonOption, app
 from .cassette_options import RecordOption, ReplayOption, open_cassette
+
+if TYPE_CHECKING:
+    from ..storage.store import Store
 
 InputOption = Annotated[
     str | None, typer.Option("--input", "-i", help="Run input: a JSON object, or @file.json.", show_default=False)
@@ -75,14 +77,14 @@ def up(
         raise UserError("--serve cannot be combined with --detach", hint="serve the database instead: smithers serve")
     cassette = open_cassette(record, replay, append=resume, background=detach)  # a bad cassette exits 4 before anything starts
     if detach:
-        return _detach(file, raw_input, run_id, resume, max_concurrency, store.path, allow_source_change, json_out, hot, no_cache)
+        return _detach(file, raw_input, run_id, resume, max_concurrency, store, allow_source_change, json_out, hot, no_cache)
     from .views import make_view
 
     server = None
     if serve:  # the API in a daemon thread for as long as the run goes (see commands_serve)
         from .commands_serve import start_background_server
 
-        server = start_background_server(store.path, host, port, auth_token)
+        server = start_background_server(store.target, host, port, auth_token)
         wait = True
     view = make_view(quiet=quiet or json_out, store=store)
     try:
@@ -225,7 +227,7 @@ def _report_outcome(outcome: object, json_out: bool) -> int:
 
 
 def _detach(
-    file: str, raw_input: dict[str, Any] | None, run_id: str | None, resume: bool, max_concurrency: int | None, db_path: Path,
+    file: str, raw_input: dict[str, Any] | None, run_id: str | None, resume: bool, max_concurrency: int | None, store: Store,
     allow_source_change: bool, json_out: bool, hot: bool = False, no_cache: bool = False,
 ) -> int:
     """Validate here (so errors still exit 4), then run in a new session in the background."""
@@ -234,7 +236,6 @@ def _detach(
     from ..errors import UserError
     from ..events.ndjson import run_dir
 
-    store = ops.open_store(db_path)
     loaded = load_workflow(file)
     if not (resume and run_id):
         input_value, _ = loaded.workflow.validate_input(raw_input)
@@ -242,10 +243,13 @@ def _detach(
         if run_id is not None and store.get_run(run_id) is not None:
             raise UserError(f"run {run_id!r} already exists", hint=f"resume it with: smithers resume {run_id}")
     run_id = run_id or ops.new_run_id()
-    log_path = run_dir(db_path, run_id) / "output.log"
+    log_path = run_dir(store.home, run_id) / "output.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
     # -P: a user file named like a stdlib module (signal.py) in the cwd must not shadow it
-    argv = [sys.executable, "-P", "-m", "smithers", "up", file, "--run-id", run_id, "--db", str(db_path), "--quiet"]
+    from ..storage.target import child_db
+
+    db_args, db_env = child_db(store.target)
+    argv = [sys.executable, "-P", "-m", "smithers", "up", file, "--run-id", run_id, *db_args, "--quiet"]
     if raw_input is not None:
         argv += ["--input", json.dumps(raw_input)]
     if resume:
@@ -259,7 +263,9 @@ def _detach(
     if no_cache:
         argv.append("--no-cache")
     with open(log_path, "ab") as log, open(os.devnull, "rb") as devnull:
-        child = subprocess.Popen(argv, stdin=devnull, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        child = subprocess.Popen(
+            argv, stdin=devnull, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env={**os.environ, **db_env},
+        )
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:
         run = store.get_run(run_id)

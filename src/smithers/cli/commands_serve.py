@@ -48,24 +48,24 @@ def serve(
     if not root_path.is_dir():
         raise UserError(f"--root {root_path} is not a folder")
     store = ops.open_store(db)
-    db_path = store.path
+    target, label = store.target, store.label
     store.close()
-    application = server.create_app(db_path, root_path, token)
+    application = server.create_app(target, root_path, token)
     sock = server.bind(host, port)
     auth = "token required" if token else "no token"
-    typer.echo(f"serving {db_path} on {server.url_of(sock)} (root {root_path}, {auth}); Ctrl-C stops")
+    typer.echo(f"serving {label} on {server.url_of(sock)} (root {root_path}, {auth}); Ctrl-C stops")
     server.serve_forever(application, sock)
     return 0
 
 
-def start_background_server(db_path: Path, host: str, port: int, token: str | None) -> ServerThread:
+def start_background_server(db: str, host: str, port: int, token: str | None) -> ServerThread:
     """``smithers up --serve``: the API in a daemon thread; its URL goes to stderr."""
     from ..server import check_bind
 
     token = token or None
     check_bind(host, token)
     server = _server_module()
-    application = server.create_app(db_path, Path.cwd(), token)
+    application = server.create_app(db, Path.cwd(), token)
     thread: ServerThread = server.ServerThread(application, server.bind(host, port)).start()
     typer.echo(f"serving on {thread.url}", err=True)
     return thread

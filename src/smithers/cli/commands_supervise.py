@@ -62,7 +62,7 @@ def supervise(
         signal.signal(sig, stop)
     mode = "once" if once else f"every {interval}"
     dry = "; dry run" if dry_run else ""
-    typer.echo(f"supervising {store.path} ({mode}; stale after {stale_threshold}; at most {max_concurrent} at once{dry})")
+    typer.echo(f"supervising {store.label} ({mode}; stale after {stale_threshold}; at most {max_concurrent} at once{dry})")
     supervisor.run(interval=every, once=once)
     if supervisor.children:
         typer.echo(f"stopped; {len(supervisor.children)} resumed run(s) go on: " + ", ".join(supervisor.children))

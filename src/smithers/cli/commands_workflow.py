@@ -152,7 +152,10 @@ def run(
     run_id: Annotated[str | None, typer.Option("--run-id", help="Use this run id (default: a new one).")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue the existing run given by --run-id.")] = False,
     max_concurrency: Annotated[int | None, typer.Option("--max-concurrency", help="Tasks running at once (default 4).")] = None,
-    db: Annotated[str | None, typer.Option("--db", metavar="PATH", help="Database file (as for `up`).", show_default=False)] = None,
+    db: Annotated[
+        str | None,
+        typer.Option("--db", metavar="PATH|URL", help="Database: a SQLite file or a postgresql:// URL (as for `up`).", show_default=False),
+    ] = None,
     detach: Annotated[bool, typer.Option("--detach", help="Run in the background; print the run id and return.")] = False,
     allow_source_change: Annotated[bool, typer.Option("--allow-source-change", help="Resume even if the workflow source changed.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the outcome.")] = False,

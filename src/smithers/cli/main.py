@@ -36,6 +36,7 @@ COMMAND_MODULES: dict[str, str] = {
     "timeline": "commands_history", "fork": "commands_history", "replay": "commands_history", "retry-task": "commands_history",
     "rewind": "commands_history",
     "daemon": "commands_daemon",
+    "db": "commands_db",
 }
 """Every top-level command and the module that registers it; the modules' order is the help order."""
 

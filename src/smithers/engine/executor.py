@@ -133,7 +133,7 @@ class RemoteRunner:
             return binding
         run = self.store.get_run(run_id)
         if run is None:
-            raise RunError(f"no run {run_id!r} in {self.store.path}", retryable=False)
+            raise RunError(f"no run {run_id!r} in {self.store.label}", retryable=False)
         loaded = load_workflow(run["workflow_spec"])
         input_value, _ = loaded.workflow.validate_input(json.loads(run["input_json"]))
         before = json.loads(run["source_json"] or "{}")

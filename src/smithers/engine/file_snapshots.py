@@ -28,6 +28,7 @@ from typing import Any, TypeVar
 from ..snapshots import SnapshotError, find_repo, snapshot, snapshot_folder
 from ..states import EventType
 from ..storage.store import Store
+from ..storage.target import database_files
 from .persist import Persister
 from .tree import TaskDescriptor
 
@@ -60,7 +61,7 @@ class RunSnapshots:
         if self.disabled:
             return None
         try:
-            commit = await asyncio.to_thread(snapshot, folder, self.run_id, label, exclude=[self.store.path])
+            commit = await asyncio.to_thread(snapshot, folder, self.run_id, label, exclude=database_files(self.store))
         except (SnapshotError, OSError) as err:
             message = err.message if isinstance(err, SnapshotError) else f"{type(err).__name__}: {err}"
             self.disabled = "not installed" in message

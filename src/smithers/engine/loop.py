@@ -526,7 +526,7 @@ class RunLoop:
     async def _subflow_attempt(self, desc: TaskDescriptor, tc: TaskContext) -> BaseModel | ChildRunWaiting:
         """Run (or resume) the Subflow's child run in this event loop, as a loop of its own."""
         child = open_child(self.store, self.run_id, desc, self.cwd)
-        sink = NdjsonSink(run_dir(self.store.path, child.run_id) / "events.ndjson", child.run_id)
+        sink = NdjsonSink(run_dir(self.store.home, child.run_id) / "events.ndjson", child.run_id)
         self.store.commit_listeners.append(sink)
         engine = RunLoop(
             store=self.store, run_id=child.run_id, workflow=child.workflow, input_value=child.input_value, owner=child.owner,

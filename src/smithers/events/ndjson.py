@@ -11,8 +11,10 @@ from pathlib import Path
 from typing import Any
 
 
-def run_dir(db_path: Path, run_id: str) -> Path:
-    return db_path.parent / ".smithers" / "runs" / run_id
+def run_dir(home: Path, run_id: str) -> Path:
+    """A run's log folder: ``HOME/.smithers/runs/<run_id>`` (``HOME``: the store's ``home``, a
+    SQLite file's folder)."""
+    return home / ".smithers" / "runs" / run_id
 
 
 class NdjsonSink:

@@ -51,7 +51,9 @@ class ServerCommand:
     def default(cls, db: str | None = None) -> ServerCommand:
         """``smithers mcp`` when ``smithers`` is on PATH, else this interpreter's ``-m smithers mcp``;
         ``--db`` only when one was given (otherwise the server finds the project's database)."""
-        extra = ["--db", str(Path(db).resolve())] if db else []
+        from ..storage.target import resolve_db_target
+
+        extra = ["--db", resolve_db_target(db)] if db else []
         if shutil.which("smithers"):
             return cls("smithers", ["mcp", *extra])
         return cls(sys.executable, ["-m", "smithers", "mcp", *extra])

@@ -113,19 +113,19 @@ class SmithersMCPServer(MCPServer[Any]):
             raise
 
 
-def build_server(db_path: Path, root: Path) -> SmithersMCPServer:
-    """The server over one database, with ``root`` as the project."""
+def build_server(db: str, root: Path) -> SmithersMCPServer:
+    """The server over one database (``db``: a SQLite path or a ``postgresql://`` URL), with ``root`` as the project."""
     from .. import __version__
 
     server = SmithersMCPServer(SERVER_NAME, version=__version__, instructions=INSTRUCTIONS)
-    tools = SmithersTools(db_path, root)
+    tools = SmithersTools(db, root)
     for name, tool_annotations in TOOLS:
         method = getattr(tools, name)
         server.add_tool(enveloped(method), name=name, description=inspect.getdoc(method), annotations=tool_annotations)
     return server
 
 
-def serve_stdio(db_path: Path, root: Path) -> None:
+def serve_stdio(db: str, root: Path) -> None:
     """Serve until the client closes stdin."""
     logging.basicConfig(level=logging.WARNING, format="smithers mcp: %(levelname)s %(message)s")  # stderr: stdout is the protocol
-    build_server(db_path, root).run("stdio")
+    build_server(db, root).run("stdio")

@@ -27,7 +27,7 @@ def render() -> str:
         f"---\nname: {SKILL_NAME}\ndescription: {SKILL_DESCRIPTION}\n---\n\n"
         "# smithers: durable workflows for coding agents\n\n"
         "Use smithers when a job has several steps, needs approvals or must survive crashes. State lives in "
-        "`smithers.db`; most commands take `--json` (machine-readable output) and `--db PATH`.\n\n"
+        "`smithers.db`; most commands take `--json` (machine-readable output) and `--db PATH|URL`.\n\n"
         + guide()
     )
 

@@ -27,7 +27,7 @@ Attempt = Annotated[int | None, Field(default=None, ge=1, description="The attem
 class TimeTravelTools:
     """``fork_run``, ``revert_attempt``, ``get_diff`` over the store of the tools object."""
 
-    db_path: Path
+    db: str
     root: Path
 
     def store(self) -> AbstractContextManager[Store]:  # provided by SmithersTools

@@ -67,8 +67,8 @@ class SmithersTools(TimeTravelTools):
     """The tools over one database; ``root`` is the project (where ``.smithers/workflows`` lives,
     and the working directory of the runs started here)."""
 
-    def __init__(self, db_path: Path, root: Path) -> None:
-        self.db_path = db_path
+    def __init__(self, db: str, root: Path) -> None:
+        self.db = db  # the database's target: a SQLite path or a postgresql:// URL
         self.root = root
         self._load_lock = threading.Lock()  # workflow imports touch sys.modules and sys.path
 
@@ -83,7 +83,7 @@ class SmithersTools(TimeTravelTools):
     def store(self) -> Iterator[Store]:
         from ..storage.store import Store
 
-        store = Store.open(self.db_path)
+        store = Store.open(self.db)
         try:
             yield store
         finally:
@@ -159,8 +159,8 @@ class SmithersTools(TimeTravelTools):
             args += ["--input", json.dumps(input)]
         if max_concurrency:
             args += ["--max-concurrency", str(max_concurrency)]
-        child, log = spawn(args, db_path=self.db_path, run_id=run_id, cwd=self.root)
         with self.store() as store:
+            child, log = spawn(args, store=store, run_id=run_id, cwd=self.root)
             status = wait_started(child, log, store, run_id)
         return RunStarted(run_id=run_id, status=status, pid=child.pid, log=str(log))
 
@@ -370,8 +370,8 @@ class SmithersTools(TimeTravelTools):
         """`smithers resume RUN` in the background; (its status once it picked the run up, pid, log)."""
         from ..background import spawn, wait_started
 
-        child, log = spawn(["resume", run_id, *options], db_path=self.db_path, run_id=run_id, cwd=self.root)
         with self.store() as store:
+            child, log = spawn(["resume", run_id, *options], store=store, run_id=run_id, cwd=self.root)
             status = wait_started(child, log, store, run_id)
         return status, child.pid, str(log)
 

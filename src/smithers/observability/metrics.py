@@ -157,10 +157,12 @@ def _remember(starts: dict[Any, int], key: Any, ts_ms: int, limit: int) -> None:
 class MetricsCollector:
     """The metrics of one database. Call :meth:`render` on each scrape."""
 
-    def __init__(self, path: Path | str) -> None:
+    def __init__(self, target: Path | str) -> None:
         from prometheus_client import CollectorRegistry
 
-        self.path = Path(path)
+        from ..storage.target import resolve_db_target
+
+        self.target = resolve_db_target(target)  # a SQLite path or a postgresql:// URL
         self._store: Store | None = None
         self._lock = threading.Lock()
         self.max_open_starts = MAX_OPEN_STARTS
@@ -225,7 +227,7 @@ class MetricsCollector:
         if self._store is None:
             from ..storage.store import Store
 
-            self._store = Store.open(self.path, readonly=True)
+            self._store = Store.open(self.target, readonly=True)
         return self._store
 
     def scrape(self) -> None:
@@ -360,17 +362,19 @@ class MetricsCollector:
 
 # -- one collector per database ----------------------------------------------------------------
 
-_collectors: dict[Path, MetricsCollector] = {}
+_collectors: dict[str, MetricsCollector] = {}
 _collectors_lock = threading.Lock()
 
 
 def collector_for(store: Store | Path | str) -> MetricsCollector:
     """The process's collector of this database (created on first use)."""
-    path = Path(store if isinstance(store, (Path, str)) else store.path).expanduser().resolve()
+    from ..storage.target import resolve_db_target
+
+    target = resolve_db_target(store if isinstance(store, (Path, str)) else store.target)
     with _collectors_lock:
-        collector = _collectors.get(path)
+        collector = _collectors.get(target)
         if collector is None:
-            collector = _collectors[path] = MetricsCollector(path)
+            collector = _collectors[target] = MetricsCollector(target)
         return collector
 
 

@@ -24,7 +24,7 @@ def get_run(store: Store, run_id: str) -> dict[str, Any]:
     """The run's row, or :class:`UnknownRunError` (exit 4) naming the id."""
     run = store.get_run(run_id)
     if run is None:
-        raise UnknownRunError(f"no run {run_id!r} in {store.path}", hint="list runs with: smithers ps --all")
+        raise UnknownRunError(f"no run {run_id!r} in {store.label}", hint="list runs with: smithers ps --all")
     return run
 
 

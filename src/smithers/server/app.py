@@ -1,4 +1,4 @@
-"""The HTTP server: ``create_app(db_path, root, token)`` builds the FastAPI app over one store.
+"""The HTTP server: ``create_app(db, root, token)`` builds the FastAPI app over one store.
 
 - every route except ``/health`` and ``/v1/meta`` (and the dashboard's sign-in and static files) needs the
   token when one is set: ``Authorization: Bearer T`` or the ``smithers_token`` cookie that
@@ -29,6 +29,7 @@ from typing import Any
 from fastapi import Depends, FastAPI, Request
 
 from ..errors import UserError
+from ..storage.target import resolve_db_target
 from . import check_bind, errors, is_loopback  # noqa: F401  (check_bind: re-exported)
 from .errors import ApiError, envelope
 from .service import (  # defined here before .service: still importable from here
@@ -143,7 +144,7 @@ def require_token(request: Request) -> None:
 
 
 def create_app(
-    db_path: str | Path,
+    db: str | Path,
     root: str | Path,
     token: str | None = None,
     *,
@@ -151,12 +152,13 @@ def create_app(
     ping_interval: float = 15.0,
     max_body_bytes: int = MAX_BODY_BYTES,
 ) -> FastAPI:
-    """The API over the database at ``db_path``; new runs must name a workflow under ``root``."""
+    """The API over the database ``db`` (a SQLite path or a ``postgresql://`` URL); new runs must
+    name a workflow under ``root``."""
     from .. import __version__
     from . import api
 
     service = Service(
-        db_path=Path(db_path).expanduser().resolve(), root=Path(root).expanduser().resolve(), token=token or None,
+        db=resolve_db_target(db), root=Path(root).expanduser().resolve(), token=token or None,
         poll_interval=poll_interval, ping_interval=ping_interval, max_body_bytes=max_body_bytes,
     )
     service.store()  # create/migrate the database now, not in the first request

@@ -18,6 +18,7 @@ from pathlib import Path
 from fastapi import Request
 
 from ..storage.store import Store
+from ..storage.target import is_db_url
 from .errors import ApiError
 
 MAX_BODY_BYTES = 1 << 20
@@ -30,7 +31,7 @@ STATIC_CACHE_CONTROL = "no-cache"  # revalidate (ETag) every time: after an upgr
 class Service:
     """What the routes share: the database, the workflow root, the token, and background runs."""
 
-    db_path: Path
+    db: str  # the database's target: a SQLite path or a postgresql:// URL
     root: Path
     token: str | None = None
     poll_interval: float = 0.2
@@ -42,10 +43,17 @@ class Service:
     load_lock: threading.Lock = field(default_factory=threading.Lock)  # workflow imports touch sys.modules/sys.path
 
     def store(self) -> Store:
-        """This thread's connection (SQLite connections are not shared between threads)."""
+        """This thread's store: SQLite connections are not shared between threads. A PostgreSQL
+        store is shared by every thread (its connection adapter has a pool), so a busy server
+        holds a pool's worth of connections, not one per worker thread."""
+        if is_db_url(self.db):
+            with self._lock:
+                if not self._stores:
+                    self._stores.append(Store.open(self.db))
+                return self._stores[0]
         store = getattr(self._local, "store", None)
         if store is None:
-            store = Store.open(self.db_path)
+            store = Store.open(self.db)
             self._local.store = store
             with self._lock:
                 self._stores.append(store)
@@ -71,7 +79,7 @@ class Service:
         """Start ``smithers ARGS`` for ``run_id`` in the background (see :mod:`smithers.background`)."""
         from .. import background
 
-        return background.spawn(args, db_path=self.db_path, run_id=run_id, cwd=self.root)
+        return background.spawn(args, store=self.store(), run_id=run_id, cwd=self.root)
 
     def wait_started(self, child: subprocess.Popen[bytes], log_path: Path, run_id: str, *, timeout: float = 15.0) -> str:
         """Wait until the child owns the run (or already left it); returns the run's status.

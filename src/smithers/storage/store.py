@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import LeaseLostError, StorageError, UserError
 from .cache import CacheStoreMixin
+from .copy import CopyStoreMixin
 from .cron import CronStoreMixin
 from .dialect import POSTGRESQL, SQLITE, is_url, table_columns
 from .history import HistoryStoreMixin
@@ -119,7 +120,7 @@ class SleepListener:
 
 class Store(
     StoreReads, QueryStoreMixin, WaitStoreMixin, CronStoreMixin, MemoryStoreMixin, CacheStoreMixin, ScoreStoreMixin,
-    SnapshotStoreMixin, HistoryStoreMixin, QueueStoreMixin,
+    SnapshotStoreMixin, HistoryStoreMixin, QueueStoreMixin, CopyStoreMixin,
 ):
     """A smithers database. Open with :meth:`open`; close with :meth:`close`.
 
