@@ -294,7 +294,7 @@ def test_cancel_during_a_tool_kills_its_processes_too(tmp_path, claude_bin):
     steps = [Reply(tool_calls=[ToolCall("Bash", {"command": command, "description": "wait"})]), "done"]
 
     def tool_running(tree: set[int]) -> bool:
-        return any(marker in _cmdline(pid) for pid in tree)
+        return any(marker in _cmdline(pid) and "echo finished" not in _cmdline(pid) for pid in tree)  # the python, not only its shell
 
     with fake(steps) as server:
         agent = agent_for(server, tmp_path / "home", claude_bin)
