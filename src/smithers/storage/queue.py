@@ -26,6 +26,7 @@ import time
 from typing import Any
 
 from ..states import RunStatus
+from .dialect import execute_write
 
 READY = "ready"
 CLAIMED = "claimed"
@@ -170,12 +171,20 @@ class QueueStoreMixin:
         (nothing written) when the row is no longer ``worker``'s: its late result is dropped."""
         # no run id: the row is the queue's, not the run's (on PostgreSQL this takes no run lock, so
         # results never wait behind the owner's batches)
+        update = (
+            "UPDATE _smithers_task_queue SET status = ?, finished_at_ms = ?, result_json = ?, error_json = ?, meta_json = ?, "
+            f"heartbeat_json = COALESCE(?, heartbeat_json) WHERE {_KEY} AND status = 'claimed' AND worker = ?"
+        )
+        params = (FINISHED if ok else FAILED, _now_ms(), result_json, error_json, meta_json, heartbeat_json, *key, worker)
+        if self.dialect == "postgresql":  # type: ignore[attr-defined]
+            # one statement, one round trip (a worker's event loop waits on it): the write and the
+            # owner's wake-up commit together, and the wake-up is sent only when the row was ours
+            rows = self._conn.execute(
+                f"WITH done AS ({update} RETURNING run_id) SELECT pg_notify(?, run_id) FROM done", (*params, DONE_CHANNEL)
+            ).fetchall()
+            return len(rows) == 1
         with self.tx() as tx:  # type: ignore[attr-defined]
-            cur = tx._conn.execute(
-                "UPDATE _smithers_task_queue SET status = ?, finished_at_ms = ?, result_json = ?, error_json = ?, meta_json = ?, "
-                f"heartbeat_json = COALESCE(?, heartbeat_json) WHERE {_KEY} AND status = 'claimed' AND worker = ?",
-                (FINISHED if ok else FAILED, tx.ts, result_json, error_json, meta_json, heartbeat_json, *key, worker),
-            )
+            cur = tx._conn.execute(update, params)
             if cur.rowcount != 1:
                 return False
             self.notify(DONE_CHANNEL, key[0])  # type: ignore[attr-defined]
@@ -234,8 +243,9 @@ class QueueTxMixin:
     ts: int
 
     def enqueue_attempt(self, node_id: str, iteration: int, attempt: int, mode: str, owner_id: str, render_no: int) -> None:
-        """Put an attempt the owner just started (its attempt row is in this transaction) in the queue."""
-        self._conn.execute(
+        """Put an attempt the owner just started (its attempt row is in this transaction) in the queue
+        (on PostgreSQL sent with the transaction's next statement: nothing reads its result)."""
+        execute_write(self._conn,
             "INSERT INTO _smithers_task_queue (run_id, node_id, iteration, attempt, mode, status, owner_id, render_no, enqueued_at_ms) "
             "VALUES (?, ?, ?, ?, ?, 'ready', ?, ?, ?)",
             (self.run_id, node_id, iteration, attempt, mode, owner_id, render_no, self.ts),
