@@ -7,6 +7,7 @@ table, exactly the rows that were new, the same rows read back on both backends.
 from __future__ import annotations
 
 import json
+import sqlite3
 from types import SimpleNamespace
 from typing import Any
 
@@ -108,7 +109,7 @@ def test_a_batch_sends_its_events_and_new_rows_as_one_insert_per_table(pg_url: s
 
 def test_a_failed_merged_insert_rolls_the_whole_transaction_back(store: Store) -> None:
     _run(store)
-    with pytest.raises(Exception), store.tx("r1") as tx:
+    with pytest.raises(sqlite3.IntegrityError), store.tx("r1") as tx:
         tx.start_attempt("a", 0, 1)
         tx.event(EventType.NODE_STARTED, node_id="a", iteration=0, attempt=1)
         tx.start_attempt("a", 0, 1)  # the same key twice: the (merged) insert fails
@@ -118,3 +119,33 @@ def test_a_failed_merged_insert_rolls_the_whole_transaction_back(store: Store) -
     with store.tx("r1") as tx:  # the store goes on
         tx.start_attempt("a", 0, 1)
     assert len(store.attempts("r1")) == 1
+
+
+def test_a_workers_results_written_together_keep_only_its_own_claims(store: Store) -> None:
+    """finish_claimed_many: one statement on PostgreSQL; a row another worker holds (or nobody
+    holds any more) is left alone and not reported kept."""
+    _run(store)
+    with store.tx("r1") as tx:
+        tx.set_owner(SimpleNamespace(id="owner", host="h", pid=1), keep_cancel=False)
+        for n in range(4):
+            tx.enqueue_attempt(f"n{n}", 0, 1, "compute", "owner", 1)
+    claimed = store.claim_attempts("w1", 3, 30_000)
+    assert len(claimed) == 3
+    mine = [(r["run_id"], r["node_id"], r["iteration"], r["attempt"]) for r in claimed]
+    other = next((f"n{n}", 0, 1) for n in range(4) if ("r1", f"n{n}", 0, 1) not in mine)
+    assert store.claim_attempts("w2", 1, 30_000)[0]["node_id"] == other[0]
+    results = [
+        (mine[0], True, '{"i": 0}', None, '{"worker": "w1"}', None),
+        (mine[1], False, None, '{"type": "E", "message": "it\'s broken"}', None, '{"beat": 1}'),
+        (("r1", other[0], 0, 1), True, '{"i": 9}', None, None, None),  # w2's claim
+        (("r1", "missing", 0, 1), True, "{}", None, None, None),
+    ]
+    assert store.finish_claimed_many("w1", results) == {mine[0], mine[1]}
+    rows = {r["node_id"]: r for r in store.queue_rows("r1")}
+    assert rows[mine[0][1]]["status"] == "finished" and json.loads(rows[mine[0][1]]["result_json"]) == {"i": 0}
+    assert rows[mine[0][1]]["meta_json"] == '{"worker": "w1"}'
+    assert rows[mine[1][1]]["status"] == "failed" and json.loads(rows[mine[1][1]]["error_json"])["message"] == "it's broken"
+    assert rows[mine[1][1]]["heartbeat_json"] == '{"beat": 1}'
+    assert rows[mine[2][1]]["status"] == "claimed"  # not in this batch
+    assert rows[other[0]]["status"] == "claimed" and rows[other[0]]["result_json"] is None
+    assert store.finish_claimed_many("w1", []) == set()

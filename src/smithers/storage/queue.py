@@ -37,6 +37,8 @@ CANCELLED = "cancelled"
 COLLECTED = "collected"
 OPEN_STATUSES = (READY, CLAIMED)
 QueueKey = tuple[str, str, int, int]  # run id, node id, iteration, attempt
+# a worker's result for one attempt: key, ok, result_json, error_json, meta_json, heartbeat_json
+FinishedAttempt = tuple[QueueKey, bool, "str | None", "str | None", "str | None", "str | None"]
 # what a failed statement raises on either backend (the PostgreSQL adapter maps its errors to sqlite3's),
 # for code above storage that must survive a database hiccup without naming sqlite3
 DatabaseError = sqlite3.Error
@@ -190,6 +192,38 @@ class QueueStoreMixin:
             self.notify(DONE_CHANNEL, key[0])  # type: ignore[attr-defined]
         return True
 
+    def finish_claimed_many(self, worker: str, results: list[FinishedAttempt]) -> set[QueueKey]:
+        """:meth:`finish_claimed` for several attempts a worker finished at once (its slots that
+        were claimed together end together): one statement on PostgreSQL, one transaction on
+        SQLite. Returns the keys that were still ``worker``'s (written); the others are dropped."""
+        if not results:
+            return set()
+        if self.dialect != "postgresql":  # type: ignore[attr-defined]
+            kept = set()
+            with self.tx():  # type: ignore[attr-defined]
+                for key, ok, result_json, error_json, meta_json, heartbeat_json in results:
+                    if self.finish_claimed(
+                        worker, key, ok=ok, result_json=result_json, error_json=error_json, meta_json=meta_json,
+                        heartbeat_json=heartbeat_json,
+                    ):
+                        kept.add(key)
+            return kept
+        params: list[Any] = []
+        for key, ok, result_json, error_json, meta_json, heartbeat_json in results:
+            params += (*key, FINISHED if ok else FAILED, result_json, error_json, meta_json, heartbeat_json)
+        values = ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?, ?)"] * len(results))
+        rows = self._conn.execute(
+            "WITH v (run_id, node_id, iteration, attempt, status, result_json, error_json, meta_json, heartbeat_json) "
+            f"AS (VALUES {values}), "
+            "done AS (UPDATE _smithers_task_queue q SET status = v.status, finished_at_ms = ?, result_json = v.result_json, "
+            "error_json = v.error_json, meta_json = v.meta_json, heartbeat_json = COALESCE(v.heartbeat_json, q.heartbeat_json) "
+            "FROM v WHERE q.run_id = v.run_id AND q.node_id = v.node_id AND q.iteration = v.iteration AND q.attempt = v.attempt "
+            "AND q.status = 'claimed' AND q.worker = ? RETURNING q.run_id, q.node_id, q.iteration, q.attempt) "
+            "SELECT run_id, node_id, iteration, attempt, pg_notify(?, run_id) FROM done",
+            (*params, _now_ms(), worker, DONE_CHANNEL),
+        ).fetchall()
+        return {(r[0], r[1], r[2], r[3]) for r in rows}
+
     def hand_back(self, worker: str, keys: list[QueueKey]) -> int:
         """A stopping worker gives attempts it will not finish back to the queue (``ready``), so
         another worker claims them at once instead of after the lease timeout."""
@@ -301,5 +335,5 @@ class QueueTxMixin:
 
 __all__ = [
     "ABANDONED", "CANCELLED", "CLAIMED", "COLLECTED", "DONE_CHANNEL", "FAILED", "FINISHED", "QUEUE_CHANNEL", "QUEUE_DDL", "READY",
-    "DatabaseError", "QueueKey", "QueueStoreMixin", "QueueTxMixin",
+    "DatabaseError", "FinishedAttempt", "QueueKey", "QueueStoreMixin", "QueueTxMixin",
 ]
