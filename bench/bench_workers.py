@@ -1,6 +1,7 @@
 """Workers (issue 9): a 1,000 x 50 ms fan-out on 1, 2 and 4 workers, and claim latency.
 
-Run:  python bench/bench_workers.py [--db postgresql://…] [--tasks 1000] [--workers 1,2,4] [--slots 16] [--json out.json]
+Run:  python bench/bench_workers.py [--db postgresql://… | --pg-server] [--tasks 1000] [--workers 1,2,4] [--slots 16]
+      [--no-latency] [--profile DIR] [--json out.json]
 
 Fan-out: one run of ``Parallel(max_concurrency=64)`` over N compute tasks that each await 50 ms
 (the workflow's ``max_concurrency`` is 64 too), enqueued with ``smithers up --queue`` once the
