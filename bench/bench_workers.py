@@ -1,6 +1,7 @@
 """Workers (issue 9): a 1,000 x 50 ms fan-out on 1, 2 and 4 workers, and claim latency.
 
-Run:  python bench/bench_workers.py [--db postgresql://…] [--tasks 1000] [--workers 1,2,4] [--slots 16] [--json out.json]
+Run:  python bench/bench_workers.py [--db postgresql://… | --pg-server] [--tasks 1000] [--workers 1,2,4] [--slots 16]
+      [--no-latency] [--profile DIR] [--json out.json]
 
 Fan-out: one run of ``Parallel(max_concurrency=64)`` over N compute tasks that each await 50 ms
 (the workflow's ``max_concurrency`` is 64 too), enqueued with ``smithers up --queue`` once the
@@ -23,6 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import signal
 import sqlite3
 import statistics
@@ -77,8 +79,16 @@ WORKER = """
 import asyncio, json, sys
 from smithers.storage.store import Store
 from smithers.worker import Worker
+import os
 worker = Worker(Store.open(sys.argv[1]), concurrency=int(sys.argv[2]), name=sys.argv[3], echo=lambda r: print(json.dumps(r), flush=True))
-asyncio.run(worker.run())
+profile_dir = os.environ.get("SMITHERS_BENCH_PROFILE")  # a folder: each worker writes <name>.prof (cProfile) there
+if profile_dir:
+    import cProfile
+    with cProfile.Profile() as prof:
+        asyncio.run(worker.run())
+    prof.dump_stats(os.path.join(profile_dir, sys.argv[3] + ".prof"))
+else:
+    asyncio.run(worker.run())
 """
 ENQUEUE = """
 import json, sys
@@ -133,8 +143,16 @@ class Database:
                 conn.close()
         import psycopg
 
-        with psycopg.connect(self.target) as pg:
-            return pg.execute(sql).fetchall()
+        # one connection for the whole scenario: a new one per 10 ms status poll would fork a
+        # server backend each time and steal the CPU the run is measured on
+        if getattr(self, "_pg", None) is None:
+            self._pg = psycopg.connect(self.target, autocommit=True)
+        return self._pg.execute(sql).fetchall()
+
+    def close(self) -> None:
+        if getattr(self, "_pg", None) is not None:
+            self._pg.close()
+            self._pg = None
 
 
 def _status(db: Database) -> str | None:
@@ -172,12 +190,40 @@ def _migrate(target: str) -> None:
     subprocess.run([sys.executable, "-c", code, target], check=True)
 
 
+SERVER_PID: int | None = None  # the throw-away server's postmaster (--pg-server): its backends' CPU is measured
+
+
+def _server_cpu_s() -> float:
+    """CPU seconds of the postmaster, its live children (each connection's backend is one) and
+    its exited ones."""
+    if SERVER_PID is None:
+        return 0.0
+    ticks = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        pid = int(stat.parent.name)
+        if pid == SERVER_PID:
+            ticks += sum(int(f) for f in fields[11:15])
+        elif int(fields[1]) == SERVER_PID:
+            ticks += int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def _children_cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def fan_out(base: str | None, tasks: int, workers: int, slots: int) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         (folder / "fan.py").write_text(textwrap.dedent(FAN.format(tasks=tasks)))
         db = Database(base, folder, f"fan{workers}")
         _migrate(db.target)
+        cpu_before, server_before = _children_cpu_s(), _server_cpu_s()
         procs = _start_workers(folder, db.target, workers, slots)
         try:
             time.sleep(0.5)
@@ -192,12 +238,19 @@ def fan_out(base: str | None, tasks: int, workers: int, slots: int) -> dict[str,
                     raise RuntimeError(f"the run did not finish: {_status(db)}")
                 time.sleep(0.01)
             total = time.perf_counter() - started
+            server_cpu = _server_cpu_s() - server_before  # before the workers' backends exit
             per_worker = db.query("SELECT worker, COUNT(*) FROM _smithers_task_queue GROUP BY worker")
             run_ms = db.query("SELECT finished_at_ms - created_at_ms FROM _smithers_runs")[0][0]
         finally:
+            db.close()
             _stop(procs)
+        time.sleep(0.3)  # the server reaps the workers' backends
+        cpu = {"client_cpu_s": round(_children_cpu_s() - cpu_before, 2)}
+        if SERVER_PID is not None:
+            cpu["server_cpu_s"] = round(server_cpu, 2)
     return {
         "workers": workers, "slots": slots, "tasks": tasks, "seconds": round(run_ms / 1000, 3), "wall_with_enqueue_s": round(total, 3),
+        **cpu,
         "enqueue_s": round(enqueue_s, 3),
         "run_id": json.loads(queued.stdout)["run_id"], "attempts_per_worker": sorted(n for _, n in per_worker),
         "ideal_s": round(tasks * 0.05 / min(64, workers * slots), 3),
@@ -222,6 +275,7 @@ def claim_latency(base: str | None, tasks: int, workers: int) -> dict[str, Any]:
                 time.sleep(0.02)
             rows = db.query("SELECT claimed_at_ms - enqueued_at_ms, finished_at_ms - enqueued_at_ms FROM _smithers_task_queue")
         finally:
+            db.close()
             _stop(procs)
     claims = sorted(r[0] for r in rows)
     done = sorted(r[1] for r in rows)
@@ -239,6 +293,8 @@ def main() -> None:
     parser.add_argument("--workers", default="1,2,4")
     parser.add_argument("--slots", type=int, default=16)
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--no-latency", action="store_true", help="skip the claim-latency scenarios")
+    parser.add_argument("--profile", type=Path, help="a folder: each PostgreSQL worker writes a cProfile <name>.prof there")
     args = parser.parse_args()
     server = None
     if args.pg_server:
@@ -246,7 +302,12 @@ def main() -> None:
         from pgserver import PgServer
 
         server = PgServer.start()
+        global SERVER_PID
+        SERVER_PID = int((server.folder / "data" / "postmaster.pid").read_text().split()[0])
         args.db = server.tcp_url()
+    if args.profile:
+        args.profile.mkdir(parents=True, exist_ok=True)
+        os.environ["SMITHERS_BENCH_PROFILE"] = str(args.profile.resolve())
     try:
         _run(args)
     finally:
@@ -260,7 +321,7 @@ def _run(args: argparse.Namespace) -> None:
         result = fan_out(args.db, args.tasks, workers, args.slots)
         results["fan_out"].append(result)
         print(json.dumps(result), flush=True)
-    for workers in (1, 2):
+    for workers in () if args.no_latency else (1, 2):
         result = claim_latency(args.db, 40, workers)
         results["claim_latency"].append(result)
         print(json.dumps(result), flush=True)

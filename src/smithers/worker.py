@@ -50,7 +50,7 @@ from .events.ndjson import NdjsonSink, run_dir
 from .ops import check_first_render, new_run_id
 from .states import ENDED_RUN_STATUSES, WAITING_RUN_STATUSES, EventType, RunStatus
 from .storage.lease import Owner, claim_run, owner_alive, release_run
-from .storage.queue import DONE_CHANNEL, QUEUE_CHANNEL, DatabaseError
+from .storage.queue import DONE_CHANNEL, QUEUE_CHANNEL, DatabaseError, FinishedAttempt
 from .storage.store import Store, now_ms
 
 QUEUE_TRIGGER = "queue"
@@ -161,6 +161,7 @@ class Worker:
         self._adopted_at = 0.0
         self._renewed_at = 0.0
         self._listener: Any = None
+        self._finishing: list[tuple[FinishedAttempt, asyncio.Future[bool]]] = []  # results to write in this turn
 
     # -- the loop --------------------------------------------------------------------------
 
@@ -265,15 +266,35 @@ class Worker:
                 self.slots[key].tc = tc
 
         outcome = await self.runner.run(row, worker=self.id, on_start=started)
-        kept = self.store.finish_claimed(
-            self.id, key, ok=outcome.ok, result_json=outcome.result_json, error_json=outcome.error_json,
-            meta_json=outcome.meta_json, heartbeat_json=outcome.heartbeat_json,
-        )
+        kept = await self._finish((key, outcome.ok, outcome.result_json, outcome.error_json, outcome.meta_json, outcome.heartbeat_json))
         if kept:
             self.stats.attempts_done += 1
         else:
             self.stats.attempts_dropped += 1
             self._say("dropped", run_id=key[0], node_id=key[1], iteration=key[2], attempt=key[3], reason="no longer this worker's claim")
+
+    def _finish(self, result: FinishedAttempt) -> asyncio.Future[bool]:
+        """Write this attempt's result together with the others that finished in the same turn
+        of the event loop (slots claimed together end together): one statement for all of them."""
+        assert self._loop is not None
+        future: asyncio.Future[bool] = self._loop.create_future()
+        self._finishing.append((result, future))
+        if len(self._finishing) == 1:
+            self._loop.call_soon(self._write_finished)
+        return future
+
+    def _write_finished(self) -> None:
+        batch, self._finishing = self._finishing, []
+        try:
+            kept = self.store.finish_claimed_many(self.id, [result for result, _ in batch])
+        except Exception as err:  # each attempt's task fails with it, as a lone write's would
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(err)
+            return
+        for result, future in batch:
+            if not future.done():  # not cancelled meanwhile
+                future.set_result(result[0] in kept)
 
     def _slot_done(self, key: Key, _task: object = None) -> None:
         slot = self.slots.pop(key, None)

@@ -56,8 +56,12 @@ class Persister:
         if not changed and not new_nodes:
             return
         with self.tx() as tx:
-            for desc in new_nodes:
-                if tx.insert_pending_node(desc.node_id, desc.iteration, desc.mode, desc.table, desc.task.label, _wait_meta(desc)):
+            inserted = tx.insert_pending_nodes(
+                [(d.node_id, d.iteration, d.mode, d.table, d.task.label, _wait_meta(d)) for d in new_nodes]
+            ) if new_nodes else set()
+            for desc in new_nodes:  # events in document order, whatever order the rows came back in
+                if (desc.node_id, desc.iteration) in inserted:
+                    inserted.discard((desc.node_id, desc.iteration))
                     tx.event(EventType.NODE_PENDING, node_id=desc.node_id, iteration=desc.iteration)
             if changed:
                 delta = diff(self._last_entries, entries) if self._last_entries is not None else None
@@ -110,9 +114,7 @@ class Persister:
         table = self.store.output_table(desc.model)
         with self.tx() as tx:
             tx.write_output(table, desc.node_id, desc.iteration, value)
-            tx.finish_attempt(desc.node_id, desc.iteration, attempt, AttemptStatus.FINISHED)
-            if meta:
-                self._set_meta(tx, desc, attempt, meta)
+            tx.finish_attempt(desc.node_id, desc.iteration, attempt, AttemptStatus.FINISHED, meta=self._meta(desc, meta))
             tx.set_node(desc.node_id, desc.iteration, NodeStatus.FINISHED)
             tx.event(EventType.NODE_FINISHED, node_id=desc.node_id, iteration=desc.iteration, attempt=attempt)
             self._step_frame(tx, desc, STEP_FINISHED, attempt)
@@ -131,9 +133,10 @@ class Persister:
             if static:
                 tx.start_attempt(desc.node_id, desc.iteration, attempt, {"mode": desc.mode})
                 tx.event(EventType.NODE_STARTED, node_id=desc.node_id, iteration=desc.iteration, attempt=attempt)
-            tx.finish_attempt(desc.node_id, desc.iteration, attempt, AttemptStatus.FAILED, error=info, heartbeat_json=heartbeat_json)
-            if meta:
-                self._set_meta(tx, desc, attempt, meta)
+            tx.finish_attempt(
+                desc.node_id, desc.iteration, attempt, AttemptStatus.FAILED, error=info, heartbeat_json=heartbeat_json,
+                meta=self._meta(desc, meta),
+            )
             status = NodeStatus.PENDING if will_retry else NodeStatus.FAILED
             tx.set_node(desc.node_id, desc.iteration, status, attempts=attempt, failures=failures, retry_at_ms=retry_at_ms, error=info)
             tx.event(
@@ -148,8 +151,9 @@ class Persister:
         node.status, node.attempts, node.failures, node.retry_at_ms = status, attempt, failures, retry_at_ms
         return will_retry
 
-    def _set_meta(self, tx: Any, desc: TaskDescriptor, attempt: int, meta: dict[str, Any]) -> None:
-        tx.set_attempt_meta(desc.node_id, desc.iteration, attempt, {"mode": desc.mode, **meta})
+    def _meta(self, desc: TaskDescriptor, meta: dict[str, Any] | None) -> dict[str, Any] | None:
+        """The attempt's metadata to record with its finish (which agent answered, the worker...), if any."""
+        return {"mode": desc.mode, **meta} if meta else None
 
     def cancel_attempts(self, running: list[tuple[TaskDescriptor, int]], reason: str) -> None:
         if not running:

@@ -98,6 +98,20 @@ def _split_placeholders(query: str) -> list[str]:
     return parts
 
 
+# a plain one-row INSERT (no ON CONFLICT, no RETURNING): deferred ones into the same table merge into one multi-row INSERT
+_PLAIN_INSERT = re.compile(r"^\s*(INSERT\s+INTO\s+\"?(\w+)\"?\s*\([^()]*\)\s*VALUES\s*)(\([^()]*\))\s*$", re.I | re.S)
+_plain_inserts: dict[str, tuple[str, str, str] | None] = {}
+
+
+def _plain_insert(query: str) -> tuple[str, str, str] | None:
+    """(table, ``INSERT INTO t (cols) VALUES `` prefix, the ``(?, ...)`` row) of a plain one-row
+    INSERT, else None (cached per statement text)."""
+    if query not in _plain_inserts:
+        m = _PLAIN_INSERT.match(query)
+        _plain_inserts[query] = (m.group(2).lower(), m.group(1), m.group(3)) if m else None
+    return _plain_inserts[query]
+
+
 def _literal(value: Any) -> str | None:
     """``value`` as a SQL literal for the common types (None: let psycopg do it). Strings are
     standard-conforming (a quote doubled, backslashes as they are: the server's default, checked
@@ -267,7 +281,12 @@ class PgConnection:
     as it can: ``BEGIN`` and the run's lock travel with the transaction's first statement,
     writes whose result nobody reads (:meth:`defer`: an event's INSERT) with the next statement,
     and the event stamping with the ``COMMIT`` (one simple-protocol message each time; an error
-    in any of them fails the statement it travels with, and the transaction rolls back whole)."""
+    in any of them fails the statement it travels with, and the transaction rolls back whole).
+    Deferred one-row INSERTs into one table (a batch's events, frames, attempts, queue rows) are
+    merged into one multi-row INSERT, sent before the next statement that names that table (and
+    before any statement whose result is read, and the COMMIT): the server parses and plans one
+    statement instead of one per row. Rows only move later, never past a statement that could
+    see them (the tables have no foreign keys or triggers)."""
 
     dialect = "postgresql"
 
@@ -278,6 +297,7 @@ class PgConnection:
         self._tx_thread: int | None = None
         self._pending: list[str] = []  # SQL to send ahead of the next statement (BEGIN, locks, deferred writes)
         self._begun = False  # whether BEGIN has reached the server
+        self._rows: dict[str, tuple[str, list[str]]] = {}  # table -> (INSERT prefix, rendered rows) of merged deferred inserts
         self._pool: ConnectionPool[Any] | None = None
         self._pool_lock = threading.Lock()
 
@@ -319,6 +339,7 @@ class PgConnection:
 
     def execute(self, query: str, params: Sequence[Any] | None = ()) -> PgResult:
         if self._tx_thread == threading.get_ident():
+            self._flush_rows()
             ahead, self._pending = self._pending, []
             self._begun = True
             return self._run(self._main, query, params, ahead)
@@ -337,7 +358,29 @@ class PgConnection:
         if self._tx_thread != threading.get_ident():
             self.execute(query, params)
             return
+        insert = _plain_insert(query)
+        if insert is not None:
+            table, prefix, row = insert
+            held = self._rows.get(table)
+            if held is not None and held[0] != prefix:  # another column list: the rows so far go first
+                self._flush_rows([table])
+                held = None
+            if held is None:
+                held = self._rows[table] = (prefix, [])
+            held[1].append(self._render(row, params))
+            return
+        if self._rows:
+            lowered = query.lower()
+            named = [t for t in self._rows if t in lowered]
+            if named:
+                self._flush_rows(named)
         self._pending.append(self._render(query, params))
+
+    def _flush_rows(self, tables: list[str] | None = None) -> None:
+        """Turn the merged rows of ``tables`` (default: all) into pending multi-row INSERTs."""
+        for table in list(self._rows) if tables is None else tables:
+            prefix, rows = self._rows.pop(table)
+            self._pending.append(prefix + ", ".join(rows))
 
     def executemany(self, query: str, seq_of_params: Sequence[Sequence[Any]]) -> None:
         for params in seq_of_params:
@@ -369,6 +412,7 @@ class PgConnection:
             raise
         self._tx_thread = threading.get_ident()
         self._pending = ["BEGIN"]
+        self._rows = {}
         self._begun = False
 
     def _reconnect_if_lost(self) -> None:
@@ -385,6 +429,7 @@ class PgConnection:
 
     def commit(self, *final: str) -> None:
         """COMMIT, after the pending statements and ``final`` (statements sent in the same message)."""
+        self._flush_rows()
         statements = [*self._pending, *final]
         self._pending = []
         if self._begun or len(statements) > 1:  # BEGIN alone: nothing was written, nothing to send
@@ -394,6 +439,7 @@ class PgConnection:
 
     def rollback(self) -> None:
         self._pending = []
+        self._rows = {}
         try:
             if self._begun:
                 self._main.execute("ROLLBACK")

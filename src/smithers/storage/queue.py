@@ -26,6 +26,7 @@ import time
 from typing import Any
 
 from ..states import RunStatus
+from .dialect import execute_write
 
 READY = "ready"
 CLAIMED = "claimed"
@@ -36,6 +37,8 @@ CANCELLED = "cancelled"
 COLLECTED = "collected"
 OPEN_STATUSES = (READY, CLAIMED)
 QueueKey = tuple[str, str, int, int]  # run id, node id, iteration, attempt
+# a worker's result for one attempt: key, ok, result_json, error_json, meta_json, heartbeat_json
+FinishedAttempt = tuple[QueueKey, bool, "str | None", "str | None", "str | None", "str | None"]
 # what a failed statement raises on either backend (the PostgreSQL adapter maps its errors to sqlite3's),
 # for code above storage that must survive a database hiccup without naming sqlite3
 DatabaseError = sqlite3.Error
@@ -170,16 +173,56 @@ class QueueStoreMixin:
         (nothing written) when the row is no longer ``worker``'s: its late result is dropped."""
         # no run id: the row is the queue's, not the run's (on PostgreSQL this takes no run lock, so
         # results never wait behind the owner's batches)
+        update = (
+            "UPDATE _smithers_task_queue SET status = ?, finished_at_ms = ?, result_json = ?, error_json = ?, meta_json = ?, "
+            f"heartbeat_json = COALESCE(?, heartbeat_json) WHERE {_KEY} AND status = 'claimed' AND worker = ?"
+        )
+        params = (FINISHED if ok else FAILED, _now_ms(), result_json, error_json, meta_json, heartbeat_json, *key, worker)
+        if self.dialect == "postgresql":  # type: ignore[attr-defined]
+            # one statement, one round trip (a worker's event loop waits on it): the write and the
+            # owner's wake-up commit together, and the wake-up is sent only when the row was ours
+            rows = self._conn.execute(
+                f"WITH done AS ({update} RETURNING run_id) SELECT pg_notify(?, run_id) FROM done", (*params, DONE_CHANNEL)
+            ).fetchall()
+            return len(rows) == 1
         with self.tx() as tx:  # type: ignore[attr-defined]
-            cur = tx._conn.execute(
-                "UPDATE _smithers_task_queue SET status = ?, finished_at_ms = ?, result_json = ?, error_json = ?, meta_json = ?, "
-                f"heartbeat_json = COALESCE(?, heartbeat_json) WHERE {_KEY} AND status = 'claimed' AND worker = ?",
-                (FINISHED if ok else FAILED, tx.ts, result_json, error_json, meta_json, heartbeat_json, *key, worker),
-            )
+            cur = tx._conn.execute(update, params)
             if cur.rowcount != 1:
                 return False
             self.notify(DONE_CHANNEL, key[0])  # type: ignore[attr-defined]
         return True
+
+    def finish_claimed_many(self, worker: str, results: list[FinishedAttempt]) -> set[QueueKey]:
+        """:meth:`finish_claimed` for several attempts a worker finished at once (its slots that
+        were claimed together end together): one statement on PostgreSQL, one transaction on
+        SQLite. Returns the keys that were still ``worker``'s (written); the others are dropped."""
+        if not results:
+            return set()
+        if self.dialect != "postgresql":  # type: ignore[attr-defined]
+            kept = set()
+            with self.tx():  # type: ignore[attr-defined]
+                for key, ok, result_json, error_json, meta_json, heartbeat_json in results:
+                    if self.finish_claimed(
+                        worker, key, ok=ok, result_json=result_json, error_json=error_json, meta_json=meta_json,
+                        heartbeat_json=heartbeat_json,
+                    ):
+                        kept.add(key)
+            return kept
+        params: list[Any] = []
+        for key, ok, result_json, error_json, meta_json, heartbeat_json in results:
+            params += (*key, FINISHED if ok else FAILED, result_json, error_json, meta_json, heartbeat_json)
+        values = ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?, ?)"] * len(results))
+        rows = self._conn.execute(
+            "WITH v (run_id, node_id, iteration, attempt, status, result_json, error_json, meta_json, heartbeat_json) "
+            f"AS (VALUES {values}), "
+            "done AS (UPDATE _smithers_task_queue q SET status = v.status, finished_at_ms = ?, result_json = v.result_json, "
+            "error_json = v.error_json, meta_json = v.meta_json, heartbeat_json = COALESCE(v.heartbeat_json, q.heartbeat_json) "
+            "FROM v WHERE q.run_id = v.run_id AND q.node_id = v.node_id AND q.iteration = v.iteration AND q.attempt = v.attempt "
+            "AND q.status = 'claimed' AND q.worker = ? RETURNING q.run_id, q.node_id, q.iteration, q.attempt) "
+            "SELECT run_id, node_id, iteration, attempt, pg_notify(?, run_id) FROM done",
+            (*params, _now_ms(), worker, DONE_CHANNEL),
+        ).fetchall()
+        return {(r[0], r[1], r[2], r[3]) for r in rows}
 
     def hand_back(self, worker: str, keys: list[QueueKey]) -> int:
         """A stopping worker gives attempts it will not finish back to the queue (``ready``), so
@@ -234,8 +277,9 @@ class QueueTxMixin:
     ts: int
 
     def enqueue_attempt(self, node_id: str, iteration: int, attempt: int, mode: str, owner_id: str, render_no: int) -> None:
-        """Put an attempt the owner just started (its attempt row is in this transaction) in the queue."""
-        self._conn.execute(
+        """Put an attempt the owner just started (its attempt row is in this transaction) in the queue
+        (on PostgreSQL sent with the transaction's next statement: nothing reads its result)."""
+        execute_write(self._conn,
             "INSERT INTO _smithers_task_queue (run_id, node_id, iteration, attempt, mode, status, owner_id, render_no, enqueued_at_ms) "
             "VALUES (?, ?, ?, ?, ?, 'ready', ?, ?, ?)",
             (self.run_id, node_id, iteration, attempt, mode, owner_id, render_no, self.ts),
@@ -291,5 +335,5 @@ class QueueTxMixin:
 
 __all__ = [
     "ABANDONED", "CANCELLED", "CLAIMED", "COLLECTED", "DONE_CHANNEL", "FAILED", "FINISHED", "QUEUE_CHANNEL", "QUEUE_DDL", "READY",
-    "DatabaseError", "QueueKey", "QueueStoreMixin", "QueueTxMixin",
+    "DatabaseError", "FinishedAttempt", "QueueKey", "QueueStoreMixin", "QueueTxMixin",
 ]

@@ -213,8 +213,8 @@ class Store(
         >>> with store.tx(run_id) as tx:                   # doctest: +SKIP
         ...     store.notify("smithers_attempts", run_id)
         """
-        if self.dialect == POSTGRESQL:
-            self._conn.execute("SELECT pg_notify(?, ?)", (channel, payload))
+        if self.dialect == POSTGRESQL:  # nothing reads its result: it travels with the next statement (or the COMMIT)
+            self._conn.defer("SELECT pg_notify(?, ?)", (channel, payload))  # type: ignore[attr-defined]
 
     def listener(self, channels: list[str]) -> Any:
         """An object whose ``wait(timeout_s)`` blocks until a notification on one of ``channels``

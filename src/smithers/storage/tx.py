@@ -29,6 +29,9 @@ if TYPE_CHECKING:  # only annotations: a read command does not import pydantic
     from pydantic import BaseModel
 
 
+PENDING_NODES_PER_STATEMENT = 100  # 900 parameters: under SQLite's oldest limit (999)
+
+
 def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
@@ -269,6 +272,27 @@ class Tx(WaitTxMixin, CronTxMixin, MemoryTxMixin, CacheTxMixin, ScoreTxMixin, Sn
         )
         return cur.rowcount == 1
 
+    def insert_pending_nodes(
+        self, nodes: list[tuple[str, int, str, str, str | None, dict[str, Any] | None]]
+    ) -> set[tuple[str, int]]:
+        """:meth:`insert_pending_node` for many nodes (node id, iteration, kind, table, label,
+        meta) in a few multi-row statements (a render that mounts 1,000 tasks costs a handful of
+        round trips on PostgreSQL, not 1,000). Returns the (node id, iteration) rows that were new."""
+        inserted: set[tuple[str, int]] = set()
+        for start in range(0, len(nodes), PENDING_NODES_PER_STATEMENT):
+            chunk = nodes[start:start + PENDING_NODES_PER_STATEMENT]
+            params: list[Any] = []
+            for node_id, iteration, kind, table, label, meta in chunk:
+                params += (self.run_id, node_id, iteration, NodeStatus.PENDING, kind, table, label, self.ts, dumps(meta))
+            cur = self._conn.execute(
+                "INSERT INTO _smithers_nodes (run_id, node_id, iteration, status, kind, output_table, label, updated_at_ms, meta_json) "
+                f"VALUES {', '.join(['(?, ?, ?, ?, ?, ?, ?, ?, ?)'] * len(chunk))} "
+                "ON CONFLICT (run_id, node_id, iteration) DO NOTHING RETURNING node_id, iteration",
+                params,
+            )
+            inserted.update((row[0], row[1]) for row in cur.fetchall())
+        return inserted
+
     def set_node(
         self,
         node_id: str,
@@ -302,12 +326,14 @@ class Tx(WaitTxMixin, CronTxMixin, MemoryTxMixin, CacheTxMixin, ScoreTxMixin, Sn
         *,
         error: dict[str, Any] | None = None,
         heartbeat_json: str | None = None,
+        meta: dict[str, Any] | None = None,
     ) -> None:
+        """End an attempt; ``meta`` (when given) replaces its metadata in the same statement."""
         execute_write(self._conn,
             "UPDATE _smithers_attempts SET status = ?, finished_at_ms = ?, error_json = ?, "
-            "heartbeat_json = COALESCE(?, heartbeat_json) "
+            "heartbeat_json = COALESCE(?, heartbeat_json), meta_json = COALESCE(?, meta_json) "
             "WHERE run_id = ? AND node_id = ? AND iteration = ? AND attempt = ?",
-            (status, self.ts, dumps(error), heartbeat_json, self.run_id, node_id, iteration, attempt),
+            (status, self.ts, dumps(error), heartbeat_json, dumps(meta), self.run_id, node_id, iteration, attempt),
         )
 
     def set_attempt_meta(self, node_id: str, iteration: int, attempt: int, meta: dict[str, Any]) -> None:
