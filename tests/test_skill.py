@@ -13,7 +13,7 @@ import pytest
 from typer.main import get_command
 
 import smithers
-from smithers.cli.main import app
+from smithers.cli.main import app, register_all_commands
 from smithers.mcp.skill import guide, render
 
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "agents-driving.md"
@@ -40,6 +40,7 @@ def command_lines(text: str) -> list[str]:
 
 def resolve(words: list[str]):
     """The click command for the words after `smithers`, and the words left for it."""
+    register_all_commands()  # the CLI registers a command's module only when it runs: here, all of them
     command = get_command(app)
     while words and hasattr(command, "commands") and words[0] in command.commands:
         command = command.commands[words.pop(0)]
