@@ -92,6 +92,22 @@ def get_run(store: Store, run_id: str) -> dict[str, Any]:
     return run
 
 
+def validate_new_run(
+    loaded: LoadedWorkflow, raw_input: Any, store: Store, max_concurrency: int | None, run_id: str | None
+) -> tuple[Any, dict[str, Any], str]:
+    """What every new run checks before it is created (``up`` and ``up --queue``): the input
+    against the workflow's model, a first render, the limits and the run id. Returns the input
+    value, its JSON-ready form and the run id (a new one when none was given)."""
+    input_value, input_json = loaded.workflow.validate_input(raw_input)
+    check_first_render(loaded, input_value, store)
+    if max_concurrency is not None and max_concurrency < 1:
+        raise UserError(f"--max-concurrency must be at least 1, got {max_concurrency}")
+    run_id = run_id or new_run_id()
+    if len(run_id) > 256 or not run_id.strip():
+        raise UserError("--run-id must be 1 to 256 characters")
+    return input_value, input_json, run_id
+
+
 def check_first_render(loaded: LoadedWorkflow, input_value: Any, store: Store) -> None:
     """Render once against an empty run so render errors exit 4 before a run exists."""
     state = RunState(store, "\x00no-run", loaded.models)
@@ -132,13 +148,7 @@ def start_run(
         )
     if resume and run_id is None:
         raise UserError("--resume needs --run-id RUN_ID", hint="or use: smithers resume RUN_ID")
-    input_value, input_json = loaded.workflow.validate_input(raw_input)
-    check_first_render(loaded, input_value, store)
-    if max_concurrency is not None and max_concurrency < 1:
-        raise UserError(f"--max-concurrency must be at least 1, got {max_concurrency}")
-    run_id = run_id or new_run_id()
-    if len(run_id) > 256 or not run_id.strip():
-        raise UserError("--run-id must be 1 to 256 characters")
+    input_value, input_json, run_id = validate_new_run(loaded, raw_input, store, max_concurrency, run_id)
     owner = Owner.this_process()
     concurrency = max_concurrency or loaded.workflow.max_concurrency
     with store.tx(run_id) as tx:

@@ -47,7 +47,7 @@ from .engine.remote import RemoteAttempts
 from .engine.state import RunState
 from .errors import RunOwnedError, SmithersError, UserError
 from .events.ndjson import NdjsonSink, run_dir
-from .ops import check_first_render, new_run_id
+from .ops import validate_new_run
 from .states import ENDED_RUN_STATUSES, WAITING_RUN_STATUSES, EventType, RunStatus
 from .storage.lease import Owner, claim_run, owner_alive, release_run
 from .storage.queue import DONE_CHANNEL, QUEUE_CHANNEL, DatabaseError, FinishedAttempt
@@ -72,13 +72,7 @@ def enqueue_run(
     ``queued`` and unowned (``triggered_by: "queue"``, a ``RunQueued`` event) and return its id.
     A worker drives it; so does ``smithers resume RUN``."""
     loaded = load_workflow(spec)
-    input_value, input_json = loaded.workflow.validate_input(raw_input)
-    check_first_render(loaded, input_value, store)
-    if max_concurrency is not None and max_concurrency < 1:
-        raise UserError(f"--max-concurrency must be at least 1, got {max_concurrency}")
-    run_id = run_id or new_run_id()
-    if len(run_id) > 256 or not run_id.strip():
-        raise UserError("--run-id must be 1 to 256 characters")
+    _input_value, input_json, run_id = validate_new_run(loaded, raw_input, store, max_concurrency, run_id)
     if store.get_run(run_id) is not None:
         raise UserError(f"run {run_id!r} already exists in {store.label}", hint=f"resume it with: smithers resume {run_id}")
     with store.tx(run_id) as tx:
